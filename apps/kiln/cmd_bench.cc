@@ -1,0 +1,152 @@
+// kiln bench MODEL [--threads N] [--warmup W] [--runs R] [--input NAME=FILE] [--json]
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <random>
+
+#include "cli_common.h"
+#include "kiln/core/alloc_counter.h"
+#include "kiln/core/cpu_features.h"
+#include "verbs.h"
+
+namespace kiln::cli {
+namespace {
+
+struct BenchArgs {
+  std::string model;
+  std::vector<std::string> inputs;
+  std::vector<std::string> shapes;
+  int threads = 1;
+  int warmup = 20;
+  int runs = 200;
+  bool json = false;
+};
+
+// Random data of the right dtype: normal floats, small non-negative integers, random bools.
+void fill_random(Tensor& t, std::mt19937& rng) {
+  std::normal_distribution<float> nd(0.f, 1.f);
+  std::uniform_int_distribution<int> small(0, 3);
+  for (int64_t i = 0; i < t.num_elements(); ++i) {
+    switch (t.dtype()) {
+      case DType::kFloat32: t.data<float>()[i] = nd(rng); break;
+      case DType::kFloat64: t.data<double>()[i] = nd(rng); break;
+      case DType::kBool: t.data<bool>()[i] = small(rng) & 1; break;
+      case DType::kInt64: t.data<int64_t>()[i] = small(rng); break;
+      case DType::kInt32: t.data<int32_t>()[i] = small(rng); break;
+      case DType::kInt8: t.data<int8_t>()[i] = static_cast<int8_t>(small(rng)); break;
+      case DType::kUInt8: t.data<uint8_t>()[i] = static_cast<uint8_t>(small(rng)); break;
+      default: break;
+    }
+  }
+}
+
+double percentile(const std::vector<double>& sorted, double p) {
+  if (sorted.empty()) return 0;
+  double idx = p * (sorted.size() - 1);
+  size_t lo = static_cast<size_t>(idx);
+  size_t hi = std::min(lo + 1, sorted.size() - 1);
+  return sorted[lo] + (sorted[hi] - sorted[lo]) * (idx - lo);
+}
+
+int run_bench(const BenchArgs& a) {
+  Result<nn::Model> m = nn::Model::load(a.model);
+  if (!m.is_ok()) return fail("bench", m.status());
+  auto given = load_named_inputs(a.inputs);
+  if (!given.is_ok()) return fail("bench", given.status());
+  auto shapes = parse_shape_args(a.shapes);
+  if (!shapes.is_ok()) return fail("bench", shapes.status());
+  std::map<std::string, const Tensor*> by_name;
+  for (const auto& [n, t] : *given) by_name[n] = &t;
+  nn::CompileOptions opts;
+  opts.threads = a.threads;
+  opts.default_dim = 1;
+  opts.input_shapes = *shapes;
+  auto compiled_at = std::chrono::steady_clock::now();
+  Result<nn::CompiledModel> cm = nn::compile_for_inputs(*m, by_name, opts);
+  double compile_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - compiled_at).count();
+  if (!cm.is_ok()) {
+    Status s = cm.status();
+    if (s.code() == StatusCode::kNeedsValue)
+      s = Status::invalid(s.message(), "; pass that input's data with --input NAME=FILE.npy");
+    return fail("bench", s);
+  }
+  std::mt19937 rng(42);
+  std::vector<Tensor> owned;
+  owned.reserve(cm->inputs().size());
+  std::vector<TensorView> in;
+  for (const nn::TensorSpec& s : cm->inputs()) {
+    auto it = given->find(s.name);
+    if (it != given->end()) {
+      in.push_back(it->second.view());
+      continue;
+    }
+    owned.emplace_back(s.dtype, s.shape);
+    fill_random(owned.back(), rng);
+    in.push_back(owned.back().view());
+  }
+  std::vector<Tensor> outs = cm->make_outputs();
+  std::vector<TensorView> out;
+  for (const Tensor& t : outs) out.push_back(t.view());
+  for (int i = 0; i < a.warmup; ++i) {
+    Status s = cm->run(in, out);
+    if (!s.is_ok()) return fail("bench", s);
+  }
+  std::vector<double> us(static_cast<size_t>(a.runs));
+  uint64_t allocs_before = heap_allocation_count();
+  for (int i = 0; i < a.runs; ++i) {
+    auto t0 = std::chrono::steady_clock::now();
+    Status s = cm->run(in, out);
+    auto t1 = std::chrono::steady_clock::now();
+    if (!s.is_ok()) return fail("bench", s);
+    us[i] = std::chrono::duration<double, std::micro>(t1 - t0).count();
+  }
+  uint64_t allocs = heap_allocation_count() - allocs_before;
+  std::sort(us.begin(), us.end());
+  double allocs_per_run = static_cast<double>(allocs) / a.runs;
+  if (a.json) {
+    nlohmann::ordered_json j;
+    j["model"] = a.model;
+    j["threads"] = a.threads;
+    j["runs"] = a.runs;
+    j["warmup"] = a.warmup;
+    j["min_us"] = us.front();
+    j["p50_us"] = percentile(us, 0.50);
+    j["p90_us"] = percentile(us, 0.90);
+    j["p99_us"] = percentile(us, 0.99);
+    j["max_us"] = us.back();
+    j["arena_bytes"] = cm->arena_bytes();
+    j["allocs_per_run"] = allocs_per_run;
+    j["compile_ms"] = compile_ms;
+    j["isa"] = cpu_features().summary();
+    std::printf("%s\n", j.dump().c_str());
+  } else {
+    std::printf("model        %s\n", a.model.c_str());
+    std::printf("runs         %d after %d warm-up, %d thread%s\n", a.runs, a.warmup, a.threads, a.threads == 1 ? "" : "s");
+    std::printf("latency us   min %.1f  p50 %.1f  p90 %.1f  p99 %.1f  max %.1f\n", us.front(), percentile(us, 0.5),
+                percentile(us, 0.9), percentile(us, 0.99), us.back());
+    std::printf("arena        %zu bytes\n", cm->arena_bytes());
+    std::printf("allocations  %.2f per run\n", allocs_per_run);
+    std::printf("compile      %.1f ms\n", compile_ms);
+  }
+  return kExitOk;
+}
+
+}  // namespace
+
+void register_bench(CLI::App& app, int& exit_code) {
+  auto args = std::make_shared<BenchArgs>();
+  CLI::App* c = app.add_subcommand("bench", "Latency of a model on random (or given) inputs");
+  c->add_option("MODEL", args->model, "ONNX model file")->required();
+  c->add_option("--input", args->inputs, "NAME=FILE.npy to use instead of random data");
+  c->add_option("--shape", args->shapes, "Bind an input shape, NAME=1x3x224x224 (dynamic dims default to 1)");
+  c->add_option("--threads", args->threads, "Threads for inference")->check(CLI::Range(1, 256));
+  c->add_option("--warmup", args->warmup, "Runs before timing")->check(CLI::Range(0, 1000000));
+  c->add_option("--runs", args->runs, "Timed runs")->check(CLI::Range(1, 10000000));
+  c->add_flag("--json", args->json, "Print one JSON object");
+  c->callback([args, &exit_code] { exit_code = run_bench(*args); });
+}
+
+}  // namespace kiln::cli
