@@ -8,7 +8,7 @@
 namespace kiln::cli {
 
 int fail(const std::string& verb, const Status& s) {
-  std::fprintf(stderr, "kiln %s: %s\n", verb.c_str(), s.message().c_str());
+  std::fprintf(stderr, "kiln %s: %s\n", verb.c_str(), s.to_string().c_str());
   return kExitBadInput;
 }
 

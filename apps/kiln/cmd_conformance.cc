@@ -19,6 +19,7 @@ struct ConfArgs {
   std::string report = "md";
   std::string output;
   bool gate = false;
+  bool require_all_pass = false;
   double min_node_pass = 0.8;
   double rtol = 1e-3, atol = 1e-7;
   std::string command_line;
@@ -123,6 +124,10 @@ int run_conformance(const ConfArgs& a) {
     }
     if (!ok) return kExitCheckFailed;
   }
+  if (a.require_all_pass && all.pass != all.total()) {
+    std::fprintf(stderr, "gate: %d case(s) did not pass\n", all.total() - all.pass);
+    return kExitCheckFailed;
+  }
   return kExitOk;
 }
 
@@ -136,6 +141,7 @@ void register_conformance(CLI::App& app, int& exit_code) {
   c->add_option("--report", args->report, "md or json")->check(CLI::IsMember({"md", "json"}));
   c->add_option("--output", args->output, "Write the report to this file instead of stdout");
   c->add_flag("--gate", args->gate, "Exit 1 if any case fails or the node pass rate is below --min-node-pass");
+  c->add_flag("--require-all-pass", args->require_all_pass, "Exit 1 unless every case passes (for our own models)");
   c->add_option("--min-node-pass", args->min_node_pass, "Minimum pass rate of the 'node' category for --gate")
       ->check(CLI::Range(0.0, 1.0));
   c->add_option("--rtol", args->rtol, "Relative tolerance");

@@ -11,9 +11,6 @@
 
 namespace kiln::nn {
 
-// Largest tensor compile() accepts (64 GiB): a guard against shapes that would only fail later.
-constexpr uint64_t kMaxTensorBytes = uint64_t{1} << 36;
-
 struct CompiledModel::Impl {
   struct Step {
     const Kernel* kernel = nullptr;
@@ -276,7 +273,7 @@ class Compiler {
           return Status::invalid("input '", val.name, "' must have shape ", decl.to_string(), ", got ",
                                  shape_to_string(shape));
       }
-      Result<int64_t> n = checked_num_elements(shape, dtype_size(decl.dtype), kMaxTensorBytes);
+      Result<int64_t> n = checked_num_elements(shape, dtype_size(decl.dtype), opts_.max_tensor_bytes);
       if (!n.is_ok()) return n.status().with_context("input '" + val.name + "'");
       info_[v] = TensorInfo{decl.dtype, shape};
       if (bound != opts_.input_values.end()) {
@@ -337,7 +334,7 @@ class Compiler {
       if (n.outputs[j] < 0) continue;
       if (outs[j].dtype == DType::kUndefined)
         return Status::unsupported(where(), ": output ", j, " is not produced by Kiln's implementation");
-      Result<int64_t> cnt = checked_num_elements(outs[j].shape, dtype_size(outs[j].dtype), kMaxTensorBytes);
+      Result<int64_t> cnt = checked_num_elements(outs[j].shape, dtype_size(outs[j].dtype), opts_.max_tensor_bytes);
       if (!cnt.is_ok()) return cnt.status().with_context(where() + " output '" + g_.values[n.outputs[j]].name + "'");
       info_[n.outputs[j]] = outs[j];
     }

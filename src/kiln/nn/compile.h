@@ -45,6 +45,8 @@ struct CompileOptions {
   std::map<std::string, Tensor> input_values;
   bool fold_constants = true;
   int threads = 1;
+  // Largest single tensor (bytes) compile() accepts; larger shapes are an error naming them.
+  uint64_t max_tensor_bytes = uint64_t{1} << 36;
   // When compile() fails with kNeedsValue and this is set, it receives the names of the graph
   // inputs whose values would let compilation proceed (bind them in input_values and retry).
   std::vector<std::string>* needs_values = nullptr;

@@ -81,11 +81,26 @@ Result<Tensor> tensor_from_proto(const onnx::TensorProto& p, const std::string& 
     raw = &p.raw_data();
   }
 
+  // Check that the data present matches the shape before allocating anything: a small file
+  // may claim an enormous shape.
+  int64_t have = 0;
+  if (raw) {
+    if (raw->size() % es != 0)
+      return Status::invalid("tensor '", p.name(), "' raw data has ", raw->size(), " bytes, not a multiple of ", es);
+    have = static_cast<int64_t>(raw->size() / es);
+  } else {
+    switch (dt) {
+      case DType::kFloat32: have = p.float_data_size(); break;
+      case DType::kFloat64: have = p.double_data_size(); break;
+      case DType::kInt64: have = p.int64_data_size(); break;
+      case DType::kUInt64: case DType::kUInt32: have = p.uint64_data_size(); break;
+      default: have = p.int32_data_size(); break;
+    }
+  }
+  KILN_RETURN_IF_ERROR(check_count(p, have, n));
+
   Tensor t(dt, shape);
   if (raw) {
-    KILN_RETURN_IF_ERROR(check_count(p, static_cast<int64_t>(raw->size() / es), n));
-    if (raw->size() != static_cast<size_t>(n) * es)
-      return Status::invalid("tensor '", p.name(), "' raw data has ", raw->size(), " bytes, expected ", n * es);
     std::memcpy(t.raw(), raw->data(), raw->size());
     if (dt == DType::kBool) {
       auto* b = static_cast<unsigned char*>(t.raw());
@@ -95,20 +110,16 @@ Result<Tensor> tensor_from_proto(const onnx::TensorProto& p, const std::string& 
   }
   switch (dt) {
     case DType::kFloat32:
-      KILN_RETURN_IF_ERROR(check_count(p, p.float_data_size(), n));
       std::memcpy(t.raw(), p.float_data().data(), n * 4);
       break;
     case DType::kFloat64:
-      KILN_RETURN_IF_ERROR(check_count(p, p.double_data_size(), n));
       std::memcpy(t.raw(), p.double_data().data(), n * 8);
       break;
     case DType::kInt64:
-      KILN_RETURN_IF_ERROR(check_count(p, p.int64_data_size(), n));
       std::memcpy(t.raw(), p.int64_data().data(), n * 8);
       break;
     case DType::kUInt64:
     case DType::kUInt32: {
-      KILN_RETURN_IF_ERROR(check_count(p, p.uint64_data_size(), n));
       for (int64_t i = 0; i < n; ++i) {
         if (dt == DType::kUInt64) t.data<uint64_t>()[i] = p.uint64_data(i);
         else t.data<uint32_t>()[i] = static_cast<uint32_t>(p.uint64_data(i));
@@ -117,7 +128,6 @@ Result<Tensor> tensor_from_proto(const onnx::TensorProto& p, const std::string& 
     }
     case DType::kInt32: case DType::kInt16: case DType::kUInt16: case DType::kInt8: case DType::kUInt8:
     case DType::kBool: case DType::kFloat16: case DType::kBFloat16: {
-      KILN_RETURN_IF_ERROR(check_count(p, p.int32_data_size(), n));
       for (int64_t i = 0; i < n; ++i) {
         int32_t v = p.int32_data(i);
         switch (dt) {
