@@ -34,9 +34,11 @@
 #include "kiln/core/tensor.h"
 #include "kiln/nn/ir.h"
 
-namespace kiln::nn {
-
+namespace kiln {
 class ThreadPool;
+}  // namespace kiln
+
+namespace kiln::nn {
 
 // What a kernel sees when it runs. All views were built at compile time; only data pointers of
 // graph inputs and outputs change between runs.
