@@ -138,9 +138,9 @@ void pool_accumulate(const PoolGeom& g, bool count_include_pad, double p, const 
             const int64_t id = od * A.stride - A.pad + kd * A.dilation;
             for (int64_t kh = B.lo[oh]; kh < B.hi[oh]; ++kh) {
               const int64_t ih = oh * B.stride - B.pad + kh * B.dilation;
-              const T* row = xp + (id * B.in + ih) * C.in + (ow * C.stride - C.pad);
+              const int64_t row = (id * B.in + ih) * C.in + (ow * C.stride - C.pad);
               for (int64_t kw = C.lo[ow]; kw < C.hi[ow]; ++kw) {
-                const double v = static_cast<double>(row[kw * C.dilation]);
+                const double v = static_cast<double>(xp[row + kw * C.dilation]);
                 if constexpr (K == PoolKind::kAverage) acc += v;
                 else if (p == 1) acc += std::fabs(v);
                 else if (p == 2) acc += v * v;
@@ -184,9 +184,9 @@ void pool_max(const PoolGeom& g, bool column_major, const T* x, T* y, int64_t* i
             for (int64_t kh = B.lo[oh]; kh < B.hi[oh]; ++kh) {
               const int64_t ih = oh * B.stride - B.pad + kh * B.dilation;
               const int64_t iw0 = ow * C.stride - C.pad;
-              const T* row = xp + (id * B.in + ih) * C.in + iw0;
+              const int64_t row = (id * B.in + ih) * C.in + iw0;
               for (int64_t kw = C.lo[ow]; kw < C.hi[ow]; ++kw) {
-                const T v = row[kw * C.dilation];
+                const T v = xp[row + kw * C.dilation];
                 if (v > best || best_d < 0) {
                   if (!(v == v)) continue;  // NaN is skipped, like padding
                   best = v;
@@ -312,10 +312,7 @@ Result<KernelPtr> prepare_global_pool(PrepareContext& ctx) {
       return Status::ok();
     });
   };
-  // GlobalMaxPool takes the same integer types as MaxPool; the averaging pools are float-only.
-  bool ok = K == PoolKind::kMax ? visit_dtype<TypeList<float, double, int8_t, uint8_t>>(x.dtype, make)
-                                : visit_dtype<FloatTypes>(x.dtype, make);
-  if (!ok) return ctx.unsupported_dtype(0);
+  if (!visit_dtype<FloatTypes>(x.dtype, make)) return ctx.unsupported_dtype(0);
   return k;
 }
 
@@ -341,8 +338,12 @@ Result<KernelPtr> prepare_max_unpool(PrepareContext& ctx) {
   int64_t inferred[kMaxSpatial] = {1, 1, 1}, out[kMaxSpatial] = {1, 1, 1};
   Shape out_shape = {x.shape[0], x.shape[1]};
   for (size_t i = 0; i < ns; ++i) {
-    const int64_t v = (x.shape[2 + i] - 1) * strides[i] - pads[i] - pads[ns + i] + kernel[i];
-    if (x.shape[2 + i] < 1 || v < 1 || v > (int64_t{1} << 40))
+    int64_t v = 0;
+    if (x.shape[2 + i] < 1 || __builtin_mul_overflow(x.shape[2 + i] - 1, strides[i], &v) || v > (int64_t{1} << 40))
+      return ctx.invalid("spatial dimension ", i, " of X (", x.shape[2 + i], ") cannot be unpooled with stride ",
+                         strides[i]);
+    v += kernel[i] - pads[i] - pads[ns + i];
+    if (v < 1 || v > (int64_t{1} << 40))
       return ctx.invalid("spatial dimension ", i, " of the unpooled output would be ", v);
     inferred[kMaxSpatial - ns + i] = out[kMaxSpatial - ns + i] = v;
     out_shape.push_back(v);
