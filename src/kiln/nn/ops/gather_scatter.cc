@@ -69,7 +69,8 @@ Status run_gather(const GatherParams& p, const KernelContext& k) {
   const I* idx = k.in(1).as<const I>();
   int64_t j = 0;
   for (int64_t i = 0; i < p.num_indices; ++i)
-    if (!wrap_index(idx[i], p.axis_dim, &j)) return index_error("Gather", static_cast<int64_t>(idx[i]), p.axis, p.axis_dim);
+    if (!wrap_index(idx[i], p.axis_dim, &j))
+      return index_error("Gather", static_cast<int64_t>(idx[i]), p.axis, p.axis_dim);
   if (p.outer == 0 || p.inner_bytes == 0 || p.num_indices == 0) return Status::ok();
   const char* src = static_cast<const char*>(k.in(0).data);
   char* dst = static_cast<char*>(k.out(0).data);
@@ -114,6 +115,7 @@ Result<KernelPtr> prepare_gather(PrepareContext& ctx) {
 // the data offset of every position except along `axis`, where the index value is used.
 
 struct ElementsParams {
+  const char* op;  // for error messages: Scatter shares ScatterElements' kernel
   Shape index_shape;
   std::vector<int64_t> data_strides;  // data strides with 0 along axis
   int64_t axis, axis_dim, axis_stride;
@@ -125,6 +127,9 @@ Result<ElementsParams> plan_elements(PrepareContext& ctx, const TensorInfo& data
     return ctx.invalid("indices must have the rank of data (", data.rank(), "), got ", shape_to_string(indices.shape));
   KILN_RETURN_IF_ERROR(check_rank(ctx, data.rank()));
   ElementsParams p;
+  p.op = ctx.op_type() == "Scatter"          ? "Scatter"
+         : ctx.op_type() == "GatherElements" ? "GatherElements"
+                                             : "ScatterElements";
   KILN_RETURN_IF_ERROR(normalize_axis(ctx, ctx.attr_int("axis", 0), static_cast<int64_t>(data.rank()), &p.axis));
   for (size_t d = 0; d < data.rank(); ++d)
     if (static_cast<int64_t>(d) != p.axis && indices.shape[d] > data.shape[d])
@@ -150,7 +155,7 @@ Status run_gather_elements(const ElementsParams& p, const KernelContext& k) {
     else if (bad < 0) bad = n;
     ++n;
   });
-  if (bad >= 0) return index_error("GatherElements", static_cast<int64_t>(idx[bad]), p.axis, p.axis_dim);
+  if (bad >= 0) return index_error(p.op, static_cast<int64_t>(idx[bad]), p.axis, p.axis_dim);
   return Status::ok();
 }
 
@@ -292,7 +297,8 @@ void combine(Reduction r, T& dst, T v) {
 }
 
 void copy_data(const KernelContext& k) {
-  if (k.out(0).data != k.in(0).data && k.in(0).byte_size()) std::memcpy(k.out(0).data, k.in(0).data, k.in(0).byte_size());
+  if (k.out(0).data != k.in(0).data && k.in(0).byte_size())
+    std::memcpy(k.out(0).data, k.in(0).data, k.in(0).byte_size());
 }
 
 template <typename T, typename I>
@@ -308,7 +314,7 @@ Status run_scatter_elements(const ElementsParams& p, Reduction red, const Kernel
     else if (bad < 0) bad = n;
     ++n;
   });
-  if (bad >= 0) return index_error("ScatterElements", static_cast<int64_t>(idx[bad]), p.axis, p.axis_dim);
+  if (bad >= 0) return index_error(p.op, static_cast<int64_t>(idx[bad]), p.axis, p.axis_dim);
   return Status::ok();
 }
 

@@ -1,7 +1,8 @@
 // Cases the ONNX node suite does not cover: out-of-range runtime indices, scalar and int32
-// indices, batch_dims errors, the opset-18 max/min scatter reductions.
+// indices, batch_dims errors, the opset-18 max/min scatter reductions, and allocation-free runs.
 #include <gtest/gtest.h>
 
+#include "kiln/core/alloc_counter.h"
 #include "kiln/nn/testing/model_builder.h"
 
 namespace kiln::nn {
@@ -17,10 +18,9 @@ struct Input {
   bool constant = false;  // an initializer, known at compile time
 };
 
-Result<std::vector<Tensor>> run_node(int opset, const std::string& op, const std::vector<Input>& inputs,
-                                     const std::vector<Attr>& attrs = {}) {
+Result<Model> one_node(int opset, const std::string& op, const std::vector<Input>& inputs,
+                       const std::vector<Attr>& attrs, std::vector<Tensor>* feeds) {
   ModelBuilder mb(opset);
-  std::vector<Tensor> feeds;
   std::vector<std::string> names;
   for (const Input& in : inputs) {
     names.push_back(in.name);
@@ -28,11 +28,17 @@ Result<std::vector<Tensor>> run_node(int opset, const std::string& op, const std
       mb.initializer(in.name, in.value);
     } else {
       mb.input(in.name, in.value.dtype(), in.value.shape());
-      feeds.push_back(in.value);
+      feeds->push_back(in.value);
     }
   }
   mb.node(op, names, {"y"}, attrs).output("y", DType::kUndefined);
-  KILN_ASSIGN_OR_RETURN(Model m, mb.build());
+  return mb.build();
+}
+
+Result<std::vector<Tensor>> run_node(int opset, const std::string& op, const std::vector<Input>& inputs,
+                                     const std::vector<Attr>& attrs = {}) {
+  std::vector<Tensor> feeds;
+  KILN_ASSIGN_OR_RETURN(Model m, one_node(opset, op, inputs, attrs, &feeds));
   return testing::run_once(m, feeds);
 }
 
@@ -179,8 +185,46 @@ TEST(GatherScatterOps, ScatterNDOutOfRangeAndBadUpdatesShape) {
                                 {"u", make_tensor<float>({1}, {1})}}),
                       "index 2 is out of range for axis 1 of size 2");
   expect_invalid(run_node(13, "ScatterND",
-                          {{"d", data}, {"i", make_tensor<int64_t>({1, 1}, {0})}, {"u", make_tensor<float>({1, 3}, {})}}),
+                          {{"d", data},
+                           {"i", make_tensor<int64_t>({1, 1}, {0})},
+                           {"u", make_tensor<float>({1, 3}, {})}}),
                  "updates must have shape [1, 2]");
+}
+
+TEST(GatherScatterOps, RunsAllocateNothing) {
+  struct Case {
+    std::string op;
+    std::vector<Input> inputs;
+    std::vector<Attr> attrs;
+  };
+  auto data = make_tensor<float>({3, 4}, {});
+  auto idx = make_tensor<int64_t>({2, 2}, {0, 1, 2, -1});
+  std::vector<Case> cases = {
+      {"Gather", {{"d", data}, {"i", idx}}, {Attr::i("axis", 1)}},
+      {"GatherElements", {{"d", data}, {"i", idx}}, {}},
+      {"GatherND", {{"d", data}, {"i", idx}}, {}},
+      {"ScatterElements",
+       {{"d", data}, {"i", idx}, {"u", make_tensor<float>({2, 2}, {})}},
+       {Attr::s("reduction", "add")}},
+      {"ScatterND",
+       {{"d", data}, {"i", make_tensor<int32_t>({2, 1}, {0, 2})}, {"u", make_tensor<float>({2, 4}, {})}},
+       {}},
+  };
+  for (const Case& c : cases) {
+    std::vector<Tensor> feeds;
+    Result<Model> m = one_node(16, c.op, c.inputs, c.attrs, &feeds);
+    ASSERT_TRUE(m.is_ok()) << m.status().to_string();
+    Result<CompiledModel> cm = compile(*m);
+    ASSERT_TRUE(cm.is_ok()) << cm.status().to_string();
+    std::vector<Tensor> outs = cm->make_outputs();
+    std::vector<TensorView> in, out;
+    for (const Tensor& t : feeds) in.push_back(t.view());
+    for (const Tensor& t : outs) out.push_back(t.view());
+    ASSERT_TRUE(cm->run(in, out).is_ok()) << c.op;
+    uint64_t before = heap_allocation_count();
+    for (int i = 0; i < 10; ++i) ASSERT_TRUE(cm->run(in, out).is_ok());
+    EXPECT_EQ(heap_allocation_count() - before, 0u) << c.op;
+  }
 }
 
 }  // namespace

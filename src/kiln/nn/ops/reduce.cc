@@ -2,9 +2,9 @@
 // ReduceLogSumExp ReduceSumSquare, and the index-selecting ArgMax ArgMin TopK Hardmax.
 //
 // Reduce* accumulate in double for floating-point data (float32 sums of many terms drift)
-// and in 64-bit wrapping integers for integer data. A reduction over an empty set gives the
-// operation's identity (0 for sums, 1 for Prod, -inf/lowest for Max, -inf for the logs), as
-// ONNX defines from opset 18.
+// and in 64-bit wrapping integers for integer data. A reduction over an empty set gives what
+// ONNX defines from opset 18: 0 for the sums, 1 for Prod, -inf (or the lowest value) for Max,
+// +inf (or the highest) for Min, -inf for LogSum and LogSumExp; Mean gives NaN (0 for integers).
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -282,7 +282,8 @@ Result<KernelPtr> prepare_arg(PrepareContext& ctx) {
     kernel = make_kernel([s, last](const KernelContext& k) {
       const T* in = k.in(0).as<const T>();
       int64_t* y = k.out(0).as<int64_t>();
-      for (int64_t o = 0; o < s.outer; ++o) arg_extreme_block<T, kMax>(in + o * s.n * s.inner, s.n, s.inner, last, y + o * s.inner);
+      for (int64_t o = 0; o < s.outer; ++o)
+        arg_extreme_block<T, kMax>(in + o * s.n * s.inner, s.n, s.inner, last, y + o * s.inner);
       return Status::ok();
     });
   });

@@ -1,11 +1,12 @@
 // Cases the ONNX node suite (opset <= 17) does not cover: opset-18 axes inputs, empty
 // reduction sets, noop_with_empty_axes, integer and bool data, TopK ties and bad k, legacy
-// Hardmax coercion, and clear errors for bad axes.
+// Hardmax coercion, clear errors for bad axes, and allocation-free runs.
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <limits>
 
+#include "kiln/core/alloc_counter.h"
 #include "kiln/nn/testing/model_builder.h"
 
 namespace kiln::nn {
@@ -21,10 +22,9 @@ struct Input {
   bool constant = false;  // an initializer, known at compile time
 };
 
-Result<std::vector<Tensor>> run_node(int opset, const std::string& op, const std::vector<Input>& inputs,
-                                     const std::vector<Attr>& attrs = {}, size_t num_outputs = 1) {
+Result<Model> one_node(int opset, const std::string& op, const std::vector<Input>& inputs,
+                       const std::vector<Attr>& attrs, size_t num_outputs, std::vector<Tensor>* feeds) {
   ModelBuilder mb(opset);
-  std::vector<Tensor> feeds;
   std::vector<std::string> names;
   for (const Input& in : inputs) {
     names.push_back(in.name);
@@ -32,14 +32,20 @@ Result<std::vector<Tensor>> run_node(int opset, const std::string& op, const std
       mb.initializer(in.name, in.value);
     } else {
       mb.input(in.name, in.value.dtype(), in.value.shape());
-      feeds.push_back(in.value);
+      feeds->push_back(in.value);
     }
   }
   std::vector<std::string> outs;
   for (size_t i = 0; i < num_outputs; ++i) outs.push_back("y" + std::to_string(i));
   mb.node(op, names, outs, attrs);
   for (const std::string& o : outs) mb.output(o, DType::kUndefined);
-  KILN_ASSIGN_OR_RETURN(Model m, mb.build());
+  return mb.build();
+}
+
+Result<std::vector<Tensor>> run_node(int opset, const std::string& op, const std::vector<Input>& inputs,
+                                     const std::vector<Attr>& attrs = {}, size_t num_outputs = 1) {
+  std::vector<Tensor> feeds;
+  KILN_ASSIGN_OR_RETURN(Model m, one_node(opset, op, inputs, attrs, num_outputs, &feeds));
   return testing::run_once(m, feeds);
 }
 
@@ -116,7 +122,8 @@ TEST(ReduceOps, NoopWithEmptyAxesReducesEachElementAlone) {
 }
 
 TEST(ReduceOps, IntegerAndBoolData) {
-  auto y = run_node(13, "ReduceMax", {{"x", make_tensor<int8_t>({2, 2}, {-5, -7, 3, -128})}}, {Attr::ints("axes", {1})});
+  auto y =
+      run_node(13, "ReduceMax", {{"x", make_tensor<int8_t>({2, 2}, {-5, -7, 3, -128})}}, {Attr::ints("axes", {1})});
   ASSERT_TRUE(y.is_ok()) << y.status().to_string();
   EXPECT_EQ(values<int8_t>((*y)[0]), (std::vector<int8_t>{-5, 3}));
   y = run_node(13, "ReduceSum", {{"x", make_tensor<int64_t>({3}, {4, -9, 2})}});
@@ -125,7 +132,8 @@ TEST(ReduceOps, IntegerAndBoolData) {
   y = run_node(13, "ReduceL1", {{"x", make_tensor<int32_t>({3}, {4, -9, 2})}});
   ASSERT_TRUE(y.is_ok()) << y.status().to_string();
   EXPECT_EQ(values<int32_t>((*y)[0]), (std::vector<int32_t>{15}));
-  y = run_node(20, "ReduceMin", {{"x", make_tensor<bool>({2, 2}, {true, false, true, true})}, {"axes", axes({1}), true}});
+  y = run_node(20, "ReduceMin",
+               {{"x", make_tensor<bool>({2, 2}, {true, false, true, true})}, {"axes", axes({1}), true}});
   ASSERT_TRUE(y.is_ok()) << y.status().to_string();
   EXPECT_EQ(values<bool>((*y)[0]), (std::vector<bool>{false, true}));
 }
@@ -143,7 +151,8 @@ TEST(ReduceOps, ReduceMiddleAxesOfA4DTensor) {
   auto y = run_node(13, "ReduceSum", {{"x", make_tensor<float>({2, 2, 2, 2}, v)}, {"axes", axes({1, 2}), true}},
                     {Attr::i("keepdims", 0)});
   ASSERT_TRUE(y.is_ok()) << y.status().to_string();
-  EXPECT_EQ(values<float>((*y)[0]), (std::vector<float>{0 + 2 + 4 + 6, 1 + 3 + 5 + 7, 8 + 10 + 12 + 14, 9 + 11 + 13 + 15}));
+  EXPECT_EQ(values<float>((*y)[0]),
+            (std::vector<float>{0 + 2 + 4 + 6, 1 + 3 + 5 + 7, 8 + 10 + 12 + 14, 9 + 11 + 13 + 15}));
 }
 
 TEST(ReduceOps, ArgMaxTiesAndNaN) {
@@ -188,7 +197,8 @@ TEST(ReduceOps, TopKAlongTheFirstAxisWithIntegerData) {
 }
 
 TEST(ReduceOps, TopKWithKLargerThanTheAxisIsAnError) {
-  auto y = run_node(11, "TopK", {{"x", make_tensor<float>({3}, {})}, {"k", make_tensor<int64_t>({1}, {4}), true}}, {}, 2);
+  auto y =
+      run_node(11, "TopK", {{"x", make_tensor<float>({3}, {})}, {"k", make_tensor<int64_t>({1}, {4}), true}}, {}, 2);
   ASSERT_FALSE(y.is_ok());
   EXPECT_NE(y.status().message().find("k must be in [0, 3]"), std::string::npos) << y.status().message();
 }
@@ -202,6 +212,40 @@ TEST(ReduceOps, HardmaxLegacyCoercesTo2D) {
   y = run_node(13, "Hardmax", {{"x", x}});
   ASSERT_TRUE(y.is_ok()) << y.status().to_string();
   EXPECT_EQ(values<float>((*y)[0]), (std::vector<float>{0, 1, 1, 0}));
+}
+
+TEST(ReduceOps, RunsAllocateNothing) {
+  struct Case {
+    std::string op;
+    int opset;
+    std::vector<Input> inputs;
+    std::vector<Attr> attrs;
+    size_t num_outputs;
+  };
+  auto x = make_tensor<float>({2, 3, 4}, {});
+  std::vector<Case> cases = {
+      {"ReduceMean", 18, {{"x", x}, {"axes", axes({0, 2}), true}}, {}, 1},
+      {"ReduceLogSumExp", 13, {{"x", x}}, {Attr::ints("axes", {1})}, 1},
+      {"ReduceProd", 13, {{"x", make_tensor<int32_t>({2, 3}, {})}}, {}, 1},
+      {"ArgMin", 13, {{"x", x}}, {Attr::i("axis", 1)}, 1},
+      {"TopK", 11, {{"x", x}, {"k", make_tensor<int64_t>({1}, {2}), true}}, {Attr::i("axis", 1)}, 2},
+      {"Hardmax", 13, {{"x", x}}, {Attr::i("axis", 1)}, 1},
+  };
+  for (const Case& c : cases) {
+    std::vector<Tensor> feeds;
+    Result<Model> m = one_node(c.opset, c.op, c.inputs, c.attrs, c.num_outputs, &feeds);
+    ASSERT_TRUE(m.is_ok()) << m.status().to_string();
+    Result<CompiledModel> cm = compile(*m);
+    ASSERT_TRUE(cm.is_ok()) << cm.status().to_string();
+    std::vector<Tensor> outs = cm->make_outputs();
+    std::vector<TensorView> in, out;
+    for (const Tensor& t : feeds) in.push_back(t.view());
+    for (const Tensor& t : outs) out.push_back(t.view());
+    ASSERT_TRUE(cm->run(in, out).is_ok());
+    uint64_t before = heap_allocation_count();
+    for (int i = 0; i < 10; ++i) ASSERT_TRUE(cm->run(in, out).is_ok());
+    EXPECT_EQ(heap_allocation_count() - before, 0u) << c.op;
+  }
 }
 
 }  // namespace

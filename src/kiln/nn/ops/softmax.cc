@@ -131,7 +131,8 @@ Result<LossParams> plan_loss(PrepareContext& ctx) {
   if (p.has_weight) {
     const TensorInfo& w = ctx.input(2);
     if (w.dtype != x.dtype)
-      return ctx.invalid("weight must have the dtype of the input (", dtype_name(x.dtype), "), got ", dtype_name(w.dtype));
+      return ctx.invalid("weight must have the dtype of the input (", dtype_name(x.dtype), "), got ",
+                         dtype_name(w.dtype));
     if (w.shape != Shape{p.c})
       return ctx.invalid("weight must have shape [", p.c, "] (one per class), got ", shape_to_string(w.shape));
   }

@@ -1,9 +1,10 @@
 // Cases the ONNX node suite does not cover: legacy 2-D coercion versus the opset-13 axis,
-// extreme inputs, int32 targets, out-of-range labels and malformed loss inputs.
+// extreme inputs, int32 targets, out-of-range labels, malformed loss inputs and allocation-free runs.
 #include <gtest/gtest.h>
 
 #include <cmath>
 
+#include "kiln/core/alloc_counter.h"
 #include "kiln/nn/testing/model_builder.h"
 
 namespace kiln::nn {
@@ -13,8 +14,8 @@ using testing::Attr;
 using testing::ModelBuilder;
 using testing::make_tensor;
 
-Result<std::vector<Tensor>> run_node(int opset, const std::string& op, const std::vector<Tensor>& inputs,
-                                     const std::vector<Attr>& attrs = {}, size_t num_outputs = 1) {
+Result<Model> one_node(int opset, const std::string& op, const std::vector<Tensor>& inputs,
+                       const std::vector<Attr>& attrs, size_t num_outputs) {
   ModelBuilder mb(opset);
   std::vector<std::string> names;
   for (size_t i = 0; i < inputs.size(); ++i) {
@@ -25,7 +26,12 @@ Result<std::vector<Tensor>> run_node(int opset, const std::string& op, const std
   for (size_t i = 0; i < num_outputs; ++i) outs.push_back("y" + std::to_string(i));
   mb.node(op, names, outs, attrs);
   for (const std::string& o : outs) mb.output(o, DType::kUndefined);
-  KILN_ASSIGN_OR_RETURN(Model m, mb.build());
+  return mb.build();
+}
+
+Result<std::vector<Tensor>> run_node(int opset, const std::string& op, const std::vector<Tensor>& inputs,
+                                     const std::vector<Attr>& attrs = {}, size_t num_outputs = 1) {
+  KILN_ASSIGN_OR_RETURN(Model m, one_node(opset, op, inputs, attrs, num_outputs));
   return testing::run_once(m, inputs);
 }
 
@@ -92,13 +98,15 @@ TEST(SoftmaxOps, NllLossLabelOutOfRangeIsAnError) {
 }
 
 TEST(SoftmaxOps, LossInputsAreChecked) {
-  auto y = run_node(13, "NegativeLogLikelihoodLoss", {make_tensor<float>({2, 3, 4}, {}), make_tensor<int64_t>({2, 3}, {})});
+  auto y = run_node(13, "NegativeLogLikelihoodLoss",
+                    {make_tensor<float>({2, 3, 4}, {}), make_tensor<int64_t>({2, 3}, {})});
   ASSERT_FALSE(y.is_ok());
   EXPECT_NE(y.status().message().find("target must have shape [2, 4]"), std::string::npos) << y.status().message();
   y = run_node(13, "SoftmaxCrossEntropyLoss", {make_tensor<float>({2, 3}, {}), make_tensor<int64_t>({2}, {})},
                {Attr::s("reduction", "max")});
   ASSERT_FALSE(y.is_ok());
-  EXPECT_NE(y.status().message().find("reduction must be none, sum or mean"), std::string::npos) << y.status().message();
+  EXPECT_NE(y.status().message().find("reduction must be none, sum or mean"), std::string::npos)
+      << y.status().message();
   y = run_node(13, "SoftmaxCrossEntropyLoss",
                {make_tensor<float>({2, 3}, {}), make_tensor<int64_t>({2}, {}), make_tensor<float>({2}, {})});
   ASSERT_FALSE(y.is_ok());
@@ -118,10 +126,42 @@ TEST(SoftmaxOps, SoftmaxCrossEntropyLossWithLogProb) {
 }
 
 TEST(SoftmaxOps, SoftmaxCrossEntropyAllIgnoredMeanIsNaN) {
-  auto y = run_node(13, "SoftmaxCrossEntropyLoss", {make_tensor<float>({2, 2}, {1, 2, 3, 4}), make_tensor<int64_t>({2}, {7, 7})},
+  auto y = run_node(13, "SoftmaxCrossEntropyLoss",
+                    {make_tensor<float>({2, 2}, {1, 2, 3, 4}), make_tensor<int64_t>({2}, {7, 7})},
                     {Attr::i("ignore_index", 7)});
   ASSERT_TRUE(y.is_ok()) << y.status().to_string();
   EXPECT_TRUE(std::isnan((*y)[0].data<float>()[0]));
+}
+
+TEST(SoftmaxOps, RunsAllocateNothing) {
+  struct Case {
+    std::string op;
+    std::vector<Tensor> inputs;
+    std::vector<Attr> attrs;
+    size_t num_outputs;
+  };
+  std::vector<Case> cases = {
+      {"Softmax", {make_tensor<float>({2, 3, 4}, {})}, {Attr::i("axis", 1)}, 1},
+      {"LogSoftmax", {make_tensor<double>({2, 3}, {})}, {}, 1},
+      {"NegativeLogLikelihoodLoss",
+       {make_tensor<float>({2, 3, 4}, {}), make_tensor<int64_t>({2, 4}, {}), make_tensor<float>({3}, {})}, {}, 1},
+      {"SoftmaxCrossEntropyLoss", {make_tensor<float>({2, 3, 4}, {}), make_tensor<int32_t>({2, 4}, {})},
+       {Attr::s("reduction", "none")}, 2},
+  };
+  for (const Case& c : cases) {
+    Result<Model> m = one_node(13, c.op, c.inputs, c.attrs, c.num_outputs);
+    ASSERT_TRUE(m.is_ok()) << m.status().to_string();
+    Result<CompiledModel> cm = compile(*m);
+    ASSERT_TRUE(cm.is_ok()) << cm.status().to_string();
+    std::vector<Tensor> outs = cm->make_outputs();
+    std::vector<TensorView> in, out;
+    for (const Tensor& t : c.inputs) in.push_back(t.view());
+    for (const Tensor& t : outs) out.push_back(t.view());
+    ASSERT_TRUE(cm->run(in, out).is_ok());
+    uint64_t before = heap_allocation_count();
+    for (int i = 0; i < 10; ++i) ASSERT_TRUE(cm->run(in, out).is_ok());
+    EXPECT_EQ(heap_allocation_count() - before, 0u) << c.op;
+  }
 }
 
 }  // namespace
