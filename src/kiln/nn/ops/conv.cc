@@ -50,7 +50,8 @@ Result<std::vector<int64_t>> read_ints(PrepareContext& ctx, const char* name, si
   if (v.size() != n) return ctx.invalid("attribute '", name, "' must have ", n, " values, got ", v.size());
   for (int64_t x : v)
     if (x < min || x > kMaxSpatialAttr)
-      return ctx.invalid("attribute '", name, "' has value ", x, ", expected one in [", min, ", ", kMaxSpatialAttr, "]");
+      return ctx.invalid("attribute '", name, "' has value ", x, ", expected one in [", min, ", ", kMaxSpatialAttr,
+                         "]");
   return v;
 }
 

@@ -195,7 +195,8 @@ TEST(ConvOps, ConvTransposeOutputShapePadsFollowAutoPad) {
   Tensor w = make_tensor<float>({1, 1, 3}, {1, 1, 1});
   auto notset = run_node("ConvTranspose", {x, w}, {Attr::ints("strides", {2}), Attr::ints("output_shape", {4})});
   auto upper = run_node("ConvTranspose", {x, w},
-                        {Attr::ints("strides", {2}), Attr::ints("output_shape", {4}), Attr::s("auto_pad", "SAME_UPPER")});
+                        {Attr::ints("strides", {2}), Attr::ints("output_shape", {4}),
+                         Attr::s("auto_pad", "SAME_UPPER")});
   auto longer = run_node("ConvTranspose", {x, w}, {Attr::ints("strides", {2}), Attr::ints("output_shape", {6})});
   ASSERT_TRUE(notset.is_ok()) << notset.status().to_string();
   ASSERT_TRUE(upper.is_ok()) << upper.status().to_string();
@@ -249,8 +250,8 @@ TEST(ConvOps, BiasOfWrongShapeIsAnError) {
 }
 
 TEST(ConvOps, FourSpatialDimensionsAreUnsupported) {
-  expect_error(run_node("Conv", {Tensor(DType::kFloat32, {1, 1, 2, 2, 2, 2}), Tensor(DType::kFloat32, {1, 1, 1, 1, 1, 1})},
-                        {}),
+  expect_error(run_node("Conv",
+                        {Tensor(DType::kFloat32, {1, 1, 2, 2, 2, 2}), Tensor(DType::kFloat32, {1, 1, 1, 1, 1, 1})}, {}),
                StatusCode::kUnsupported, "spatial dimensions");
 }
 

@@ -116,7 +116,10 @@ Result<KernelPtr> prepare_batch_norm(PrepareContext& ctx) {
           const double bm = count > 0 ? sum / count : 0.0;
           for (int64_t b = 0; b < n; ++b) {
             const T* p = xv + (b * channels + c) * inner;
-            for (int64_t i = 0; i < inner; ++i) sq += (static_cast<double>(p[i]) - bm) * (static_cast<double>(p[i]) - bm);
+            for (int64_t i = 0; i < inner; ++i) {
+              const double dv = static_cast<double>(p[i]) - bm;
+              sq += dv * dv;
+            }
           }
           const double bv = count > 0 ? sq / count : 0.0;
           if (want_mean) kc.out(1).as<T>()[c] = static_cast<T>(m * momentum + bm * (1 - momentum));
@@ -206,7 +209,8 @@ Result<KernelPtr> prepare_layer_norm(PrepareContext& ctx) {
   else if (stash == 11) stat_dtype = DType::kFloat64;
   else return ctx.unsupported("stash_type ", stash, " (Kiln computes statistics in float or double)");
   const Shape normalized(x.shape.begin() + axis, x.shape.end());
-  KILN_ASSIGN_OR_RETURN(std::vector<int64_t> scale_index, broadcast_index(ctx, "Scale", ctx.input(1).shape, normalized));
+  KILN_ASSIGN_OR_RETURN(std::vector<int64_t> scale_index,
+                        broadcast_index(ctx, "Scale", ctx.input(1).shape, normalized));
   std::vector<int64_t> bias_index;
   if (has_bias) {
     KILN_ASSIGN_OR_RETURN(bias_index, broadcast_index(ctx, "B", ctx.input(2).shape, normalized));
@@ -334,9 +338,10 @@ Result<KernelPtr> prepare_lrn(PrepareContext& ctx) {
             for (int64_t i = 0; i < inner; ++i) yc[i] += xj[i] * xj[i];
           }
           const T* xc = xv + (b * channels + c) * inner;
-          for (int64_t i = 0; i < inner; ++i)
-            yc[i] = static_cast<T>(static_cast<double>(xc[i]) /
-                                   std::pow(bias + alpha / static_cast<double>(size) * static_cast<double>(yc[i]), beta));
+          for (int64_t i = 0; i < inner; ++i) {
+            const double norm = bias + alpha / static_cast<double>(size) * static_cast<double>(yc[i]);
+            yc[i] = static_cast<T>(static_cast<double>(xc[i]) / std::pow(norm, beta));
+          }
         }
       }
       return Status::ok();
@@ -371,7 +376,8 @@ Result<KernelPtr> prepare_mvn(PrepareContext& ctx) {
       double* dev = mean + groups;
       std::fill(mean, mean + 2 * groups, 0.0);
       const double inv_count = count > 0 ? 1.0 / static_cast<double>(count) : 0.0;
-      for_each_strided<2>(shape, {sx.data(), sk.data()}, [&](int64_t i, int64_t g) { mean[g] += static_cast<double>(xv[i]); });
+      for_each_strided<2>(shape, {sx.data(), sk.data()},
+                          [&](int64_t i, int64_t g) { mean[g] += static_cast<double>(xv[i]); });
       for (int64_t g = 0; g < groups; ++g) mean[g] *= inv_count;
       for_each_strided<2>(shape, {sx.data(), sk.data()}, [&](int64_t i, int64_t g) {
         const double d = static_cast<double>(xv[i]) - mean[g];

@@ -36,7 +36,8 @@ Result<std::vector<int64_t>> read_ints(PrepareContext& ctx, const char* name, si
   if (v.size() != n) return ctx.invalid("attribute '", name, "' must have ", n, " values, got ", v.size());
   for (int64_t x : v)
     if (x < min || x > kMaxSpatialAttr)
-      return ctx.invalid("attribute '", name, "' has value ", x, ", expected one in [", min, ", ", kMaxSpatialAttr, "]");
+      return ctx.invalid("attribute '", name, "' has value ", x, ", expected one in [", min, ", ", kMaxSpatialAttr,
+                         "]");
   return v;
 }
 
@@ -100,7 +101,8 @@ Status prepare_geometry(PrepareContext& ctx, PoolGeom* g, Shape* out_shape) {
       if (ceil_mode && (a.out - 1) * a.stride >= a.in + begin) --a.out;
     }
     if (a.out > kMaxOutputAxis)
-      return ctx.unsupported("output spatial dimension ", i, " of ", a.out, " exceeds Kiln's limit of ", kMaxOutputAxis);
+      return ctx.unsupported("output spatial dimension ", i, " of ", a.out, " exceeds Kiln's limit of ",
+                             kMaxOutputAxis);
     a.pad = begin;
     a.pad_end = end;
     out_shape->push_back(a.out);
@@ -234,7 +236,8 @@ Result<KernelPtr> prepare_pool(PrepareContext& ctx) {
   KernelPtr k;
   if constexpr (K == PoolKind::kMax) {
     const int64_t storage_order = ctx.attr_int("storage_order", 0);
-    if (storage_order != 0 && storage_order != 1) return ctx.invalid("storage_order must be 0 or 1, got ", storage_order);
+    if (storage_order != 0 && storage_order != 1)
+      return ctx.invalid("storage_order must be 0 or 1, got ", storage_order);
     const bool indices = ctx.has_output(1);
     if (indices) ctx.set_output(1, DType::kInt64, out_shape);
     const bool column_major = storage_order == 1;
@@ -274,7 +277,8 @@ template <PoolKind K>
 Result<KernelPtr> prepare_global_pool(PrepareContext& ctx) {
   KILN_RETURN_IF_ERROR(ctx.require_input(0));
   const TensorInfo& x = ctx.input(0);
-  if (x.rank() < 2) return ctx.invalid("input X must have rank >= 2 (N, C, spatial...), got ", shape_to_string(x.shape));
+  if (x.rank() < 2)
+    return ctx.invalid("input X must have rank >= 2 (N, C, spatial...), got ", shape_to_string(x.shape));
   Shape out_shape = x.shape;
   for (size_t i = 2; i < out_shape.size(); ++i) out_shape[i] = 1;
   const int64_t planes = x.shape[0] * x.shape[1];

@@ -132,7 +132,8 @@ AxisTaps plan_axis(const Options& o, int64_t in, int64_t out, double scale, doub
       } else {
         const int64_t start = static_cast<int64_t>(std::floor(-2 / scale)) + 1;
         first = base + start;
-        for (int64_t j = start; j < 2 - start; ++j) w.push_back(cubic_weight(scale * (static_cast<double>(j) - ratio), o.cubic_a));
+        for (int64_t j = start; j < 2 - start; ++j)
+          w.push_back(cubic_weight(scale * (static_cast<double>(j) - ratio), o.cubic_a));
       }
       double sum = 0;
       for (double v : w) sum += v;
@@ -378,7 +379,8 @@ Result<KernelPtr> prepare_resize(PrepareContext& ctx) {
   }
   // An empty scales tensor stands for "not given" (opsets 11 and 12 required the input).
   if (scale_values.empty() == size_values.empty())
-    return ctx.invalid("exactly one of scales and sizes must be given, got ", scale_values.empty() ? "neither" : "both");
+    return ctx.invalid("exactly one of scales and sizes must be given, got ",
+                       scale_values.empty() ? "neither" : "both");
   if (opt.coord == Coord::kTfCropAndResize) {
     KILN_RETURN_IF_ERROR(ctx.require_input(1));
     const Tensor* t = ctx.require_constant(1, "roi");

@@ -77,8 +77,9 @@ TEST(ResizeOps, AxesSelectWhichDimensionsTheScalesDescribe) {
 TEST(ResizeOps, KeepAspectRatioPolicies) {
   Tensor x = make_tensor<float>({1, 1, 2, 4}, {1, 2, 3, 4, 5, 6, 7, 8});
   // Target 4x4: not_larger keeps scale min(2, 1) = 1, not_smaller takes max(2, 1) = 2.
-  auto small = resize_sizes(x, {4, 4}, {Attr::ints("axes", {2, 3}), Attr::s("keep_aspect_ratio_policy", "not_larger")}, 18);
-  auto large = resize_sizes(x, {4, 4}, {Attr::ints("axes", {2, 3}), Attr::s("keep_aspect_ratio_policy", "not_smaller")}, 18);
+  const Attr axes = Attr::ints("axes", {2, 3});
+  auto small = resize_sizes(x, {4, 4}, {axes, Attr::s("keep_aspect_ratio_policy", "not_larger")}, 18);
+  auto large = resize_sizes(x, {4, 4}, {axes, Attr::s("keep_aspect_ratio_policy", "not_smaller")}, 18);
   ASSERT_TRUE(small.is_ok()) << small.status().to_string();
   ASSERT_TRUE(large.is_ok()) << large.status().to_string();
   expect_values((*small)[0], {1, 1, 2, 4}, {1, 2, 3, 4, 5, 6, 7, 8});
@@ -89,8 +90,8 @@ TEST(ResizeOps, HalfPixelSymmetricCentresTheRoundedOutput) {
   // in 4, scale 0.6: output 2 (of 2.4). half_pixel samples 1/3 and 2; half_pixel_symmetric shifts
   // both by 2 * (1 - 2 / 2.4) = 1/3.
   Tensor x = make_tensor<float>({4}, {0, 1, 2, 3});
-  auto sym = resize_scales(x, {0.6f}, {Attr::s("mode", "linear"), Attr::s("coordinate_transformation_mode",
-                                                                          "half_pixel_symmetric")}, 19);
+  const Attr symmetric = Attr::s("coordinate_transformation_mode", "half_pixel_symmetric");
+  auto sym = resize_scales(x, {0.6f}, {Attr::s("mode", "linear"), symmetric}, 19);
   auto half = resize_scales(x, {0.6f}, {Attr::s("mode", "linear")}, 19);
   ASSERT_TRUE(sym.is_ok()) << sym.status().to_string();
   ASSERT_TRUE(half.is_ok()) << half.status().to_string();
@@ -160,7 +161,9 @@ TEST(ResizeOps, LegacyNearestFloorsUpAndCeilsDown) {
 TEST(ResizeOps, ScalesAndSizesTogetherAreAnError) {
   Tensor x = make_tensor<float>({2}, {1, 2});
   auto y = run_node("Resize", x,
-                    {{"", Tensor()}, {"scales", make_tensor<float>({1}, {2})}, {"sizes", make_tensor<int64_t>({1}, {4})}},
+                    {{"", Tensor()},
+                     {"scales", make_tensor<float>({1}, {2})},
+                     {"sizes", make_tensor<int64_t>({1}, {4})}},
                     {}, 13);
   expect_error(y, StatusCode::kInvalidArgument, "exactly one of scales and sizes");
 }
