@@ -1,0 +1,165 @@
+#include "kiln/nn/kernels/gemm.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "kiln/core/cpu_features.h"
+#include "kiln/core/thread_pool.h"
+
+namespace kiln::nn::kernels {
+
+const char* activation_name(Activation a) {
+  switch (a) {
+    case Activation::kNone: return "none";
+    case Activation::kRelu: return "relu";
+    case Activation::kClip: return "clip";
+    case Activation::kHardSwish: return "hardswish";
+    case Activation::kSigmoid: return "sigmoid";
+    case Activation::kSilu: return "silu";
+    case Activation::kLeakyRelu: return "leakyrelu";
+  }
+  return "?";
+}
+
+float apply_activation(float x, const GemmParams& p) {
+  switch (p.act) {
+    case Activation::kNone: return x;
+    case Activation::kRelu: return x > 0 ? x : 0;
+    case Activation::kClip: return std::min(std::max(x, p.lo), p.hi);
+    case Activation::kHardSwish: return x * std::min(std::max(x + 3.f, 0.f), 6.f) / 6.f;
+    case Activation::kSigmoid: return 1.f / (1.f + std::exp(-x));
+    case Activation::kSilu: return x / (1.f + std::exp(-x));
+    case Activation::kLeakyRelu: return x < 0 ? x * p.alpha : x;
+  }
+  return x;
+}
+
+std::vector<const GemmConfig*> available_gemm_configs() {
+  const CpuFeatures& f = cpu_features();
+  std::vector<const GemmConfig*> out;
+  if (f.avx512f) out.push_back(&kF32GemmAvx512);
+  if (f.avx2 && f.fma) out.push_back(&kF32GemmAvx2);
+  out.push_back(&kF32GemmPortable);
+  return out;
+}
+
+const GemmConfig& gemm_config() {
+  static const GemmConfig* best = available_gemm_configs().front();
+  return *best;
+}
+
+PackedWeights pack_weights(const GemmConfig& cfg, const float* w, int64_t k, int64_t n, int64_t ldw, bool transposed,
+                           const float* bias) {
+  PackedWeights p;
+  p.k = k;
+  p.n = n;
+  p.nr = cfg.nr;
+  p.panel_stride = cfg.nr + k * cfg.nr;
+  p.data = Tensor(DType::kFloat32, {std::max<int64_t>(p.panels(), 1) * p.panel_stride});
+  float* out = p.data.data<float>();
+  for (int64_t panel = 0; panel < p.panels(); ++panel) {
+    float* dst = out + panel * p.panel_stride;
+    const int64_t j0 = panel * cfg.nr;
+    const int64_t cols = std::min<int64_t>(cfg.nr, n - j0);
+    for (int64_t j = 0; j < cols; ++j) dst[j] = bias ? bias[j0 + j] : 0.f;
+    dst += cfg.nr;
+    for (int64_t kk = 0; kk < k; ++kk, dst += cfg.nr)
+      for (int64_t j = 0; j < cols; ++j) dst[j] = transposed ? w[(j0 + j) * ldw + kk] : w[kk * ldw + j0 + j];
+  }
+  return p;
+}
+
+namespace {
+
+// Splits the (row block, panel) grid into tasks. With one thread everything is one loop; with
+// more, rows are split first (the panel of weights stays hot in each core's cache).
+template <typename F>
+void for_each_tile(int64_t m, int mr, int64_t panels, ThreadPool* pool, F&& f) {
+  const int64_t row_blocks = (m + mr - 1) / mr;
+  if (!pool || pool->threads() == 1) {
+    for (int64_t rb = 0; rb < row_blocks; ++rb)
+      for (int64_t p = 0; p < panels; ++p) f(rb, p);
+    return;
+  }
+  // Enough tasks to balance, each a contiguous run of row blocks over all panels, or of panels
+  // when there are few rows (a batch-1 fully connected layer).
+  const int64_t tasks_wanted = static_cast<int64_t>(pool->threads()) * 4;
+  if (row_blocks >= pool->threads()) {
+    const int64_t per = std::max<int64_t>(1, (row_blocks + tasks_wanted - 1) / tasks_wanted);
+    const int64_t tasks = (row_blocks + per - 1) / per;
+    pool->parallel_for(tasks, [&](int64_t t) {
+      for (int64_t rb = t * per; rb < std::min(row_blocks, (t + 1) * per); ++rb)
+        for (int64_t p = 0; p < panels; ++p) f(rb, p);
+    });
+  } else {
+    const int64_t per = std::max<int64_t>(1, (panels + tasks_wanted - 1) / tasks_wanted);
+    const int64_t tasks = (panels + per - 1) / per;
+    pool->parallel_for(tasks, [&](int64_t t) {
+      for (int64_t rb = 0; rb < row_blocks; ++rb)
+        for (int64_t p = t * per; p < std::min(panels, (t + 1) * per); ++p) f(rb, p);
+    });
+  }
+}
+
+}  // namespace
+
+void gemm(const GemmConfig& cfg, int64_t m, const float* a, int64_t lda, const PackedWeights& w, float* c,
+          int64_t ldc, const GemmParams& p, ThreadPool* pool) {
+  for_each_tile(m, cfg.mr, w.panels(), pool, [&](int64_t rb, int64_t panel) {
+    Tile t;
+    const int64_t i0 = rb * cfg.mr, j0 = panel * cfg.nr;
+    t.mr = static_cast<int>(std::min<int64_t>(cfg.mr, m - i0));
+    t.nc = static_cast<int>(std::min<int64_t>(cfg.nr, w.n - j0));
+    t.kc = w.k;
+    t.a = a + i0 * lda;
+    t.lda = lda;
+    t.w = w.panel(panel);
+    t.c = c + i0 * ldc + j0;
+    t.ldc = ldc;
+    if (p.residual) {
+      t.residual = p.residual + i0 * p.ld_residual + j0;
+      t.ld_residual = p.ld_residual;
+    }
+    t.params = &p;
+    cfg.gemm(t);
+  });
+}
+
+void igemm(const GemmConfig& cfg, int64_t m, int64_t ks, int64_t kc, const float* const* a_ptrs, ptrdiff_t a_offset,
+           const float* zero, const PackedWeights& w, float* c, int64_t ldc, const GemmParams& p, ThreadPool* pool) {
+  for_each_tile(m, cfg.mr, w.panels(), pool, [&](int64_t rb, int64_t panel) {
+    Tile t;
+    const int64_t i0 = rb * cfg.mr, j0 = panel * cfg.nr;
+    t.mr = static_cast<int>(std::min<int64_t>(cfg.mr, m - i0));
+    t.nc = static_cast<int>(std::min<int64_t>(cfg.nr, w.n - j0));
+    t.kc = kc;
+    t.ks = ks;
+    t.a_ptrs = a_ptrs + rb * ks * cfg.mr;
+    t.a_offset = a_offset;
+    t.zero = zero;
+    t.w = w.panel(panel);
+    t.c = c + i0 * ldc + j0;
+    t.ldc = ldc;
+    if (p.residual) {
+      t.residual = p.residual + i0 * p.ld_residual + j0;
+      t.ld_residual = p.ld_residual;
+    }
+    t.params = &p;
+    cfg.igemm(t);
+  });
+}
+
+void gemm_reference(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* w, int64_t ldw,
+                    const float* bias, float* c, int64_t ldc, const GemmParams& p) {
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t j = 0; j < n; ++j) {
+      double acc = bias ? bias[j] : 0.0;
+      for (int64_t kk = 0; kk < k; ++kk) acc += static_cast<double>(a[i * lda + kk]) * w[kk * ldw + j];
+      float v = static_cast<float>(acc);
+      if (p.residual) v += p.residual[i * p.ld_residual + j];
+      c[i * ldc + j] = apply_activation(v, p);
+    }
+}
+
+}  // namespace kiln::nn::kernels
