@@ -1,0 +1,158 @@
+#include "kiln/discover/campaign.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <set>
+
+namespace kiln::discover {
+namespace {
+
+CampaignConfig config(const std::string& extra = "") {
+  std::string y = R"(
+parameters:
+  - {name: x, type: continuous, low: 0, high: 1}
+  - {name: n, type: integer, low: 1, high: 5}
+  - {name: s, type: categorical, values: [a, b]}
+  - {name: p, type: continuous, low: 0, high: 1}
+  - {name: q, type: continuous, low: 0, high: 1}
+mixtures:
+  - {components: [p, q], total: 1}
+objectives:
+  - {name: y, direction: minimize}
+seed: 3
+)" + extra;
+  auto c = parse_campaign_yaml(y, "c.yaml");
+  EXPECT_TRUE(c.is_ok()) << c.status().to_string();
+  return *c;
+}
+
+double truth(const Point& p) { return std::pow(p[0] - 0.3, 2) + 0.1 * p[1] + (p[2] == 1 ? 0.5 : 0) + p[3]; }
+
+TEST(Campaign, AskTellLoopImprovesAndIsDeterministic) {
+  auto c = Campaign::create(config(), nullptr);
+  ASSERT_TRUE(c.is_ok()) << c.status().to_string();
+  for (int round = 0; round < 6; ++round) {
+    auto batch = c->recommend(2);
+    ASSERT_TRUE(batch.is_ok()) << batch.status().to_string();
+    std::vector<Observation> obs;
+    for (const Point& p : *batch) {
+      EXPECT_TRUE(c->space().check(p).is_ok());
+      obs.push_back({p, {truth(p)}, 0, 0});
+    }
+    c->add_measurements(obs);
+  }
+  auto again = Campaign::create(config(), nullptr);
+  again->add_measurements(c->observations());
+  auto a = c->recommend(1), b = again->recommend(1);
+  ASSERT_TRUE(a.is_ok() && b.is_ok());
+  EXPECT_EQ((*a)[0], (*b)[0]);
+  CampaignSummary s = c->summary();
+  EXPECT_EQ(s.observations, 12);
+  ASSERT_EQ(s.best.size(), 1u);
+  EXPECT_LE(s.best_so_far[0].back(), s.best_so_far[0].front());
+}
+
+TEST(Campaign, MeasurementsAreValidatedWithRowAndColumn) {
+  auto c = Campaign::create(config(), nullptr);
+  ASSERT_TRUE(c.is_ok());
+  c->add_pending({{4, {0.5, 2, 0, 0.5, 0.5}}});
+  auto err = [&](const std::string& csv) {
+    auto t = parse_csv(csv, "r.csv");
+    EXPECT_TRUE(t.is_ok());
+    auto o = c->parse_measurements(*t);
+    EXPECT_FALSE(o.is_ok()) << csv;
+    return o.is_ok() ? std::string() : o.status().message();
+  };
+  EXPECT_NE(err("x,n,s,p,q,y\n0.5,2,a,0.5,0.5,\n").find("row 2, column 'y': value is missing"), std::string::npos);
+  EXPECT_NE(err("x,n,s,p,q,y\n0.5,2,a,0.5,0.5,nan\n").find("row 2, column 'y'"), std::string::npos);
+  EXPECT_NE(err("x,n,s,p,q,y\n0.5,2,a,0.5,0.5,1\n1.5,2,a,0.5,0.5,1\n").find("row 3, column 'x'"), std::string::npos);
+  EXPECT_NE(err("x,n,s,p,q,y\n0.5,2,c,0.5,0.5,1\n").find("column 's'"), std::string::npos);
+  EXPECT_NE(err("x,n,s,p,q,y\n0.5,2,a,0.5,0.6,1\n").find("sums to"), std::string::npos);
+  EXPECT_NE(err("x,n,s,p,q,y,zz\n0.5,2,a,0.5,0.5,1,1\n").find("column 'zz'"), std::string::npos);
+  EXPECT_NE(err("x,n,s,p,q\n0.5,2,a,0.5,0.5\n").find("objective 'y'"), std::string::npos);
+  EXPECT_NE(err("id,y\n9,1\n").find("does not exist"), std::string::npos);
+  EXPECT_NE(err("id,y\n4,1\n4,2\n").find("twice"), std::string::npos);
+  auto t = parse_csv("id,y\n4,1.5\n", "r.csv");
+  auto ok = c->parse_measurements(*t);
+  ASSERT_TRUE(ok.is_ok()) << ok.status().to_string();
+  EXPECT_EQ((*ok)[0].proposal_id, 4);
+  EXPECT_EQ((*ok)[0].params[0], 0.5);
+  c->add_measurements(*ok);
+  EXPECT_TRUE(c->pending().empty());
+  EXPECT_NE(err("id,y\n4,1\n").find("already observed"), std::string::npos);
+}
+
+TEST(Campaign, PoolProposalsSkipObservedAndPendingRows) {
+  CampaignConfig cfg;
+  cfg.parameters = {{"x", ParamType::kContinuous, 0, 1, false, {}, {}}};
+  cfg.objectives = {{"y", true}};
+  cfg.strategy.initial = 2;
+  std::string csv = "x\n";
+  for (int i = 0; i < 20; ++i) csv += std::to_string(i / 19.0) + "\n";
+  auto t = parse_csv(csv, "pool.csv");
+  auto c = Campaign::create(cfg, &*t);
+  ASSERT_TRUE(c.is_ok()) << c.status().to_string();
+  std::set<int> used;
+  for (int round = 0; round < 6; ++round) {
+    auto b = c->recommend(3);
+    ASSERT_TRUE(b.is_ok()) << b.status().to_string();
+    for (const Point& p : *b) {
+      int r = c->pool_row_of(p);
+      ASSERT_GE(r, 0);
+      EXPECT_TRUE(used.insert(r).second) << "row proposed twice: " << r;
+    }
+    if (round % 2 == 0) {
+      std::vector<Proposal> pend;
+      for (const Point& p : *b) pend.push_back({100 + round * 10 + static_cast<int64_t>(pend.size()), p});
+      c->add_pending(pend);
+    } else {
+      std::vector<Observation> obs;
+      for (const Point& p : *b) obs.push_back({p, {std::sin(6 * p[0])}, 0, 0});
+      c->add_measurements(obs);
+    }
+  }
+  auto b = c->recommend(3);
+  ASSERT_FALSE(b.is_ok());
+  EXPECT_NE(b.status().message().find("fewer than the batch size"), std::string::npos);
+}
+
+TEST(Campaign, MultiObjectiveEhviAndParego) {
+  for (const char* mo : {"ehvi", "parego"}) {
+    std::string y = std::string(R"(
+parameters:
+  - {name: x, type: continuous, low: 0, high: 1}
+  - {name: z, type: continuous, low: 0, high: 1}
+objectives:
+  - {name: f, direction: maximize}
+  - {name: g, direction: minimize}
+strategy: {multi_objective: )") + mo + "}\n";
+    auto cfg = parse_campaign_yaml(y, "m.yaml");
+    ASSERT_TRUE(cfg.is_ok()) << cfg.status().to_string();
+    auto c = Campaign::create(*cfg, nullptr);
+    ASSERT_TRUE(c.is_ok());
+    for (int r = 0; r < 5; ++r) {
+      auto b = c->recommend(2);
+      ASSERT_TRUE(b.is_ok()) << mo << ": " << b.status().to_string();
+      std::vector<Observation> obs;
+      for (const Point& p : *b) obs.push_back({p, {p[0] + p[1], p[0] * p[0]}, 0, 0});
+      c->add_measurements(obs);
+    }
+    EXPECT_GE(c->summary().best.size(), 1u);
+  }
+}
+
+TEST(Campaign, JsonRoundTrip) {
+  auto c = Campaign::create(config(), nullptr);
+  Point p = {0.25, 3, 1, 0.4, 0.6};
+  std::string j = c->point_to_json(p);
+  EXPECT_NE(j.find("\"s\":\"b\""), std::string::npos) << j;
+  auto back = c->point_from_json(j);
+  ASSERT_TRUE(back.is_ok());
+  EXPECT_EQ(*back, p);
+  EXPECT_FALSE(c->point_from_json("{\"x\": 1}").is_ok());
+  EXPECT_FALSE(c->point_from_json("not json").is_ok());
+}
+
+}  // namespace
+}  // namespace kiln::discover

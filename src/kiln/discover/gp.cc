@@ -1,0 +1,318 @@
+#include "kiln/discover/gp.h"
+
+#include <nlopt.h>
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+#include <random>
+
+namespace kiln::discover {
+namespace {
+
+constexpr double kLog2Pi = 1.8378770664093453;
+const double kLogLsLo = std::log(1e-2), kLogLsHi = std::log(1e2);
+const double kLogSigLo = std::log(1e-2), kLogSigHi = std::log(1e2);
+const double kLogNoiseLo = std::log(1e-6), kLogNoiseHi = std::log(2.0);
+constexpr double kJitter = 1e-8;
+
+double ls_prior_mean(int d) { return std::sqrt(2.0) + 0.5 * std::log(std::max(d, 1)); }
+constexpr double kLsPriorSd = 1.7320508075688772;  // sqrt(3)
+constexpr double kSigPriorMean = 0.0, kSigPriorSd = 1.0;
+constexpr double kNoisePriorMean = -4.0, kNoisePriorSd = 1.0;
+
+struct FitData {
+  const Eigen::MatrixXd* X;
+  const Eigen::VectorXd* y;
+  KernelType kernel;
+  bool learn_noise;
+  double fixed_noise;
+  bool priors;
+  double best = -INFINITY;
+  Eigen::VectorXd best_theta;
+};
+
+double objective(unsigned n, const double* x, double* grad, void* data) {
+  FitData* fd = static_cast<FitData*>(data);
+  int d = static_cast<int>(fd->X->cols());
+  Eigen::VectorXd theta(d + 2);
+  for (int i = 0; i < d + 1; ++i) theta[i] = x[i];
+  theta[d + 1] = fd->learn_noise ? x[d + 1] : std::log(fd->fixed_noise);
+  Eigen::VectorXd g;
+  double v = gp_log_posterior(*fd->X, *fd->y, fd->kernel, theta, fd->learn_noise, fd->fixed_noise, fd->priors, grad ? &g : nullptr);
+  if (!std::isfinite(v)) {
+    if (grad) std::fill(grad, grad + n, 0.0);
+    return 1e300;
+  }
+  if (v > fd->best) {
+    fd->best = v;
+    fd->best_theta = theta;
+  }
+  if (grad)
+    for (unsigned i = 0; i < n; ++i) grad[i] = -g[i];
+  return -v;
+}
+
+// Cholesky of K with escalating jitter; false when K is not positive definite even then.
+bool robust_cholesky(Eigen::MatrixXd K, Eigen::MatrixXd* L, double* jitter_used) {
+  double jitter = kJitter;
+  for (int attempt = 0; attempt < 6; ++attempt) {
+    Eigen::LLT<Eigen::MatrixXd> llt(K + jitter * Eigen::MatrixXd::Identity(K.rows(), K.cols()));
+    if (llt.info() == Eigen::Success) {
+      *L = llt.matrixL();
+      if (jitter_used) *jitter_used = jitter;
+      return true;
+    }
+    jitter *= 10;
+  }
+  return false;
+}
+
+}  // namespace
+
+Status GpOptions::validate() const {
+  if (restarts < 0 || restarts > 100) return Status::invalid("GP restarts must be in [0, 100], got ", restarts);
+  if (max_evals < 1) return Status::invalid("GP max_evals must be >= 1");
+  if (max_fit_points < 8) return Status::invalid("GP max_fit_points must be >= 8");
+  if (!(fixed_noise > 0) || !std::isfinite(fixed_noise)) return Status::invalid("GP fixed_noise must be > 0");
+  return Status::ok();
+}
+
+double gp_log_posterior(const Eigen::MatrixXd& X, const Eigen::VectorXd& y, KernelType kt, const Eigen::VectorXd& theta,
+                        bool learn_noise, double fixed_noise, bool priors, Eigen::VectorXd* grad) {
+  const int n = static_cast<int>(X.rows()), d = static_cast<int>(X.cols());
+  Kernel k{kt, theta.head(d).array().exp().matrix(), std::exp(theta[d])};
+  double noise = learn_noise ? std::exp(theta[d + 1]) : fixed_noise;
+  Eigen::MatrixXd R2 = k.scaled_sqdist(X, X);
+  Eigen::MatrixXd Kf = k.from_sqdist(R2);
+  Eigen::MatrixXd K = Kf;
+  K.diagonal().array() += noise + kJitter;
+  Eigen::LLT<Eigen::MatrixXd> llt(K);
+  if (llt.info() != Eigen::Success) return -INFINITY;
+  Eigen::VectorXd alpha = llt.solve(y);
+  const Eigen::MatrixXd& Lm = llt.matrixLLT();
+  double logdet = 0;
+  for (int i = 0; i < n; ++i) logdet += std::log(Lm(i, i));
+  double v = -0.5 * y.dot(alpha) - logdet - 0.5 * n * kLog2Pi;
+  if (priors) {
+    double mu = ls_prior_mean(d);
+    for (int i = 0; i < d; ++i) v -= 0.5 * std::pow((theta[i] - mu) / kLsPriorSd, 2);
+    v -= 0.5 * std::pow((theta[d] - kSigPriorMean) / kSigPriorSd, 2);
+    if (learn_noise) v -= 0.5 * std::pow((theta[d + 1] - kNoisePriorMean) / kNoisePriorSd, 2);
+  }
+  if (grad) {
+    grad->setZero(d + 2);
+    Eigen::MatrixXd W = alpha * alpha.transpose() - llt.solve(Eigen::MatrixXd::Identity(n, n));
+    Eigen::MatrixXd M = W.cwiseProduct(k.grad_factor(R2));
+    Eigen::VectorXd rows = M.rowwise().sum();
+    Eigen::MatrixXd MX = M * X;
+    for (int j = 0; j < d; ++j) {
+      double t = 2.0 * X.col(j).array().square().matrix().dot(rows) - 2.0 * X.col(j).dot(MX.col(j));
+      (*grad)[j] = 0.5 * t / (k.lengthscales[j] * k.lengthscales[j]);
+    }
+    (*grad)[d] = 0.5 * W.cwiseProduct(Kf).sum();
+    if (learn_noise) (*grad)[d + 1] = 0.5 * noise * W.trace();
+    if (priors) {
+      double mu = ls_prior_mean(d);
+      for (int i = 0; i < d; ++i) (*grad)[i] -= (theta[i] - mu) / (kLsPriorSd * kLsPriorSd);
+      (*grad)[d] -= (theta[d] - kSigPriorMean) / (kSigPriorSd * kSigPriorSd);
+      if (learn_noise) (*grad)[d + 1] -= (theta[d + 1] - kNoisePriorMean) / (kNoisePriorSd * kNoisePriorSd);
+    }
+  }
+  return v;
+}
+
+Result<GaussianProcess> GaussianProcess::fit(const Eigen::MatrixXd& X, const Eigen::VectorXd& y, const GpOptions& o) {
+  KILN_RETURN_IF_ERROR(o.validate());
+  const int n = static_cast<int>(X.rows()), d = static_cast<int>(X.cols());
+  if (n < 1 || y.size() != n) return Status::invalid("GP fit needs at least one observation and one target per row");
+  if (d < 1) return Status::invalid("GP fit needs at least one feature");
+  if (!X.allFinite() || !y.allFinite()) return Status::invalid("GP fit: features or targets are not finite");
+  GaussianProcess gp;
+  gp.transform_.fit(y, o.warp_outputs);
+  Eigen::VectorXd ym = gp.transform_.forward(y);
+
+  std::mt19937_64 rng(o.seed * 0x9E3779B97F4A7C15ull + 11);
+  // Hyperparameters from a subset when there are many observations.
+  Eigen::MatrixXd Xs;
+  Eigen::VectorXd ys;
+  if (n > o.max_fit_points) {
+    std::vector<int> idx(n);
+    std::iota(idx.begin(), idx.end(), 0);
+    std::shuffle(idx.begin(), idx.end(), rng);
+    idx.resize(o.max_fit_points);
+    std::sort(idx.begin(), idx.end());
+    Xs.resize(o.max_fit_points, d);
+    ys.resize(o.max_fit_points);
+    for (int i = 0; i < o.max_fit_points; ++i) {
+      Xs.row(i) = X.row(idx[i]);
+      ys[i] = ym[idx[i]];
+    }
+  } else {
+    Xs = X;
+    ys = ym;
+  }
+
+  const int np = d + 1 + (o.learn_noise ? 1 : 0);
+  std::vector<double> lo(np), hi(np);
+  for (int i = 0; i < d; ++i) {
+    lo[i] = kLogLsLo;
+    hi[i] = kLogLsHi;
+  }
+  lo[d] = kLogSigLo;
+  hi[d] = kLogSigHi;
+  if (o.learn_noise) {
+    lo[d + 1] = kLogNoiseLo;
+    hi[d + 1] = kLogNoiseHi;
+  }
+  std::vector<std::vector<double>> starts;
+  std::vector<double> centre(np);
+  for (int i = 0; i < d; ++i) centre[i] = std::clamp(ls_prior_mean(d), lo[i], hi[i]);
+  centre[d] = 0;
+  if (o.learn_noise) centre[d + 1] = kNoisePriorMean;
+  if (o.warm_start && o.warm_start->log_lengthscale.size() == d) {
+    std::vector<double> w(np);
+    for (int i = 0; i < d; ++i) w[i] = std::clamp(o.warm_start->log_lengthscale[i], lo[i], hi[i]);
+    w[d] = std::clamp(o.warm_start->log_signal, lo[d], hi[d]);
+    if (o.learn_noise) w[d + 1] = std::clamp(o.warm_start->log_noise, lo[d + 1], hi[d + 1]);
+    starts.push_back(w);
+  }
+  starts.push_back(centre);
+  std::normal_distribution<double> nd(0, 1);
+  for (int r = 0; r < o.restarts; ++r) {
+    std::vector<double> s(np);
+    for (int i = 0; i < d; ++i) s[i] = std::clamp(ls_prior_mean(d) + kLsPriorSd * nd(rng), lo[i], hi[i]);
+    s[d] = std::clamp(kSigPriorSd * nd(rng), lo[d], hi[d]);
+    if (o.learn_noise) s[d + 1] = std::clamp(kNoisePriorMean + kNoisePriorSd * nd(rng), lo[d + 1], hi[d + 1]);
+    starts.push_back(s);
+  }
+
+  FitData fd{&Xs, &ys, o.kernel, o.learn_noise, o.fixed_noise, o.priors, -INFINITY, Eigen::VectorXd()};
+  nlopt_opt opt = nlopt_create(NLOPT_LD_LBFGS, np);
+  nlopt_set_lower_bounds(opt, lo.data());
+  nlopt_set_upper_bounds(opt, hi.data());
+  nlopt_set_max_objective(opt, nullptr, nullptr);
+  nlopt_set_min_objective(opt, objective, &fd);
+  nlopt_set_maxeval(opt, o.max_evals);
+  nlopt_set_ftol_rel(opt, 1e-7);
+  nlopt_set_xtol_rel(opt, 1e-5);
+  for (auto& s : starts) {
+    double f = 0;
+    nlopt_optimize(opt, s.data(), &f);  // failures still leave the best point in fd
+  }
+  nlopt_destroy(opt);
+  if (!std::isfinite(fd.best)) return Status::invalid("GP fit: the covariance matrix is singular for every hyperparameter start");
+
+  gp.hyper_.log_lengthscale = fd.best_theta.head(d);
+  gp.hyper_.log_signal = fd.best_theta[d];
+  gp.hyper_.log_noise = o.learn_noise ? fd.best_theta[d + 1] : std::log(o.fixed_noise);
+  gp.lml_ = fd.best;
+  gp.kernel_ = Kernel{o.kernel, gp.hyper_.log_lengthscale.array().exp().matrix(), std::exp(gp.hyper_.log_signal)};
+  gp.noise_ = std::exp(gp.hyper_.log_noise);
+  KILN_RETURN_IF_ERROR(gp.condition(X, ym));
+  return gp;
+}
+
+Result<GaussianProcess> GaussianProcess::with_hyper(const Eigen::MatrixXd& X, const Eigen::VectorXd& y, const GpHyper& h,
+                                                    const GpOptions& o) {
+  if (h.log_lengthscale.size() != X.cols()) return Status::invalid("GP hyperparameters have ", h.log_lengthscale.size(), " lengthscales for ", X.cols(), " features");
+  if (X.rows() < 1 || y.size() != X.rows()) return Status::invalid("GP needs one target per row");
+  GaussianProcess gp;
+  gp.transform_.fit(y, o.warp_outputs);
+  gp.hyper_ = h;
+  gp.kernel_ = Kernel{o.kernel, h.log_lengthscale.array().exp().matrix(), std::exp(h.log_signal)};
+  gp.noise_ = std::exp(h.log_noise);
+  KILN_RETURN_IF_ERROR(gp.condition(X, gp.transform_.forward(y)));
+  return gp;
+}
+
+Status GaussianProcess::condition(const Eigen::MatrixXd& X, const Eigen::VectorXd& ym) {
+  X_ = X;
+  y_ = ym;
+  Eigen::MatrixXd K = kernel_.matrix(X, X);
+  K.diagonal().array() += noise_;
+  double jitter = 0;
+  if (!robust_cholesky(K, &L_, &jitter)) return Status::invalid("GP: the covariance matrix is not positive definite");
+  noise_ += jitter;  // what the factor actually holds, so conditioning updates stay consistent
+  alpha_ = L_.triangularView<Eigen::Lower>().solve(y_);
+  L_.triangularView<Eigen::Lower>().transpose().solveInPlace(alpha_);
+  return Status::ok();
+}
+
+void GaussianProcess::posterior(const Eigen::MatrixXd& X, Eigen::VectorXd* mean, Eigen::VectorXd* var) const {
+  const int m = static_cast<int>(X.rows());
+  mean->resize(m);
+  if (var) var->resize(m);
+  constexpr int kBlock = 512;
+  for (int b = 0; b < m; b += kBlock) {
+    int nb = std::min(kBlock, m - b);
+    Eigen::MatrixXd Ks = kernel_.matrix(X.middleRows(b, nb), X_);  // nb x n
+    mean->segment(b, nb) = Ks * alpha_;
+    if (var) {
+      Eigen::MatrixXd V = Ks.transpose();
+      L_.triangularView<Eigen::Lower>().solveInPlace(V);
+      var->segment(b, nb) = (kernel_.signal_variance - V.colwise().squaredNorm().array()).max(1e-12).matrix().transpose();
+    }
+  }
+}
+
+void GaussianProcess::mean_and_variance_bound(const Eigen::MatrixXd& X, Eigen::VectorXd* mean, Eigen::VectorXd* var_ub) const {
+  const int m = static_cast<int>(X.rows());
+  mean->resize(m);
+  var_ub->resize(m);
+  const double s2 = kernel_.signal_variance, denom = s2 + noise_;
+  constexpr int kBlock = 512;
+  for (int b = 0; b < m; b += kBlock) {
+    int nb = std::min(kBlock, m - b);
+    Eigen::MatrixXd Ks = kernel_.matrix(X.middleRows(b, nb), X_);
+    mean->segment(b, nb) = Ks * alpha_;
+    Eigen::VectorXd kmax = Ks.cwiseAbs().rowwise().maxCoeff();
+    var_ub->segment(b, nb) = (s2 - kmax.array().square() / denom).max(1e-12).matrix();
+  }
+}
+
+Eigen::MatrixXd GaussianProcess::posterior_covariance(const Eigen::MatrixXd& X) const {
+  Eigen::MatrixXd Ks = kernel_.matrix(X_, X);  // n x m
+  L_.triangularView<Eigen::Lower>().solveInPlace(Ks);
+  Eigen::MatrixXd C = kernel_.matrix(X, X) - Ks.transpose() * Ks;
+  return C;
+}
+
+bool GaussianProcess::posterior_gradient(const Eigen::VectorXd& x, double* mean, double* var, Eigen::VectorXd* dmean,
+                                         Eigen::VectorXd* dvar) const {
+  Eigen::VectorXd ks = kernel_.matrix(x.transpose(), X_).transpose();  // n
+  Eigen::MatrixXd dK = kernel_.gradient_wrt_x(x, X_);                  // n x d
+  *mean = ks.dot(alpha_);
+  *dmean = dK.transpose() * alpha_;
+  Eigen::VectorXd v = L_.triangularView<Eigen::Lower>().solve(ks);
+  *var = std::max(kernel_.signal_variance - v.squaredNorm(), 1e-12);
+  Eigen::VectorXd w = L_.triangularView<Eigen::Lower>().transpose().solve(v);
+  *dvar = -2.0 * dK.transpose() * w;
+  return true;
+}
+
+std::unique_ptr<Model> GaussianProcess::condition_on(const Eigen::MatrixXd& Xn, const Eigen::VectorXd& yn) const {
+  auto gp = std::make_unique<GaussianProcess>(*this);
+  const int n0 = static_cast<int>(X_.rows()), k = static_cast<int>(Xn.rows()), d = static_cast<int>(X_.cols());
+  gp->X_.conservativeResize(n0 + k, d);
+  gp->X_.bottomRows(k) = Xn;
+  gp->y_.conservativeResize(n0 + k);
+  gp->y_.tail(k) = yn;
+  // Rank-one extensions of the Cholesky factor: O(n^2) per fantasy instead of O(n^3).
+  gp->L_.conservativeResize(n0 + k, n0 + k);
+  for (int i = 0; i < k; ++i) {
+    int n = n0 + i;
+    gp->L_.row(n).setZero();
+    gp->L_.col(n).setZero();
+    Eigen::VectorXd kv = kernel_.matrix(gp->X_.topRows(n), Xn.row(i)).col(0);
+    Eigen::VectorXd l = gp->L_.topLeftCorner(n, n).triangularView<Eigen::Lower>().solve(kv);
+    double dd = kernel_.signal_variance + noise_ - l.squaredNorm();
+    gp->L_.row(n).head(n) = l.transpose();
+    gp->L_(n, n) = std::sqrt(std::max(dd, 1e-12));
+  }
+  gp->alpha_ = gp->L_.triangularView<Eigen::Lower>().solve(gp->y_);
+  gp->L_.triangularView<Eigen::Lower>().transpose().solveInPlace(gp->alpha_);
+  return gp;
+}
+
+}  // namespace kiln::discover
