@@ -210,10 +210,9 @@ Result<KernelPtr> prepare_slice(PrepareContext& ctx) {
       if (s > e) count = static_cast<int64_t>(static_cast<uint64_t>(s - e - 1) / mag + 1);
     }
     out[a] = count;
-    if (count > 0) {
-      offset += s * in_strides[a];
-      strides[a] = in_strides[a] * step;
-    }
+    if (count > 0) offset += s * in_strides[a];
+    // With two or more elements |step| < dim, so the product cannot overflow.
+    strides[a] = count > 1 ? in_strides[a] * step : 0;
   }
   ctx.set_output(0, x.dtype, out);
   return strided_gather_kernel(x.dtype, out, strides, offset);
@@ -281,9 +280,10 @@ Result<KernelPtr> prepare_depth_to_space(PrepareContext& ctx) {
   const std::string mode = ctx.opset() >= 11 ? ctx.attr_string("mode", "DCR") : "DCR";
   if (mode != "DCR" && mode != "CRD") return ctx.invalid("mode must be DCR or CRD, got '", mode, "'");
   const int64_t n = x.shape[0], c = x.shape[1], h = x.shape[2], w = x.shape[3];
-  if (b <= 0 || c % b != 0 || (c / b) % b != 0)
+  int64_t bb = 0;
+  if (b <= 0 || __builtin_mul_overflow(b, b, &bb) || c % bb != 0)
     return ctx.invalid("blocksize ", b, " must be positive and its square must divide the ", c, " channels");
-  const int64_t oc = c / b / b;
+  const int64_t oc = c / bb;
   int64_t oh, ow;
   if (__builtin_mul_overflow(h, b, &oh) || __builtin_mul_overflow(w, b, &ow))
     return ctx.invalid("blocksize ", b, " overflows the output size");
@@ -292,7 +292,7 @@ Result<KernelPtr> prepare_depth_to_space(PrepareContext& ctx) {
   const int64_t hw = h * w;
   const bool dcr = mode == "DCR";
   Shape walk = {n, oc, h, b, w, b};
-  std::vector<int64_t> strides = {c * hw, (dcr ? 1 : b * b) * hw, w, (dcr ? b * oc : b) * hw, 1, (dcr ? oc : 1) * hw};
+  std::vector<int64_t> strides = {c * hw, (dcr ? 1 : bb) * hw, w, (dcr ? b * oc : b) * hw, 1, (dcr ? oc : 1) * hw};
   ctx.set_output(0, x.dtype, {n, oc, oh, ow});
   return strided_gather_kernel(x.dtype, walk, strides, 0);
 }
@@ -581,12 +581,13 @@ Result<KernelPtr> prepare_pad(PrepareContext& ctx) {
   }
   unsigned char cv_bytes[8] = {0};
   if (attr_value != 0) {
-    bool ok = visit_dtype<NumericTypes>(x.dtype, [&](auto tag) {
+    // Pad-2 is defined for float data only; converting the float to an integer type could overflow.
+    bool ok = visit_dtype<FloatTypes>(x.dtype, [&](auto tag) {
       using T = typename decltype(tag)::type;
       const T v = static_cast<T>(attr_value);
       std::memcpy(cv_bytes, &v, sizeof(T));
     });
-    if (!ok) return ctx.unsupported("a nonzero 'value' for dtype ", dtype_name(x.dtype));
+    if (!ok) return ctx.unsupported("a nonzero 'value' attribute for ", dtype_name(x.dtype), " data");
   }
 
   const std::vector<int64_t> in_strides = strides_of(x.shape);
