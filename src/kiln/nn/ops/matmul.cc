@@ -14,12 +14,34 @@ namespace {
 using MatmulTypes = TypeList<float, double, int32_t, int64_t, uint32_t, uint64_t>;
 
 // A float attribute (alpha, beta) as T; integer types truncate, and values they cannot hold become 0.
-template <typename T> T attr_as(float v) {
+template <typename T>
+T attr_as(float v) {
   if constexpr (std::is_floating_point_v<T>) {
     return static_cast<T>(v);
   } else {
     if (!(std::fabs(v) < 9.0e18f)) return T(0);
     return static_cast<T>(static_cast<int64_t>(v));
+  }
+}
+
+// Integer arithmetic wraps (in an unsigned type at least as wide as int) instead of overflowing
+// into undefined behaviour; floats are unchanged.
+template <typename T>
+T mul(T a, T b) {
+  if constexpr (std::is_integral_v<T>) {
+    using W = std::conditional_t<(sizeof(T) < sizeof(unsigned)), unsigned, std::make_unsigned_t<T>>;
+    return static_cast<T>(static_cast<W>(a) * static_cast<W>(b));
+  } else {
+    return a * b;
+  }
+}
+template <typename T>
+T add(T a, T b) {
+  if constexpr (std::is_integral_v<T>) {
+    using W = std::conditional_t<(sizeof(T) < sizeof(unsigned)), unsigned, std::make_unsigned_t<T>>;
+    return static_cast<T>(static_cast<W>(a) + static_cast<W>(b));
+  } else {
+    return a + b;
   }
 }
 
@@ -73,7 +95,7 @@ void gemm_strided(const T* a, int64_t sam, int64_t sak, const T* b, int64_t sbk,
     for (int64_t p = 0; p < k; ++p) {
       const T av = a[i * sam + p * sak];
       const T* brow = b + p * sbk;
-      for (int64_t j = 0; j < n; ++j) row[j] = T(row[j] + av * brow[j * sbn]);
+      for (int64_t j = 0; j < n; ++j) row[j] = add(row[j], mul(av, brow[j * sbn]));
     }
   }
 }
@@ -126,7 +148,8 @@ Result<KernelPtr> prepare_gemm(PrepareContext& ctx) {
   int64_t scm = 0, scn = 0;
   if (ctx.has_input(2)) {
     const TensorInfo& c = ctx.input(2);
-    if (c.dtype != a.dtype) return ctx.invalid("input C has dtype ", dtype_name(c.dtype), ", expected ", dtype_name(a.dtype));
+    if (c.dtype != a.dtype)
+      return ctx.invalid("input C has dtype ", dtype_name(c.dtype), ", expected ", dtype_name(a.dtype));
     const Shape full{m, n};
     if (ctx.opset() < 7 && ctx.attr_int("broadcast", 0) == 0 && c.shape != full)
       return ctx.invalid("input C has shape ", shape_to_string(c.shape), " but broadcast=0 requires ",
@@ -135,7 +158,8 @@ Result<KernelPtr> prepare_gemm(PrepareContext& ctx) {
     Shape c2 = c.shape;
     while (c2.size() < 2) c2.insert(c2.begin(), 1);
     if ((c2[0] != 1 && c2[0] != m) || (c2[1] != 1 && c2[1] != n))
-      return ctx.invalid("input C of shape ", shape_to_string(c.shape), " does not broadcast to ", shape_to_string(full));
+      return ctx.invalid("input C of shape ", shape_to_string(c.shape), " does not broadcast to ",
+                         shape_to_string(full));
     scm = c2[0] == 1 ? 0 : c2[1];
     scn = c2[1] == 1 ? 0 : 1;
   }
@@ -153,10 +177,10 @@ Result<KernelPtr> prepare_gemm(PrepareContext& ctx) {
       for (int64_t i = 0; i < m; ++i) {
         T* row = y + i * n;
         if (alpha != 1.0f)
-          for (int64_t j = 0; j < n; ++j) row[j] = T(al * row[j]);
+          for (int64_t j = 0; j < n; ++j) row[j] = mul(al, row[j]);
         if (c) {
           const T* crow = c + i * scm;
-          for (int64_t j = 0; j < n; ++j) row[j] = T(row[j] + be * crow[j * scn]);
+          for (int64_t j = 0; j < n; ++j) row[j] = add(row[j], mul(be, crow[j * scn]));
         }
       }
       return Status::ok();
@@ -206,7 +230,7 @@ Result<Term> parse_term(const PrepareContext& ctx, const std::string& s) {
 struct EinsumPlan {
   std::vector<int64_t> out_sizes, red_sizes;
   std::vector<int64_t> out_strides, red_strides;  // [index][operand], operand = input number
-  std::vector<int64_t> inner_strides;              // per operand, along the innermost summed index
+  std::vector<int64_t> inner_strides;             // per operand, along the innermost summed index
   size_t num_operands = 0;
 };
 
@@ -228,7 +252,8 @@ Result<KernelPtr> prepare_einsum(PrepareContext& ctx) {
   std::vector<Term> terms;
   for (size_t start = 0;;) {
     size_t comma = lhs.find(',', start);
-    KILN_ASSIGN_OR_RETURN(Term t, parse_term(ctx, lhs.substr(start, comma == std::string::npos ? comma : comma - start)));
+    KILN_ASSIGN_OR_RETURN(Term t,
+                          parse_term(ctx, lhs.substr(start, comma == std::string::npos ? comma : comma - start)));
     terms.push_back(std::move(t));
     if (comma == std::string::npos) break;
     start = comma + 1;
@@ -261,7 +286,8 @@ Result<KernelPtr> prepare_einsum(PrepareContext& ctx) {
         axis_ids[i].push_back(l);
         continue;
       }
-      for (size_t e = 0; e < own_ell; ++e) axis_ids[i].push_back(static_cast<int>(kNumLetters + ell_rank - own_ell + e));
+      for (size_t e = 0; e < own_ell; ++e)
+        axis_ids[i].push_back(static_cast<int>(kNumLetters + ell_rank - own_ell + e));
     }
     for (size_t d = 0; d < s.size(); ++d) {
       int id = axis_ids[i][d];
@@ -269,8 +295,8 @@ Result<KernelPtr> prepare_einsum(PrepareContext& ctx) {
       int64_t& sz = size[id];
       if (sz == -1 || sz == 1) sz = s[d];
       else if (s[d] != sz && s[d] != 1)
-        return ctx.invalid("subscript dimensions do not match: size ", s[d], " against ", sz, " in input ", i, " of shape ",
-                           shape_to_string(s));
+        return ctx.invalid("subscript dimensions do not match: size ", s[d], " against ", sz, " in input ", i,
+                           " of shape ", shape_to_string(s));
     }
   }
   for (size_t e = 0; e < ell_rank; ++e)
@@ -358,8 +384,9 @@ Result<KernelPtr> prepare_einsum(PrepareContext& ctx) {
           for (;;) {
             for (int64_t r = 0; r < inner; ++r) {
               A prod = A(1);
-              for (size_t o = 0; o < nop; ++o) prod = A(prod * static_cast<A>(data[o][off[o] + r * p.inner_strides[o]]));
-              acc = A(acc + prod);
+              for (size_t o = 0; o < nop; ++o)
+                prod = mul(prod, static_cast<A>(data[o][off[o] + r * p.inner_strides[o]]));
+              acc = add(acc, prod);
             }
             // Advance the summed dimensions outside the innermost one.
             bool done = true;

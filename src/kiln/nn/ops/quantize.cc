@@ -42,7 +42,6 @@ bool is_scalar_like(const TensorInfo& t) { return t.num_elements() == 1 && t.ran
 // The granularity of a scale/zero-point pair: one value, or one per index of `axis`.
 struct AxisPlan {
   int64_t outer = 1, channels = 1, inner = 1;
-  bool per_axis = false;
 };
 
 Result<AxisPlan> plan_axis(PrepareContext& ctx, const TensorInfo& x, size_t scale_input, size_t zp_input) {
@@ -57,15 +56,15 @@ Result<AxisPlan> plan_axis(PrepareContext& ctx, const TensorInfo& x, size_t scal
                        shape_to_string(s.shape));
   if (is_scalar_like(s)) return p;
   if (ctx.opset() < 13) return ctx.invalid("scale must be a scalar before opset 13, got ", shape_to_string(s.shape));
-  if (s.rank() != 1)
-    return ctx.invalid("scale must be a scalar or a 1-D tensor (per axis), got ", shape_to_string(s.shape));
+  if (s.rank() != 1 || x.rank() == 0)
+    return ctx.invalid("scale must be a scalar, or a 1-D tensor (per axis) for an input of rank >= 1, got ",
+                       shape_to_string(s.shape));
   int64_t axis = 0;
   KILN_RETURN_IF_ERROR(normalize_axis(ctx, ctx.attr_int("axis", 1), static_cast<int64_t>(x.rank()), &axis));
   if (s.shape[0] != x.shape[static_cast<size_t>(axis)]) {
     return ctx.invalid("scale has ", s.shape[0], " values but axis ", axis, " of input ", shape_to_string(x.shape),
                        " has a different size");
   }
-  p.per_axis = true;
   p.outer = num_elements(std::span<const int64_t>(x.shape.data(), static_cast<size_t>(axis)));
   p.channels = x.shape[static_cast<size_t>(axis)];
   p.inner = num_elements(std::span<const int64_t>(x.shape.data() + axis + 1, x.rank() - static_cast<size_t>(axis) - 1));
@@ -277,7 +276,8 @@ void int_matmul(const TA* a, const TB* b, const TA* za, const QParamIndex& qa, c
       const TB* brow = b + p * n;
       if (zb && !qb.per_tensor) {
         for (int64_t j = 0; j < n; ++j)
-          row[j] = wrap_add(row[j], av * (static_cast<int32_t>(brow[j]) - static_cast<int32_t>(zb[qindex(qb, batch, j)])));
+          row[j] =
+              wrap_add(row[j], av * (static_cast<int32_t>(brow[j]) - static_cast<int32_t>(zb[qindex(qb, batch, j)])));
       } else {
         const int32_t zbv = zb ? static_cast<int32_t>(zb[0]) : 0;
         for (int64_t j = 0; j < n; ++j) row[j] = wrap_add(row[j], av * (static_cast<int32_t>(brow[j]) - zbv));
@@ -321,8 +321,9 @@ Result<KernelPtr> prepare_matmul_integer(PrepareContext& ctx) {
       });
     });
   });
-  if (!k) return ctx.unsupported("inputs of dtypes ", dtype_name(a.dtype), " and ", dtype_name(b.dtype),
-                                 " (expected int8 or uint8)");
+  if (!k)
+    return ctx.unsupported("inputs of dtypes ", dtype_name(a.dtype), " and ", dtype_name(b.dtype),
+                           " (expected int8 or uint8)");
   return k;
 }
 
@@ -378,8 +379,9 @@ Result<KernelPtr> prepare_qlinear_matmul(PrepareContext& ctx) {
       });
     });
   });
-  if (!k) return ctx.unsupported("dtypes ", dtype_name(a.dtype), ", ", dtype_name(b.dtype), " -> ", dtype_name(yt),
-                                 " (expected int8 or uint8)");
+  if (!k)
+    return ctx.unsupported("dtypes ", dtype_name(a.dtype), ", ", dtype_name(b.dtype), " -> ", dtype_name(yt),
+                           " (expected int8 or uint8)");
   return k;
 }
 
@@ -408,9 +410,11 @@ inline void kernel_range(int64_t o, int64_t in, int64_t k, int64_t stride, int64
 Result<ConvPlan> plan_conv(PrepareContext& ctx, size_t w_input) {
   const TensorInfo& x = ctx.input(0);
   const TensorInfo& w = ctx.input(w_input);
-  if (x.rank() < 3) return ctx.invalid("input x must have rank >= 3 (N, C, spatial...), got ", shape_to_string(x.shape));
+  if (x.rank() < 3)
+    return ctx.invalid("input x must have rank >= 3 (N, C, spatial...), got ", shape_to_string(x.shape));
   if (w.rank() != x.rank())
-    return ctx.invalid("weight of shape ", shape_to_string(w.shape), " must have the rank of x ", shape_to_string(x.shape));
+    return ctx.invalid("weight of shape ", shape_to_string(w.shape), " must have the rank of x ",
+                       shape_to_string(x.shape));
   const size_t nsp = x.rank() - 2;
   if (nsp > 3) return ctx.unsupported(nsp, " spatial dimensions (at most 3 are supported)");
   ConvPlan p;
@@ -517,7 +521,8 @@ void int_conv(const ConvPlan& p, const TX* x, int32_t xz, const TW* w, const TW*
 }
 
 // The zero point (or scale) of w: per tensor, or a vector with one value per output channel.
-Status check_w_param(const PrepareContext& ctx, const char* name, const TensorInfo& t, int64_t out_c, bool* per_channel) {
+Status check_w_param(const PrepareContext& ctx, const char* name, const TensorInfo& t, int64_t out_c,
+                     bool* per_channel) {
   *per_channel = false;
   if (is_scalar_like(t)) return Status::ok();
   if (t.rank() == 1 && t.shape[0] == out_c) {
@@ -563,8 +568,9 @@ Result<KernelPtr> prepare_conv_integer(PrepareContext& ctx) {
       });
     });
   });
-  if (!k) return ctx.unsupported("inputs of dtypes ", dtype_name(x.dtype), " and ", dtype_name(w.dtype),
-                                 " (expected int8 or uint8)");
+  if (!k)
+    return ctx.unsupported("inputs of dtypes ", dtype_name(x.dtype), " and ", dtype_name(w.dtype),
+                           " (expected int8 or uint8)");
   return k;
 }
 
@@ -586,7 +592,8 @@ Result<KernelPtr> prepare_qlinear_conv(PrepareContext& ctx) {
   KILN_RETURN_IF_ERROR(check_w_param(ctx, "w_zero_point", ctx.input(5), p.out_c, &wz_per_channel));
   const bool has_bias = ctx.has_input(8);
   if (has_bias) {
-    if (ctx.input(8).dtype != DType::kInt32) return ctx.invalid("bias B must be int32, got ", dtype_name(ctx.input(8).dtype));
+    if (ctx.input(8).dtype != DType::kInt32)
+      return ctx.invalid("bias B must be int32, got ", dtype_name(ctx.input(8).dtype));
     if (ctx.input(8).shape != Shape{p.out_c})
       return ctx.invalid("bias B must have shape [", p.out_c, "], got ", shape_to_string(ctx.input(8).shape));
   }
@@ -631,8 +638,9 @@ Result<KernelPtr> prepare_qlinear_conv(PrepareContext& ctx) {
       });
     });
   });
-  if (!k) return ctx.unsupported("dtypes ", dtype_name(x.dtype), ", ", dtype_name(w.dtype), " -> ", dtype_name(yt),
-                                 " (expected int8 or uint8)");
+  if (!k)
+    return ctx.unsupported("dtypes ", dtype_name(x.dtype), ", ", dtype_name(w.dtype), " -> ", dtype_name(yt),
+                           " (expected int8 or uint8)");
   return k;
 }
 

@@ -13,15 +13,27 @@ namespace {
 
 enum class Cell { kRnn, kGru, kLstm };
 
-enum class ActKind { kRelu, kTanh, kSigmoid, kAffine, kLeakyRelu, kThresholdedRelu, kScaledTanh, kHardSigmoid, kElu,
-                     kSoftsign, kSoftplus };
+enum class ActKind {
+  kRelu,
+  kTanh,
+  kSigmoid,
+  kAffine,
+  kLeakyRelu,
+  kThresholdedRelu,
+  kScaledTanh,
+  kHardSigmoid,
+  kElu,
+  kSoftsign,
+  kSoftplus
+};
 
 struct Activation {
   ActKind kind = ActKind::kTanh;
   float alpha = 0, beta = 0;
 };
 
-template <typename T> T apply(const Activation& a, T x) {
+template <typename T>
+T apply(const Activation& a, T x) {
   const T al = static_cast<T>(a.alpha), be = static_cast<T>(a.beta);
   switch (a.kind) {
     case ActKind::kRelu: return x > T(0) ? x : T(0);
@@ -95,7 +107,8 @@ struct RnnPlan {
   size_t acts_per_dir = 1;
 };
 
-template <typename T> T clip_value(const RnnPlan& p, T x) {
+template <typename T>
+T clip_value(const RnnPlan& p, T x) {
   if (!p.has_clip) return x;
   const T c = static_cast<T>(p.clip);
   return x < -c ? -c : (x > c ? c : x);
@@ -315,7 +328,10 @@ Result<KernelPtr> prepare_rnn(PrepareContext& ctx) {
   if (C == Cell::kLstm) defaults = {"Sigmoid", "Tanh", "Tanh"};
   std::vector<std::string> use = names.empty() ? defaults : names;
   // One set given for a bidirectional layer serves both directions (as in ONNX Runtime).
-  if (use.size() == p.acts_per_dir && D == 2) use.insert(use.end(), use.begin(), use.end());
+  if (use.size() == p.acts_per_dir && D == 2) {
+    const std::vector<std::string> forward = use;
+    use.insert(use.end(), forward.begin(), forward.end());
+  }
   if (use.size() != p.acts_per_dir * static_cast<size_t>(D))
     return ctx.invalid("activations must list ", p.acts_per_dir * static_cast<size_t>(D), " functions, got ",
                        use.size());

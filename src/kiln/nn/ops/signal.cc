@@ -24,7 +24,8 @@ Status read_scalar(PrepareContext& ctx, size_t i, const char* what, int64_t* out
   if (!t) return ctx.sticky_error();
   if (t->num_elements() != 1 || t->rank() > 1)
     return ctx.invalid("input ", what, " must be a scalar, got shape ", shape_to_string(t->shape()));
-  if (!dtype_is_integer(t->dtype())) return ctx.invalid("input ", what, " must be an integer, got ", dtype_name(t->dtype()));
+  if (!dtype_is_integer(t->dtype()))
+    return ctx.invalid("input ", what, " must be an integer, got ", dtype_name(t->dtype()));
   *out = element_as_int64(t->view(), 0);
   return Status::ok();
 }
@@ -243,8 +244,7 @@ Result<KernelPtr> prepare_stft(PrepareContext& ctx) {
   if (ctx.has_input(3)) {
     int64_t fl = 0;
     KILN_RETURN_IF_ERROR(read_scalar(ctx, 3, "frame_length", &fl));
-    if (p.has_window && fl != frame)
-      return ctx.invalid("frame_length ", fl, " differs from the window length ", frame);
+    if (p.has_window && fl != frame) return ctx.invalid("frame_length ", fl, " differs from the window length ", frame);
     frame = fl;
   }
   if (frame <= 0 || frame > p.len)
