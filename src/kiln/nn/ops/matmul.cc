@@ -72,7 +72,8 @@ Result<MatmulPlan> plan_matmul(const PrepareContext& ctx, const Shape& a_in, con
   if (a_in.size() > 1) p.out.push_back(p.m);
   if (b_in.size() > 1) p.out.push_back(p.n);
   // Batch offsets are only needed when there is something to write.
-  if (num_elements(p.out) == 0) return p;
+  KILN_ASSIGN_OR_RETURN(int64_t total, checked_num_elements(p.out));
+  if (total == 0) return p;
   std::vector<int64_t> sa = broadcast_strides(ab, batch), sb = broadcast_strides(bb, batch), so = strides_of(batch);
   const int64_t nb = num_elements(batch);
   p.a_off.resize(static_cast<size_t>(nb));
@@ -89,6 +90,20 @@ Result<MatmulPlan> plan_matmul(const PrepareContext& ctx, const Shape& a_in, con
 template <typename T>
 void gemm_strided(const T* a, int64_t sam, int64_t sak, const T* b, int64_t sbk, int64_t sbn, T* y, int64_t m,
                   int64_t k, int64_t n) {
+  if (sak == 1 && sbk == 1) {
+    // B transposed (a Linear layer's weight): rows of A and B are both contiguous, so each
+    // output is a dot product.
+    for (int64_t i = 0; i < m; ++i) {
+      const T* arow = a + i * sam;
+      for (int64_t j = 0; j < n; ++j) {
+        const T* bcol = b + j * sbn;
+        T acc = T(0);
+        for (int64_t p = 0; p < k; ++p) acc = add(acc, mul(arow[p], bcol[p]));
+        y[i * n + j] = acc;
+      }
+    }
+    return;
+  }
   for (int64_t i = 0; i < m; ++i) {
     T* row = y + i * n;
     for (int64_t j = 0; j < n; ++j) row[j] = T(0);
@@ -232,6 +247,8 @@ struct EinsumPlan {
   std::vector<int64_t> out_strides, red_strides;  // [index][operand], operand = input number
   std::vector<int64_t> inner_strides;             // per operand, along the innermost summed index
   size_t num_operands = 0;
+  int64_t total_out = 0;   // output elements
+  bool empty_sum = false;  // a summed index has size 0: every output is 0
 };
 
 Result<KernelPtr> prepare_einsum(PrepareContext& ctx) {
@@ -350,6 +367,8 @@ Result<KernelPtr> prepare_einsum(PrepareContext& ctx) {
     strides_for(static_cast<int>(id), p.red_strides);
   }
   KILN_RETURN_IF_ERROR(check_rank(ctx, out_shape.size()));
+  KILN_ASSIGN_OR_RETURN(p.total_out, checked_num_elements(out_shape));
+  p.empty_sum = std::find(p.red_sizes.begin(), p.red_sizes.end(), 0) != p.red_sizes.end();
   ctx.set_output(0, ctx.input(0).dtype, out_shape);
   // Run-time odometers: an index per dimension, and a base and a running offset per operand.
   ctx.request_scratch(sizeof(int64_t) * (p.out_sizes.size() + p.red_sizes.size() + 2 * num_in) +
@@ -364,7 +383,7 @@ Result<KernelPtr> prepare_einsum(PrepareContext& ctx) {
     k = make_kernel([p](const KernelContext& kc) {
       const size_t nop = p.num_operands, nout = p.out_sizes.size(), nred = p.red_sizes.size();
       T* y = kc.out(0).as<T>();
-      const int64_t total_out = num_elements(p.out_sizes);
+      const int64_t total_out = p.total_out;
       if (total_out == 0) return Status::ok();
       int64_t* out_idx = static_cast<int64_t*>(kc.scratch);
       int64_t* red_idx = out_idx + nout;
@@ -374,7 +393,7 @@ Result<KernelPtr> prepare_einsum(PrepareContext& ctx) {
       for (size_t o = 0; o < nop; ++o) data[o] = kc.in(o).as<const T>();
       for (size_t d = 0; d < nout; ++d) out_idx[d] = 0;
       for (size_t o = 0; o < nop; ++o) base[o] = 0;
-      const bool empty_sum = num_elements(p.red_sizes) == 0;
+      const bool empty_sum = p.empty_sum;
       const int64_t inner = nred ? p.red_sizes[nred - 1] : 1;
       for (int64_t oi = 0; oi < total_out; ++oi) {
         A acc = A(0);

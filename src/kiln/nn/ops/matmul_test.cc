@@ -92,8 +92,8 @@ TEST(MatmulOps, MatMulOnIntegersWrapsOnOverflow) {
   ASSERT_TRUE(y.is_ok()) << y.status().to_string();
   EXPECT_EQ(values<int64_t>(*y), std::vector<int64_t>{-9});
   // 2^30 * 2 + 2^30 * 2 = 2^32 wraps to 0 in int32 rather than being undefined behaviour.
-  y = run_node(13, "MatMul", {{"a", make_tensor<int32_t>({1, 2}, {1 << 30, 1 << 30})},
-                              {"b", make_tensor<int32_t>({2, 1}, {2, 2})}});
+  y = run_node(13, "MatMul",
+               {{"a", make_tensor<int32_t>({1, 2}, {1 << 30, 1 << 30})}, {"b", make_tensor<int32_t>({2, 1}, {2, 2})}});
   ASSERT_TRUE(y.is_ok()) << y.status().to_string();
   EXPECT_EQ(values<int32_t>(*y), std::vector<int32_t>{0});
 }

@@ -65,9 +65,12 @@ Result<AxisPlan> plan_axis(PrepareContext& ctx, const TensorInfo& x, size_t scal
     return ctx.invalid("scale has ", s.shape[0], " values but axis ", axis, " of input ", shape_to_string(x.shape),
                        " has a different size");
   }
-  p.outer = num_elements(std::span<const int64_t>(x.shape.data(), static_cast<size_t>(axis)));
+  // Empty inputs can have dimensions whose partial products overflow: check them.
+  KILN_ASSIGN_OR_RETURN(p.outer,
+                        checked_num_elements(std::span<const int64_t>(x.shape.data(), static_cast<size_t>(axis))));
   p.channels = x.shape[static_cast<size_t>(axis)];
-  p.inner = num_elements(std::span<const int64_t>(x.shape.data() + axis + 1, x.rank() - static_cast<size_t>(axis) - 1));
+  KILN_ASSIGN_OR_RETURN(p.inner, checked_num_elements(std::span<const int64_t>(
+                                     x.shape.data() + axis + 1, x.rank() - static_cast<size_t>(axis) - 1)));
   return p;
 }
 
@@ -213,7 +216,8 @@ Result<QMatmulPlan> plan_qmatmul(const PrepareContext& ctx, const Shape& a_in, c
   p.out = batch;
   if (a_in.size() > 1) p.out.push_back(p.m);
   if (b_in.size() > 1) p.out.push_back(p.n);
-  if (num_elements(p.out) == 0) return p;
+  KILN_ASSIGN_OR_RETURN(int64_t total, checked_num_elements(p.out));
+  if (total == 0) return p;
   std::vector<int64_t> sa = broadcast_strides(ab, batch), sb = broadcast_strides(bb, batch), so = strides_of(batch);
   const int64_t nb = num_elements(batch);
   p.a_off.resize(static_cast<size_t>(nb));
@@ -448,6 +452,7 @@ Result<ConvPlan> plan_conv(PrepareContext& ctx, size_t w_input) {
   for (size_t i = 0; i < nsp; ++i) {
     const int64_t in = x.shape[2 + i], k = w.shape[2 + i];
     if (ks[i] != k) return ctx.invalid("kernel_shape ", ks[i], " differs from the weight's spatial size ", k);
+    if (in > kMaxGeom || k > kMaxGeom) return ctx.unsupported("spatial sizes above ", kMaxGeom, " are not supported");
     if (strides[i] <= 0 || dils[i] <= 0) return ctx.invalid("strides and dilations must be positive");
     if (pads[i] < 0 || pads[i + nsp] < 0) return ctx.invalid("pads must be non-negative");
     const int64_t span = dils[i] * (k - 1) + 1;
@@ -471,6 +476,9 @@ Result<ConvPlan> plan_conv(PrepareContext& ctx, size_t w_input) {
     p.pad[d] = pb;
     p.out_shape.push_back(out);
   }
+  // Nothing to compute for an empty output, however large the other dimensions.
+  KILN_ASSIGN_OR_RETURN(int64_t total, checked_num_elements(p.out_shape));
+  if (total == 0) p.batch = 0;
   return p;
 }
 

@@ -289,7 +289,9 @@ Result<KernelPtr> prepare_rnn(PrepareContext& ctx) {
   p.input = xi.shape[2];
   if (ri.rank() != 3) return ctx.invalid("input R must have rank 3, got ", shape_to_string(ri.shape));
   p.hidden = ctx.attr_int("hidden_size", ri.shape[2]);
-  if (p.hidden <= 0) return ctx.invalid("hidden_size must be positive, got ", p.hidden);
+  if (p.hidden != ri.shape[2] || p.hidden <= 0)
+    return ctx.invalid("hidden_size ", p.hidden, " must be positive and equal the last dimension of R ",
+                       shape_to_string(ri.shape));
   const int64_t D = p.dirs, G = p.gates, H = p.hidden, N = p.batch;
   auto expect_shape = [&](size_t i, const char* name, const Shape& want) -> Status {
     if (ctx.input(i).shape != want)

@@ -186,7 +186,7 @@ TEST(RnnOps, BadAttributesAndShapesAreClearErrors) {
                "must list 1");
   expect_error(run({Attr::i("layout", 2)}), StatusCode::kInvalidArgument, "layout");
   expect_error(run({Attr::f("clip", -1.0f)}), StatusCode::kInvalidArgument, "clip");
-  expect_error(run({Attr::i("hidden_size", 2)}), StatusCode::kInvalidArgument, "must have shape");
+  expect_error(run({Attr::i("hidden_size", 2)}), StatusCode::kInvalidArgument, "last dimension of R");
 }
 
 TEST(RnnOps, RunsAllocateNothing) {

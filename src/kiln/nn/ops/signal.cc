@@ -173,8 +173,11 @@ Result<KernelPtr> prepare_dft(PrepareContext& ctx) {
   }
   if (n == 0) return ctx.invalid("the transformed axis ", axis, " of ", shape_to_string(x.shape), " is empty");
   if (n > kMaxTransformLength) return ctx.unsupported("DFT length ", n, " is above the limit of ", kMaxTransformLength);
-  for (int64_t d = 0; d < axis; ++d) p.outer *= x.shape[static_cast<size_t>(d)];
-  for (int64_t d = axis + 1; d < r - 1; ++d) p.inner *= x.shape[static_cast<size_t>(d)];
+  // Empty inputs can have dimensions whose partial products overflow: check them.
+  KILN_ASSIGN_OR_RETURN(p.outer,
+                        checked_num_elements(std::span<const int64_t>(x.shape.data(), static_cast<size_t>(axis))));
+  KILN_ASSIGN_OR_RETURN(p.inner, checked_num_elements(std::span<const int64_t>(x.shape.data() + axis + 1,
+                                                                               static_cast<size_t>(r - 2 - axis))));
   p.comp = x.shape.back();
   p.bins = onesided ? n / 2 + 1 : n;
   Shape out = x.shape;
