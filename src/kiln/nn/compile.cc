@@ -265,7 +265,7 @@ class Compiler {
           }
         }
       }
-      if (decl.has_shape) {
+      if (decl.has_shape && opts_.check_declared_input_shapes) {
         bool ok = decl.dims.size() == shape.size();
         for (size_t d = 0; ok && d < shape.size(); ++d)
           if (decl.dims[d].known() && decl.dims[d].value != shape[d]) ok = false;

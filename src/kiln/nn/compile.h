@@ -45,6 +45,10 @@ struct CompileOptions {
   std::map<std::string, Tensor> input_values;
   bool fold_constants = true;
   int threads = 1;
+  // Check given input shapes against the shapes the model declares. The ONNX backend test runner
+  // does not (some suite cases feed data that contradicts their model's declaration), so the
+  // conformance runner turns this off; users should leave it on.
+  bool check_declared_input_shapes = true;
   // Largest single tensor (bytes) compile() accepts; larger shapes are an error naming them.
   uint64_t max_tensor_bytes = uint64_t{1} << 36;
   // When compile() fails with kNeedsValue and this is set, it receives the names of the graph
