@@ -110,22 +110,35 @@ Result<KernelPtr> prepare_arith(PrepareContext& ctx) {
   const TensorInfo& b = ctx.input(1);
   if (a.dtype != b.dtype)
     return ctx.invalid("inputs have different dtypes ", dtype_name(a.dtype), " and ", dtype_name(b.dtype));
-  // Opset < 7 used an explicit `broadcast` attribute with `axis`; without it, shapes must match.
-  if (ctx.opset() < 7 && ctx.attr_int("broadcast", 0) == 0 && a.shape != b.shape)
-    return ctx.invalid("shapes ", shape_to_string(a.shape), " and ", shape_to_string(b.shape),
-                       " differ and broadcast=0 (opset ", ctx.opset(), ")");
-  if (ctx.opset() < 7 && ctx.has_attr("axis"))
-    return ctx.unsupported("the legacy 'axis' broadcast attribute (opset < 7)");
-  KILN_ASSIGN_OR_RETURN(Shape out, broadcast_shapes(ctx, a.shape, b.shape));
+  Shape b_shape = b.shape;
+  if (ctx.opset() < 7) {
+    // Opset < 7 broadcast only B onto A, and only when asked, aligning B's dimensions with A's
+    // starting at `axis` (default: the trailing dimensions, as numpy does).
+    if (ctx.attr_int("broadcast", 0) == 0) {
+      if (a.shape != b.shape)
+        return ctx.invalid("shapes ", shape_to_string(a.shape), " and ", shape_to_string(b.shape),
+                           " differ and broadcast=0 (opset ", ctx.opset(), ")");
+    } else if (ctx.has_attr("axis")) {
+      int64_t axis = 0;
+      KILN_RETURN_IF_ERROR(normalize_axis(ctx, ctx.attr_int("axis", 0), static_cast<int64_t>(a.rank()), &axis));
+      if (axis + static_cast<int64_t>(b.rank()) > static_cast<int64_t>(a.rank()))
+        return ctx.invalid("B of shape ", shape_to_string(b.shape), " does not fit A ", shape_to_string(a.shape),
+                           " at axis ", axis);
+      b_shape.insert(b_shape.end(), a.rank() - axis - b.rank(), 1);
+    }
+  }
+  KILN_ASSIGN_OR_RETURN(Shape out, broadcast_shapes(ctx, a.shape, b_shape));
+  if (ctx.opset() < 7 && out != a.shape)
+    return ctx.invalid("B of shape ", shape_to_string(b.shape), " does not broadcast to A ", shape_to_string(a.shape));
   KILN_RETURN_IF_ERROR(check_rank(ctx, out.size()));
   ctx.set_output(0, a.dtype, out);
   KernelPtr k;
   bool ok = visit_dtype<NumericTypes>(a.dtype, [&](auto tag) {
     using T = typename decltype(tag)::type;
-    if constexpr (A == Arith::kAdd) k = binary_kernel<T, T>(a.shape, b.shape, out, [](T x, T y) { return T(x + y); });
-    if constexpr (A == Arith::kSub) k = binary_kernel<T, T>(a.shape, b.shape, out, [](T x, T y) { return T(x - y); });
-    if constexpr (A == Arith::kMul) k = binary_kernel<T, T>(a.shape, b.shape, out, [](T x, T y) { return T(x * y); });
-    if constexpr (A == Arith::kDiv) k = binary_kernel<T, T>(a.shape, b.shape, out, [](T x, T y) { return safe_div(x, y); });
+    if constexpr (A == Arith::kAdd) k = binary_kernel<T, T>(a.shape, b_shape, out, [](T x, T y) { return T(x + y); });
+    if constexpr (A == Arith::kSub) k = binary_kernel<T, T>(a.shape, b_shape, out, [](T x, T y) { return T(x - y); });
+    if constexpr (A == Arith::kMul) k = binary_kernel<T, T>(a.shape, b_shape, out, [](T x, T y) { return T(x * y); });
+    if constexpr (A == Arith::kDiv) k = binary_kernel<T, T>(a.shape, b_shape, out, [](T x, T y) { return safe_div(x, y); });
   });
   if (!ok) return ctx.unsupported_dtype(0);
   return k;
