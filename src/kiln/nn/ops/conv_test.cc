@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "kiln/core/alloc_counter.h"
 #include "kiln/nn/testing/model_builder.h"
 
 namespace kiln::nn {
@@ -98,8 +99,8 @@ std::vector<Attr> attrs_2d(const Conv2dParams& p) {
           Attr::ints("pads", {p.pt, p.pl, p.pb, p.pr})};
 }
 
-Result<std::vector<Tensor>> run_node(const std::string& op, const std::vector<Tensor>& inputs,
-                                     const std::vector<Attr>& attrs, int opset = 13) {
+Result<Model> build_node(const std::string& op, const std::vector<Tensor>& inputs, const std::vector<Attr>& attrs,
+                         int opset = 13) {
   ModelBuilder mb(opset);
   std::vector<std::string> names;
   for (size_t i = 0; i < inputs.size(); ++i) {
@@ -107,8 +108,27 @@ Result<std::vector<Tensor>> run_node(const std::string& op, const std::vector<Te
     mb.input(names.back(), inputs[i].dtype(), inputs[i].shape());
   }
   mb.node(op, names, {"y"}, attrs).output("y", DType::kUndefined);
-  KILN_ASSIGN_OR_RETURN(Model m, mb.build());
+  return mb.build();
+}
+
+Result<std::vector<Tensor>> run_node(const std::string& op, const std::vector<Tensor>& inputs,
+                                     const std::vector<Attr>& attrs, int opset = 13) {
+  KILN_ASSIGN_OR_RETURN(Model m, build_node(op, inputs, attrs, opset));
   return testing::run_once(m, inputs);
+}
+
+// Runs a compiled model once to warm up, then checks that ten more runs allocate nothing.
+void expect_runs_allocate_nothing(const Model& m, const std::vector<Tensor>& inputs, const std::string& what) {
+  Result<CompiledModel> cm = compile(m);
+  ASSERT_TRUE(cm.is_ok()) << what << ": " << cm.status().to_string();
+  std::vector<Tensor> outs = cm->make_outputs();
+  std::vector<TensorView> in, out;
+  for (const Tensor& t : inputs) in.push_back(t.view());
+  for (const Tensor& t : outs) out.push_back(t.view());
+  ASSERT_TRUE(cm->run(in, out).is_ok()) << what;
+  const uint64_t before = heap_allocation_count();
+  for (int i = 0; i < 10; ++i) ASSERT_TRUE(cm->run(in, out).is_ok()) << what;
+  EXPECT_EQ(heap_allocation_count() - before, 0u) << what;
 }
 
 void check_conv2d(Shape xs, Shape ws, const Conv2dParams& p, bool bias) {
@@ -204,6 +224,20 @@ TEST(ConvOps, ConvTransposeOutputShapePadsFollowAutoPad) {
   expect_near((*notset)[0], make_tensor<float>({1, 1, 4}, {1, 3, 2, 2}));
   expect_near((*upper)[0], make_tensor<float>({1, 1, 4}, {1, 1, 3, 2}));
   expect_near((*longer)[0], make_tensor<float>({1, 1, 6}, {1, 1, 3, 2, 2, 0}));
+}
+
+TEST(ConvOps, RunsAllocateNothing) {
+  Conv2dParams p;
+  p.pt = p.pl = 1;
+  const std::vector<Tensor> conv = {random_tensor({1, 2, 5, 5}, 7), random_tensor({3, 2, 3, 3}, 8),
+                                    random_tensor({3}, 9)};
+  Result<Model> m = build_node("Conv", conv, attrs_2d(p));
+  ASSERT_TRUE(m.is_ok()) << m.status().to_string();
+  expect_runs_allocate_nothing(*m, conv, "Conv");
+  const std::vector<Tensor> convt = {random_tensor({1, 2, 3, 3}, 7), random_tensor({2, 3, 3, 3}, 8)};
+  m = build_node("ConvTranspose", convt, {Attr::ints("strides", {2, 2})});
+  ASSERT_TRUE(m.is_ok()) << m.status().to_string();
+  expect_runs_allocate_nothing(*m, convt, "ConvTranspose");
 }
 
 void expect_error(const Result<std::vector<Tensor>>& r, StatusCode code, const std::string& fragment) {

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "kiln/core/alloc_counter.h"
 #include "kiln/nn/testing/model_builder.h"
 
 namespace kiln::nn {
@@ -18,8 +19,8 @@ using testing::Attr;
 using testing::make_tensor;
 using testing::ModelBuilder;
 
-Result<std::vector<Tensor>> run_node(const std::string& op, const std::vector<Tensor>& inputs,
-                                     const std::vector<Attr>& attrs, int outputs = 1, int opset = 17) {
+Result<Model> build_node(const std::string& op, const std::vector<Tensor>& inputs, const std::vector<Attr>& attrs,
+                         int outputs = 1, int opset = 17) {
   ModelBuilder mb(opset);
   std::vector<std::string> names, outs;
   for (size_t i = 0; i < inputs.size(); ++i) {
@@ -29,8 +30,27 @@ Result<std::vector<Tensor>> run_node(const std::string& op, const std::vector<Te
   for (int i = 0; i < outputs; ++i) outs.push_back("out" + std::to_string(i));
   mb.node(op, names, outs, attrs);
   for (const std::string& o : outs) mb.output(o, DType::kUndefined);
-  KILN_ASSIGN_OR_RETURN(Model m, mb.build());
+  return mb.build();
+}
+
+Result<std::vector<Tensor>> run_node(const std::string& op, const std::vector<Tensor>& inputs,
+                                     const std::vector<Attr>& attrs, int outputs = 1, int opset = 17) {
+  KILN_ASSIGN_OR_RETURN(Model m, build_node(op, inputs, attrs, outputs, opset));
   return testing::run_once(m, inputs);
+}
+
+// Runs a compiled model once to warm up, then checks that ten more runs allocate nothing.
+void expect_runs_allocate_nothing(const Model& m, const std::vector<Tensor>& inputs, const std::string& what) {
+  Result<CompiledModel> cm = compile(m);
+  ASSERT_TRUE(cm.is_ok()) << what << ": " << cm.status().to_string();
+  std::vector<Tensor> outs = cm->make_outputs();
+  std::vector<TensorView> in, out;
+  for (const Tensor& t : inputs) in.push_back(t.view());
+  for (const Tensor& t : outs) out.push_back(t.view());
+  ASSERT_TRUE(cm->run(in, out).is_ok()) << what;
+  const uint64_t before = heap_allocation_count();
+  for (int i = 0; i < 10; ++i) ASSERT_TRUE(cm->run(in, out).is_ok()) << what;
+  EXPECT_EQ(heap_allocation_count() - before, 0u) << what;
 }
 
 void expect_values(const Tensor& got, const Shape& shape, const std::vector<float>& want) {
@@ -142,6 +162,33 @@ TEST(NormalizationOps, LrnWithEvenSizeLooksOneChannelAhead) {
   auto y = run_node("LRN", {x}, {Attr::i("size", 2), Attr::f("alpha", 2), Attr::f("beta", 1), Attr::f("bias", 1)});
   ASSERT_TRUE(y.is_ok()) << y.status().to_string();
   expect_values((*y)[0], {1, 2, 1}, {1.0f / 6, 0.4f});
+}
+
+TEST(NormalizationOps, RunsAllocateNothing) {
+  const Tensor x = make_tensor<float>({2, 4, 3}, {1, 2, 3, 4, 5, 6, 7, 8});
+  const Tensor c = make_tensor<float>({4}, {1, 1, 1, 1});
+  const Tensor g = make_tensor<float>({2}, {1, 1});
+  struct Case {
+    std::string op;
+    std::vector<Tensor> inputs;
+    std::vector<Attr> attrs;
+    int outputs;
+    int opset;
+  };
+  const std::vector<Case> cases = {
+      {"BatchNormalization", {x, c, c, c, c}, {}, 1, 15},
+      {"BatchNormalization", {x, c, c, c, c}, {Attr::i("training_mode", 1)}, 3, 15},
+      {"InstanceNormalization", {x, c, c}, {}, 1, 17},
+      {"LayerNormalization", {x, make_tensor<float>({3}, {1, 1, 1})}, {}, 3, 17},
+      {"GroupNormalization", {x, g, g}, {Attr::i("num_groups", 2)}, 1, 18},
+      {"LRN", {x}, {Attr::i("size", 3)}, 1, 17},
+      {"MeanVarianceNormalization", {x}, {Attr::ints("axes", {0, 2})}, 1, 13},
+  };
+  for (const Case& k : cases) {
+    Result<Model> m = build_node(k.op, k.inputs, k.attrs, k.outputs, k.opset);
+    ASSERT_TRUE(m.is_ok()) << m.status().to_string();
+    expect_runs_allocate_nothing(*m, k.inputs, k.op);
+  }
 }
 
 TEST(NormalizationOps, LrnRequiresSize) {

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "kiln/core/alloc_counter.h"
 #include "kiln/nn/testing/model_builder.h"
 
 namespace kiln::nn {
@@ -17,8 +18,8 @@ using testing::Attr;
 using testing::make_tensor;
 using testing::ModelBuilder;
 
-Result<std::vector<Tensor>> run_node(const std::string& op, const std::vector<Tensor>& inputs,
-                                     const std::vector<Attr>& attrs, int outputs = 1, int opset = 13) {
+Result<Model> build_node(const std::string& op, const std::vector<Tensor>& inputs, const std::vector<Attr>& attrs,
+                         int outputs = 1, int opset = 13) {
   ModelBuilder mb(opset);
   std::vector<std::string> names, outs;
   for (size_t i = 0; i < inputs.size(); ++i) {
@@ -28,8 +29,27 @@ Result<std::vector<Tensor>> run_node(const std::string& op, const std::vector<Te
   for (int i = 0; i < outputs; ++i) outs.push_back("out" + std::to_string(i));
   mb.node(op, names, outs, attrs);
   for (const std::string& o : outs) mb.output(o, DType::kUndefined);
-  KILN_ASSIGN_OR_RETURN(Model m, mb.build());
+  return mb.build();
+}
+
+Result<std::vector<Tensor>> run_node(const std::string& op, const std::vector<Tensor>& inputs,
+                                     const std::vector<Attr>& attrs, int outputs = 1, int opset = 13) {
+  KILN_ASSIGN_OR_RETURN(Model m, build_node(op, inputs, attrs, outputs, opset));
   return testing::run_once(m, inputs);
+}
+
+// Runs a compiled model once to warm up, then checks that ten more runs allocate nothing.
+void expect_runs_allocate_nothing(const Model& m, const std::vector<Tensor>& inputs, const std::string& what) {
+  Result<CompiledModel> cm = compile(m);
+  ASSERT_TRUE(cm.is_ok()) << what << ": " << cm.status().to_string();
+  std::vector<Tensor> outs = cm->make_outputs();
+  std::vector<TensorView> in, out;
+  for (const Tensor& t : inputs) in.push_back(t.view());
+  for (const Tensor& t : outs) out.push_back(t.view());
+  ASSERT_TRUE(cm->run(in, out).is_ok()) << what;
+  const uint64_t before = heap_allocation_count();
+  for (int i = 0; i < 10; ++i) ASSERT_TRUE(cm->run(in, out).is_ok()) << what;
+  EXPECT_EQ(heap_allocation_count() - before, 0u) << what;
 }
 
 void expect_values(const Tensor& got, const Shape& shape, const std::vector<float>& want) {
@@ -168,6 +188,31 @@ TEST(PoolOps, MaxUnpoolScattersIntoTheInferredShape) {
   auto y = run_node("MaxUnpool", {x, i}, {Attr::ints("kernel_shape", {2}), Attr::ints("strides", {2})});
   ASSERT_TRUE(y.is_ok()) << y.status().to_string();
   expect_values((*y)[0], {1, 1, 4}, {0, 7, 8, 0});
+}
+
+TEST(PoolOps, RunsAllocateNothing) {
+  const Tensor x = make_tensor<float>({1, 2, 4, 4}, {});
+  const std::vector<Attr> window = {Attr::ints("kernel_shape", {3, 3}), Attr::ints("pads", {1, 1, 1, 1}),
+                                    Attr::ints("strides", {2, 2})};
+  struct Case {
+    std::string op;
+    std::vector<Tensor> inputs;
+    std::vector<Attr> attrs;
+    int outputs;
+  };
+  const std::vector<Case> cases = {
+      {"AveragePool", {x}, window, 1},
+      {"MaxPool", {x}, window, 2},
+      {"LpPool", {x}, window, 1},
+      {"GlobalAveragePool", {x}, {}, 1},
+      {"GlobalMaxPool", {x}, {}, 1},
+      {"MaxUnpool", {x, make_tensor<int64_t>({1, 2, 4, 4}, {})}, {Attr::ints("kernel_shape", {2, 2})}, 1},
+  };
+  for (const Case& c : cases) {
+    Result<Model> m = build_node(c.op, c.inputs, c.attrs, c.outputs);
+    ASSERT_TRUE(m.is_ok()) << m.status().to_string();
+    expect_runs_allocate_nothing(*m, c.inputs, c.op);
+  }
 }
 
 TEST(PoolOps, KernelShapeIsRequired) {

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "kiln/core/alloc_counter.h"
 #include "kiln/nn/testing/model_builder.h"
 
 namespace kiln::nn {
@@ -17,9 +18,9 @@ using testing::make_tensor;
 using testing::ModelBuilder;
 
 // Runs one node on graph input X; the other inputs are constants ("" leaves an input out).
-Result<std::vector<Tensor>> run_node(const std::string& op, const Tensor& x,
-                                     const std::vector<std::pair<std::string, Tensor>>& constants,
-                                     const std::vector<Attr>& attrs, int opset) {
+Result<Model> build_node(const std::string& op, const Tensor& x,
+                         const std::vector<std::pair<std::string, Tensor>>& constants, const std::vector<Attr>& attrs,
+                         int opset) {
   ModelBuilder mb(opset);
   mb.input("x", x.dtype(), x.shape());
   std::vector<std::string> names = {"x"};
@@ -28,8 +29,28 @@ Result<std::vector<Tensor>> run_node(const std::string& op, const Tensor& x,
     if (!name.empty()) mb.initializer(name, value);
   }
   mb.node(op, names, {"y"}, attrs).output("y", DType::kUndefined);
-  KILN_ASSIGN_OR_RETURN(Model m, mb.build());
+  return mb.build();
+}
+
+Result<std::vector<Tensor>> run_node(const std::string& op, const Tensor& x,
+                                     const std::vector<std::pair<std::string, Tensor>>& constants,
+                                     const std::vector<Attr>& attrs, int opset) {
+  KILN_ASSIGN_OR_RETURN(Model m, build_node(op, x, constants, attrs, opset));
   return testing::run_once(m, {x});
+}
+
+// Runs a compiled model once to warm up, then checks that ten more runs allocate nothing.
+void expect_runs_allocate_nothing(const Model& m, const std::vector<Tensor>& inputs, const std::string& what) {
+  Result<CompiledModel> cm = compile(m);
+  ASSERT_TRUE(cm.is_ok()) << what << ": " << cm.status().to_string();
+  std::vector<Tensor> outs = cm->make_outputs();
+  std::vector<TensorView> in, out;
+  for (const Tensor& t : inputs) in.push_back(t.view());
+  for (const Tensor& t : outs) out.push_back(t.view());
+  ASSERT_TRUE(cm->run(in, out).is_ok()) << what;
+  const uint64_t before = heap_allocation_count();
+  for (int i = 0; i < 10; ++i) ASSERT_TRUE(cm->run(in, out).is_ok()) << what;
+  EXPECT_EQ(heap_allocation_count() - before, 0u) << what;
 }
 
 Result<std::vector<Tensor>> resize_scales(const Tensor& x, std::vector<float> scales, std::vector<Attr> attrs,
@@ -156,6 +177,20 @@ TEST(ResizeOps, LegacyNearestFloorsUpAndCeilsDown) {
   auto d = run_node("Resize", down, {{"scales", make_tensor<float>({1}, {0.7f})}}, {}, 10);
   ASSERT_TRUE(d.is_ok()) << d.status().to_string();
   expect_values((*d)[0], {3}, {10, 30, 40});
+}
+
+TEST(ResizeOps, RunsAllocateNothing) {
+  const Tensor x = make_tensor<float>({1, 2, 3, 4}, {1, 2, 3, 4, 5, 6});
+  const std::pair<std::string, Tensor> none = {"", Tensor()};
+  const std::pair<std::string, Tensor> scales = {"scales", make_tensor<float>({4}, {1, 1, 2, 0.5f})};
+  for (const char* mode : {"nearest", "linear", "cubic"}) {
+    Result<Model> m = build_node("Resize", x, {none, scales}, {Attr::s("mode", mode), Attr::i("antialias", 1)}, 18);
+    ASSERT_TRUE(m.is_ok()) << m.status().to_string();
+    expect_runs_allocate_nothing(*m, {x}, mode);
+  }
+  Result<Model> m = build_node("Upsample", x, {}, {Attr::floats("scales", {1, 1, 2, 2})}, 7);
+  ASSERT_TRUE(m.is_ok()) << m.status().to_string();
+  expect_runs_allocate_nothing(*m, {x}, "Upsample");
 }
 
 TEST(ResizeOps, ScalesAndSizesTogetherAreAnError) {
