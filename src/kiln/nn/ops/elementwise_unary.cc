@@ -224,12 +224,11 @@ Result<KernelPtr> prepare_gelu(PrepareContext& ctx) {
   const bool use_tanh = approximate == "tanh";
   return prepare_map<FloatTypes>(ctx, [use_tanh](auto tag) {
     using T = typename decltype(tag)::type;
-    return [use_tanh](T x) {
-      if (use_tanh) {
-        const T c = static_cast<T>(std::sqrt(2.0 / std::numbers::pi));
-        return T(0.5) * x * (T(1) + std::tanh(c * (x + T(0.044715) * x * x * x)));
-      }
-      return T(0.5) * x * (T(1) + std::erf(x * static_cast<T>(std::numbers::sqrt2 / 2)));
+    const T sqrt_2_over_pi = static_cast<T>(std::sqrt(2.0 / std::numbers::pi));
+    const T inv_sqrt2 = static_cast<T>(std::numbers::sqrt2 / 2);
+    return [use_tanh, sqrt_2_over_pi, inv_sqrt2](T x) {
+      if (use_tanh) return T(0.5) * x * (T(1) + std::tanh(sqrt_2_over_pi * (x + T(0.044715) * x * x * x)));
+      return T(0.5) * x * (T(1) + std::erf(x * inv_sqrt2));
     };
   });
 }
