@@ -400,14 +400,15 @@ struct ConvPlan {
   Shape out_shape;
 };
 
-// Input positions 0 <= o * stride - pad + k * dilation < in hold for k in [lo, hi).
-inline void kernel_range(int64_t o, int64_t in, int64_t k, int64_t stride, int64_t dil, int64_t pad, int64_t* lo,
-                         int64_t* hi) {
-  const int64_t start = o * stride - pad;
-  int64_t l = start >= 0 ? 0 : (-start + dil - 1) / dil;
-  int64_t h = in - start <= 0 ? 0 : (in - start + dil - 1) / dil;
-  *lo = std::min(l, k);
-  *hi = std::min(h, k);
+// For kernel tap k along dimension d, the input index is o * stride + off; it is inside the
+// input for the outputs o in [lo, hi).
+inline void tap_range(const ConvPlan& p, int d, int64_t k, int64_t* lo, int64_t* hi, int64_t* off) {
+  const int64_t s = p.stride[d], in = p.in[d];
+  *off = k * p.dilation[d] - p.pad[d];
+  const int64_t l = *off >= 0 ? 0 : (-*off + s - 1) / s;
+  const int64_t h = in - *off <= 0 ? 0 : (in - *off + s - 1) / s;
+  *hi = std::min(h, p.out[d]);
+  *lo = std::min(l, *hi);
 }
 
 // x input 0 and w input `w_input`; reads the Conv attributes.
@@ -482,8 +483,9 @@ Result<ConvPlan> plan_conv(PrepareContext& ctx, size_t w_input) {
   return p;
 }
 
-// Integer convolution of image n into acc [out_c, out spatial]; the zero point of w may be per
-// output channel.
+// Integer convolution of one image into acc [out_c, out spatial]; the zero point of w may be
+// per output channel. Weight-stationary: each kernel tap adds a shifted input row to a run of
+// outputs, so the innermost loop is a plain (vectorisable) multiply-add.
 template <typename TX, typename TW>
 void int_conv(const ConvPlan& p, const TX* x, int32_t xz, const TW* w, const TW* wz, bool wz_per_channel,
               int32_t* acc) {
@@ -493,35 +495,33 @@ void int_conv(const ConvPlan& p, const TX* x, int32_t xz, const TW* w, const TW*
   for (int64_t m = 0; m < p.out_c; ++m) {
     const int64_t g = m / mg;
     const int32_t wzm = wz ? static_cast<int32_t>(wz[wz_per_channel ? m : 0]) : 0;
-    const TW* wm = w + m * cg * k_plane;
-    int32_t* out = acc + m * out_plane;
-    for (int64_t od = 0; od < p.out[0]; ++od) {
-      int64_t d0, d1;
-      kernel_range(od, p.in[0], p.kernel[0], p.stride[0], p.dilation[0], p.pad[0], &d0, &d1);
-      for (int64_t oh = 0; oh < p.out[1]; ++oh) {
-        int64_t h0, h1;
-        kernel_range(oh, p.in[1], p.kernel[1], p.stride[1], p.dilation[1], p.pad[1], &h0, &h1);
-        for (int64_t ow = 0; ow < p.out[2]; ++ow) {
-          int64_t w0, w1;
-          kernel_range(ow, p.in[2], p.kernel[2], p.stride[2], p.dilation[2], p.pad[2], &w0, &w1);
-          int32_t sum = 0;
-          for (int64_t c = 0; c < cg; ++c) {
-            const TX* xc = x + (g * cg + c) * in_plane;
-            const TW* wc = wm + c * k_plane;
-            for (int64_t kd = d0; kd < d1; ++kd) {
-              const int64_t id = od * p.stride[0] - p.pad[0] + kd * p.dilation[0];
-              for (int64_t kh = h0; kh < h1; ++kh) {
-                const int64_t ih = oh * p.stride[1] - p.pad[1] + kh * p.dilation[1];
-                const TX* xrow = xc + (id * p.in[1] + ih) * p.in[2];
-                const TW* wrow = wc + (kd * p.kernel[1] + kh) * p.kernel[2];
-                for (int64_t kw = w0; kw < w1; ++kw) {
-                  const int64_t iw = ow * p.stride[2] - p.pad[2] + kw * p.dilation[2];
-                  sum = wrap_add(sum, (static_cast<int32_t>(xrow[iw]) - xz) * (static_cast<int32_t>(wrow[kw]) - wzm));
-                }
+    // Accumulate modulo 2^32 (unsigned, so wrapping is defined); same bits as int32.
+    uint32_t* out = reinterpret_cast<uint32_t*>(acc + m * out_plane);
+    for (int64_t i = 0; i < out_plane; ++i) out[i] = 0;
+    for (int64_t c = 0; c < cg; ++c) {
+      const TX* xc = x + (g * cg + c) * in_plane;
+      const TW* wc = w + (m * cg + c) * k_plane;
+      for (int64_t kd = 0; kd < p.kernel[0]; ++kd) {
+        int64_t d0, d1, off_d;
+        tap_range(p, 0, kd, &d0, &d1, &off_d);
+        for (int64_t kh = 0; kh < p.kernel[1]; ++kh) {
+          int64_t h0, h1, off_h;
+          tap_range(p, 1, kh, &h0, &h1, &off_h);
+          for (int64_t kw = 0; kw < p.kernel[2]; ++kw) {
+            const int32_t wv = static_cast<int32_t>(wc[(kd * p.kernel[1] + kh) * p.kernel[2] + kw]) - wzm;
+            if (wv == 0) continue;
+            int64_t w0, w1, off_w;
+            tap_range(p, 2, kw, &w0, &w1, &off_w);
+            const int64_t sw = p.stride[2];
+            for (int64_t od = d0; od < d1; ++od) {
+              for (int64_t oh = h0; oh < h1; ++oh) {
+                const TX* xrow = xc + ((od * p.stride[0] + off_d) * p.in[1] + oh * p.stride[1] + off_h) * p.in[2];
+                uint32_t* orow = out + (od * p.out[1] + oh) * p.out[2];
+                for (int64_t ow = w0; ow < w1; ++ow)
+                  orow[ow] += static_cast<uint32_t>((static_cast<int32_t>(xrow[ow * sw + off_w]) - xz) * wv);
               }
             }
           }
-          out[(od * p.out[1] + oh) * p.out[2] + ow] = sum;
         }
       }
     }
