@@ -8,6 +8,7 @@
 
 #include "kiln/nn/memory_planner.h"
 #include "kiln/nn/op_registry.h"
+#include "kiln/nn/optimize.h"
 
 namespace kiln::nn {
 
@@ -181,10 +182,19 @@ bool is_removable(const Node& n) {
 
 class Compiler {
  public:
-  Compiler(const Model& m, const CompileOptions& o, CompiledModel::Impl& im)
-      : g_(m.graph()), opts_(o), im_(im) {}
+  Compiler(const Graph& g, const CompileOptions& o, CompiledModel::Impl& im) : g_(g), opts_(o), im_(im) {}
 
+  // Binds inputs and prepares every node, folding what is constant, then builds the plan.
   Status run() {
+    KILN_RETURN_IF_ERROR(analyze());
+    KILN_RETURN_IF_ERROR(check_outputs());
+    eliminate_dead_steps();
+    return build_plan();
+  }
+
+  // Binds inputs and prepares every node, folding what is constant: afterwards every value has
+  // a concrete type, and lower() can describe the graph that is left.
+  Status analyze() {
     const size_t nv = g_.values.size();
     info_.resize(nv);
     constant_.assign(nv, nullptr);
@@ -198,10 +208,72 @@ class Compiler {
       info_[v] = TensorInfo{t.dtype(), t.shape()};
     }
     KILN_RETURN_IF_ERROR(bind_inputs());
+    folded_.assign(g_.nodes.size(), false);
+    removed_.assign(g_.nodes.size(), false);
     for (size_t i = 0; i < g_.nodes.size(); ++i) KILN_RETURN_IF_ERROR(prepare_node(static_cast<int>(i)));
-    KILN_RETURN_IF_ERROR(check_outputs());
-    eliminate_dead_steps();
-    return build_plan();
+    return Status::ok();
+  }
+
+  // The graph after analyze(): folded nodes are gone (their outputs are initializers), removed
+  // nodes are bypassed, inputs bound to values are constants, and every value's type is the
+  // concrete one. Graph passes work on this.
+  Graph lower() const {
+    Graph out;
+    out.opsets = g_.opsets;
+    out.ir_version = g_.ir_version;
+    out.producer = g_.producer;
+    const size_t nv = g_.values.size();
+    std::vector<bool> is_output(nv, false);
+    for (int v : g_.outputs) is_output[v] = true;
+    std::vector<bool> used(nv, false);
+    for (int v : g_.outputs) used[v] = true;
+    for (size_t i = 0; i < g_.nodes.size(); ++i) {
+      if (folded_[i]) continue;
+      if (removed_[i]) {
+        if (is_output[g_.nodes[i].outputs[0]]) used[resolve(g_.nodes[i].inputs[0])] = true;
+        continue;
+      }
+      for (int v : g_.nodes[i].inputs)
+        if (v >= 0) used[resolve(v)] = true;
+    }
+    out.values.resize(nv);
+    for (size_t v = 0; v < nv; ++v) {
+      Value& nvv = out.values[v];
+      nvv.name = g_.values[v].name;
+      nvv.type.dtype = info_[v].dtype;
+      if (info_[v].dtype != DType::kUndefined) {
+        nvv.type.has_shape = true;
+        for (int64_t d : info_[v].shape) nvv.type.dims.push_back(Dim{d, {}});
+      } else {
+        nvv.type = g_.values[v].type;
+      }
+      if (constant_[v] && used[v]) nvv.constant = *constant_[v];
+    }
+    for (int v : g_.inputs)
+      if (input_index_.count(v)) out.inputs.push_back(v);
+    for (size_t i = 0; i < g_.nodes.size(); ++i) {
+      if (folded_[i]) continue;
+      const Node& n = g_.nodes[i];
+      if (removed_[i]) {
+        if (!is_output[n.outputs[0]]) continue;
+        Node id;
+        id.name = n.name;
+        id.op_type = "Identity";
+        id.opset = g_.opsets.count("") ? g_.opsets.at("") : 13;
+        id.inputs = {resolve(n.inputs[0])};
+        id.outputs = {n.outputs[0]};
+        out.nodes.push_back(std::move(id));
+        continue;
+      }
+      Node copy = n;
+      for (int& v : copy.inputs) v = resolve(v);
+      out.nodes.push_back(std::move(copy));
+    }
+    for (size_t i = 0; i < out.nodes.size(); ++i)
+      for (int v : out.nodes[i].outputs)
+        if (v >= 0) out.values[v].producer = static_cast<int>(i);
+    out.outputs = g_.outputs;
+    return out;
   }
 
  private:
@@ -293,6 +365,8 @@ class Compiler {
     if (is_removable(n)) {
       int src = resolve(n.inputs[0]);
       alias_[n.outputs[0]] = src;
+      info_[n.outputs[0]] = info_[src];
+      removed_[index] = true;
       ++im_.removed;
       return Status::ok();
     }
@@ -338,7 +412,10 @@ class Compiler {
       if (!cnt.is_ok()) return cnt.status().with_context(where() + " output '" + g_.values[n.outputs[j]].name + "'");
       info_[n.outputs[j]] = outs[j];
     }
-    if (opts_.fold_constants && (all_const || def->shape_only)) return fold(n, *kernel, resolved, ctx.scratch_bytes());
+    if (opts_.fold_constants && (all_const || def->shape_only)) {
+      folded_[index] = true;
+      return fold(n, *kernel, resolved, ctx.scratch_bytes());
+    }
     Pending p;
     p.node = index;
     p.macs = estimate_macs(n, ins, outs);
@@ -537,14 +614,33 @@ class Compiler {
   std::vector<int> alias_;
   std::map<int, int> input_index_;
   std::vector<Pending> pending_;
+  std::vector<bool> folded_, removed_;
 };
 
 }  // namespace
 
 Result<CompiledModel> compile(const Model& model, const CompileOptions& options) {
   CompiledModel cm;
-  Compiler c(model, options, *cm.impl_);
-  KILN_RETURN_IF_ERROR(c.run());
+  if (!options.optimize) {
+    Compiler c(model.graph(), options, *cm.impl_);
+    KILN_RETURN_IF_ERROR(c.run());
+    return cm;
+  }
+  // Analyse the model as given (binding shapes, folding constants), rewrite the lowered graph
+  // with the optimisation passes, then compile the result.
+  CompiledModel::Impl analysis;
+  Compiler a(model.graph(), options, analysis);
+  KILN_RETURN_IF_ERROR(a.analyze());
+  Graph lowered = a.lower();
+  KILN_RETURN_IF_ERROR(optimize_graph(lowered, options, &cm.impl_->notes));
+  CompileOptions final_options;
+  final_options.threads = options.threads;
+  final_options.max_tensor_bytes = options.max_tensor_bytes;
+  Compiler c(lowered, final_options, *cm.impl_);
+  Status s = c.run();
+  if (!s.is_ok()) return Status::internal("optimised graph failed to compile: ", s.message());
+  cm.impl_->folded += analysis.folded;
+  cm.impl_->removed += analysis.removed;
   return cm;
 }
 

@@ -44,6 +44,9 @@ struct CompileOptions {
   // Reshape, the `repeats` of a Tile): compile() then fails with kNeedsValue naming it.
   std::map<std::string, Tensor> input_values;
   bool fold_constants = true;
+  // Run the graph optimisation passes (optimize.h) and use the fast kernels they select. Off:
+  // every node runs its reference kernel (the oracle the fast paths are tested against).
+  bool optimize = true;
   int threads = 1;
   // Check given input shapes against the shapes the model declares. The ONNX backend test runner
   // does not (some suite cases feed data that contradicts their model's declaration), so the
