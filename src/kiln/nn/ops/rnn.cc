@@ -265,10 +265,10 @@ Result<KernelPtr> prepare_rnn(PrepareContext& ctx) {
   p.gates = C == Cell::kRnn ? 1 : (C == Cell::kGru ? 3 : 4);
   p.acts_per_dir = C == Cell::kRnn ? 1 : (C == Cell::kGru ? 2 : 3);
   const std::string dir = ctx.attr_string("direction", "forward");
-  if (dir == "forward") p.dirs = 1;
-  else if (dir == "reverse") p.dirs = 1, p.reverse_only = true;
-  else if (dir == "bidirectional") p.dirs = 2;
-  else return ctx.invalid("direction must be forward, reverse or bidirectional, got '", dir, "'");
+  if (dir != "forward" && dir != "reverse" && dir != "bidirectional")
+    return ctx.invalid("direction must be forward, reverse or bidirectional, got '", dir, "'");
+  p.dirs = dir == "bidirectional" ? 2 : 1;
+  p.reverse_only = dir == "reverse";
   const int64_t layout = ctx.opset() >= 14 ? ctx.attr_int("layout", 0) : 0;
   if (layout != 0 && layout != 1) return ctx.invalid("layout must be 0 or 1, got ", layout);
   p.batch_first = layout == 1;
@@ -280,6 +280,9 @@ Result<KernelPtr> prepare_rnn(PrepareContext& ctx) {
     if (!(p.clip > 0)) return ctx.invalid("clip must be a positive threshold, got ", p.clip);
   }
 
+  const size_t max_inputs = C == Cell::kLstm ? 8 : 6;
+  if (ctx.num_inputs() > max_inputs)
+    return ctx.invalid("takes at most ", max_inputs, " inputs, got ", ctx.num_inputs());
   for (size_t i = 0; i < ctx.num_inputs(); ++i)
     if (ctx.has_input(i) && i != 4 && ctx.input(i).dtype != dt)
       return ctx.invalid("input ", i, " has dtype ", dtype_name(ctx.input(i).dtype), ", expected ", dtype_name(dt));
