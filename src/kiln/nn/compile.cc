@@ -6,6 +6,7 @@
 #include <deque>
 #include <set>
 
+#include "kiln/core/thread_pool.h"
 #include "kiln/nn/memory_planner.h"
 #include "kiln/nn/op_registry.h"
 #include "kiln/nn/optimize.h"
@@ -49,6 +50,7 @@ struct CompiledModel::Impl {
   size_t constant_bytes = 0;
   std::vector<StepInfo> step_info;
   std::vector<std::string> step_names;
+  std::unique_ptr<ThreadPool> pool;  // null with one thread: everything runs on the caller
   int folded = 0, removed = 0;
   std::vector<std::string> notes;
 };
@@ -110,6 +112,7 @@ Status CompiledModel::run(std::span<const TensorView> inputs, std::span<const Te
     ctx.outputs = std::span<const TensorView>(views + st.out_begin, st.out_count);
     ctx.scratch = st.scratch;
     ctx.scratch_bytes = st.scratch_bytes;
+    ctx.pool = im.pool.get();
     Status status = st.kernel->run(ctx);
     if (!status.is_ok()) return status.with_context("node '" + im.step_names[s] + "'");
   }
@@ -636,6 +639,7 @@ Result<CompiledModel> compile(const Model& model, const CompileOptions& options)
   CompileOptions final_options;
   final_options.threads = options.threads;
   final_options.max_tensor_bytes = options.max_tensor_bytes;
+  if (options.threads > 1) cm.impl_->pool = std::make_unique<ThreadPool>(options.threads);
   Compiler c(lowered, final_options, *cm.impl_);
   Status s = c.run();
   if (!s.is_ok()) return Status::internal("optimised graph failed to compile: ", s.message());

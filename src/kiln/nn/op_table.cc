@@ -24,6 +24,7 @@ const OpRegistry& default_op_registry() {
     r.add(ops::rnn_ops());
     r.add(ops::quantize_ops());
     r.add(ops::signal_ops());
+    r.add(ops::fast_dense_ops());
     return r;
   }();
   return registry;

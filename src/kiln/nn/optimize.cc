@@ -1,13 +1,29 @@
 #include "kiln/nn/optimize.h"
 
 #include "kiln/nn/compile.h"
+#include "kiln/nn/graph_edit.h"
+#include "kiln/nn/passes/passes.h"
 
 namespace kiln::nn {
 
 Status optimize_graph(Graph& g, const CompileOptions& options, std::vector<std::string>* notes) {
-  (void)g;
   (void)options;
-  (void)notes;
+  struct Pass {
+    const char* name;
+    Result<int> (*run)(GraphEditor&);
+  };
+  static constexpr Pass kPasses[] = {
+      {"fold_batchnorm", passes::fold_batchnorm},
+      {"dense_layers", passes::dense_layers},
+      {"fuse_epilogues", passes::fuse_epilogues},
+  };
+  for (const Pass& p : kPasses) {
+    GraphEditor e(g);
+    Result<int> r = p.run(e);
+    if (!r.is_ok()) return r.status().with_context(std::string("pass ") + p.name);
+    KILN_RETURN_IF_ERROR(e.finish());
+    if (*r > 0 && notes) notes->push_back(std::string(p.name) + ": " + std::to_string(*r) + " rewrites");
+  }
   return Status::ok();
 }
 

@@ -27,4 +27,7 @@ std::span<const OpDef> rnn_ops();             // rnn.cc: RNN GRU LSTM
 std::span<const OpDef> quantize_ops();        // quantize.cc: QuantizeLinear DequantizeLinear QLinear* *Integer
 std::span<const OpDef> signal_ops();          // signal.cc: HannWindow HammingWindow BlackmanWindow DFT
 
+// Fast operators in the com.kiln domain, created by the graph passes (optimize.h), never by users.
+std::span<const OpDef> fast_dense_ops();      // fast_dense.cc: Dense (packed-weight GEMM + epilogue)
+
 }  // namespace kiln::nn::ops

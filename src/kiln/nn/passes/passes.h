@@ -1,0 +1,22 @@
+// kiln/nn/passes/passes.h — the graph passes optimize_graph() runs, in order.
+//
+// Each pass rewrites the lowered graph (every value has a concrete type) through a GraphEditor
+// and returns how many rewrites it made. A pass must leave the graph computing the same function:
+// the conformance suite and the regression models run with optimisation on, and differential
+// tests compare against the reference kernels with it off.
+#pragma once
+
+#include "kiln/core/status.h"
+#include "kiln/nn/graph_edit.h"
+
+namespace kiln::nn::passes {
+
+// Conv -> BatchNormalization and Gemm -> BatchNormalization: scale the weights, shift the bias.
+Result<int> fold_batchnorm(GraphEditor& e);
+// Gemm with constant B, and MatMul with constant 2-D B (+ a bias Add): com.kiln.Dense.
+Result<int> dense_layers(GraphEditor& e);
+// Relu/Clip/HardSwish/Sigmoid/LeakyRelu after com.kiln.Conv or com.kiln.Dense go into its
+// epilogue, as does an Add of a same-shaped tensor (a residual connection) before them.
+Result<int> fuse_epilogues(GraphEditor& e);
+
+}  // namespace kiln::nn::passes
