@@ -78,8 +78,8 @@ Status run_gather(const GatherParams& p, const KernelContext& k) {
   for (int64_t o = 0; o < p.outer; ++o) {
     const char* s = src + o * p.axis_dim * p.inner_bytes;
     for (int64_t i = 0; i < p.num_indices; ++i) {
-      wrap_index(idx[i], p.axis_dim, &j);
-      std::memcpy(dst, s + j * p.inner_bytes, block);
+      const int64_t v = static_cast<int64_t>(idx[i]);  // checked above
+      std::memcpy(dst, s + (v < 0 ? v + p.axis_dim : v) * p.inner_bytes, block);
       dst += block;
     }
   }
@@ -288,8 +288,15 @@ void combine(Reduction r, T& dst, T v) {
   } else {
     switch (r) {
       case Reduction::kNone: dst = v; break;
-      case Reduction::kAdd: dst = static_cast<T>(dst + v); break;
-      case Reduction::kMul: dst = static_cast<T>(dst * v); break;
+      // Integers wrap, computed in uint64 so that overflow is defined.
+      case Reduction::kAdd:
+        if constexpr (std::is_integral_v<T>) dst = static_cast<T>(static_cast<uint64_t>(dst) + static_cast<uint64_t>(v));
+        else dst = dst + v;
+        break;
+      case Reduction::kMul:
+        if constexpr (std::is_integral_v<T>) dst = static_cast<T>(static_cast<uint64_t>(dst) * static_cast<uint64_t>(v));
+        else dst = dst * v;
+        break;
       case Reduction::kMax: dst = v > dst ? v : dst; break;
       case Reduction::kMin: dst = v < dst ? v : dst; break;
     }

@@ -177,6 +177,16 @@ TEST(GatherScatterOps, ScatterNDSlicesWithInt32IndicesAndMin) {
   EXPECT_EQ(values<int32_t>((*y)[0]), (std::vector<int32_t>{5, 2, 5, 5, 1, 5}));
 }
 
+TEST(GatherScatterOps, IntegerScatterReductionsWrapInsteadOfOverflowing) {
+  auto y = run_node(16, "ScatterND",
+                    {{"d", make_tensor<int64_t>({2}, {INT64_MIN, INT64_MAX})},
+                     {"i", make_tensor<int64_t>({2, 1}, {0, 1})},
+                     {"u", make_tensor<int64_t>({2}, {-3, 2})}},
+                    {Attr::s("reduction", "add")});
+  ASSERT_TRUE(y.is_ok()) << y.status().to_string();
+  EXPECT_EQ(values<int64_t>((*y)[0]), (std::vector<int64_t>{INT64_MAX - 2, INT64_MIN + 1}));
+}
+
 TEST(GatherScatterOps, ScatterNDOutOfRangeAndBadUpdatesShape) {
   auto data = make_tensor<float>({2, 2}, {});
   expect_out_of_range(run_node(13, "ScatterND",
