@@ -12,5 +12,6 @@ void register_run(CLI::App& app, int& exit_code);
 void register_bench(CLI::App& app, int& exit_code);
 void register_conformance(CLI::App& app, int& exit_code);
 void register_discover(CLI::App& app, int& exit_code);
+void register_schedule(CLI::App& app, int& exit_code);
 
 }  // namespace kiln::cli
