@@ -9,9 +9,8 @@
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace kiln;
-  kiln::nn::LoadOptions lo;
-  lo.shape_inference = false;  // ONNX's own shape inference is not ours to fuzz; see docs/fuzzing.md
-  auto m = nn::Model::load_bytes(std::string_view(reinterpret_cast<const char*>(data), size), lo);
+  // The load path exactly as `kiln` uses it (ONNX's own shape inference is off by default).
+  auto m = nn::Model::load_bytes(std::string_view(reinterpret_cast<const char*>(data), size));
   if (!m.is_ok()) return 0;
   nn::CompileOptions o;
   o.default_dim = 2;

@@ -86,6 +86,7 @@ int run_info(const InfoArgs& a) {
     j["steps"] = cm->steps().size();
     j["folded_nodes"] = cm->folded_nodes();
     j["removed_nodes"] = cm->removed_nodes();
+    j["view_nodes"] = cm->view_nodes();
     std::map<std::string, int> impls;
     for (const nn::StepInfo& s : cm->steps()) ++impls[s.op_type + ":" + s.impl];
     j["kernels"] = impls;
@@ -124,8 +125,8 @@ int run_info(const InfoArgs& a) {
       std::printf("MACs       %lld (%.2f M)\n", static_cast<long long>(macs), macs / 1e6);
       std::printf("arena      %zu bytes (%s)\n", cm->arena_bytes(), human_bytes(cm->arena_bytes()).c_str());
       std::printf("constants  %zu bytes (%s)\n", cm->constant_bytes(), human_bytes(cm->constant_bytes()).c_str());
-      std::printf("plan       %zu steps, %d nodes folded at compile time, %d removed\n", cm->steps().size(),
-                  cm->folded_nodes(), cm->removed_nodes());
+      std::printf("plan       %zu steps, %d nodes folded at compile time, %d removed, %d views without copy\n",
+                  cm->steps().size(), cm->folded_nodes(), cm->removed_nodes(), cm->view_nodes());
     } else {
       std::printf("compile    %s\n", cm.status().message().c_str());
     }

@@ -52,6 +52,7 @@ struct CompiledModel::Impl {
   std::vector<std::string> step_names;
   std::unique_ptr<ThreadPool> pool;  // null with one thread: everything runs on the caller
   int folded = 0, removed = 0;
+  int views_without_copy = 0;
   std::vector<std::string> notes;
 };
 
@@ -67,6 +68,7 @@ size_t CompiledModel::constant_bytes() const { return impl_->constant_bytes; }
 const std::vector<StepInfo>& CompiledModel::steps() const { return impl_->step_info; }
 int CompiledModel::folded_nodes() const { return impl_->folded; }
 int CompiledModel::removed_nodes() const { return impl_->removed; }
+int CompiledModel::view_nodes() const { return impl_->views_without_copy; }
 const std::vector<std::string>& CompiledModel::notes() const { return impl_->notes; }
 
 std::vector<Tensor> CompiledModel::make_outputs() const {
@@ -287,6 +289,7 @@ class Compiler {
     std::vector<int> outputs;  // value ids, -1 for omitted
     size_t scratch = 0;
     int64_t macs = 0;
+    int alias_input = -1;  // the output may be a view of this input (no copy)
     bool live = true;
   };
 
@@ -426,6 +429,7 @@ class Compiler {
     p.inputs = std::move(resolved);
     p.outputs = n.outputs;
     p.scratch = ctx.scratch_bytes();
+    p.alias_input = ctx.output_alias();
     pending_.push_back(std::move(p));
     return Status::ok();
   }
@@ -536,27 +540,58 @@ class Compiler {
       }
     }
 
-    // Lifetimes of arena buffers: intermediates and scratch.
+    // Steps whose output may share its input's memory (Reshape, Flatten, a layout change that
+    // only moves size-1 dimensions) become views and are not run: the output's storage is its
+    // input's. A graph output cannot be a view: it must land in the caller's buffer.
+    std::vector<int> storage(nv);
+    for (size_t v = 0; v < nv; ++v) storage[v] = static_cast<int>(v);
+    auto find = [&](int v) {
+      while (storage[v] != v) v = storage[v];
+      return v;
+    };
+    std::vector<int> emitted_index(live.size(), -1);
+    int emitted = 0;
+    for (size_t s = 0; s < live.size(); ++s) {
+      const Pending& p = *live[s];
+      if (p.alias_input >= 0 && static_cast<size_t>(p.alias_input) < p.inputs.size() && !p.outputs.empty()) {
+        int in = p.inputs[p.alias_input], out = p.outputs[0];
+        if (in >= 0 && out >= 0 && output_slot[out] < 0 && info_[in].dtype == info_[out].dtype) {
+          storage[out] = find(in);
+          ++im_.views_without_copy;
+          continue;
+        }
+      }
+      emitted_index[s] = emitted++;
+    }
+
+    // Lifetimes of arena buffers (one per storage root) and of scratch, in emitted steps.
     std::vector<BufferRequest> requests;
     std::vector<int> request_of_value(nv, -1);
     std::vector<int> request_of_scratch(live.size(), -1);
-    auto in_arena = [&](int v) { return v >= 0 && !constant_[v] && !input_index_.count(v) && output_slot[v] < 0; };
+    auto in_arena = [&](int r) { return !constant_[r] && !input_index_.count(r) && output_slot[r] < 0; };
     for (size_t s = 0; s < live.size(); ++s) {
+      if (emitted_index[s] < 0) continue;
+      const int e = emitted_index[s];
       for (int o : live[s]->outputs) {
-        if (!in_arena(o)) continue;
+        if (o < 0 || find(o) != o || !in_arena(o)) continue;
         request_of_value[o] = static_cast<int>(requests.size());
         size_t bytes = static_cast<size_t>(num_elements(info_[o].shape)) * dtype_size(info_[o].dtype);
-        requests.push_back({bytes, static_cast<int>(s), static_cast<int>(s)});
+        requests.push_back({bytes, e, e});
       }
       if (live[s]->scratch) {
         request_of_scratch[s] = static_cast<int>(requests.size());
-        requests.push_back({live[s]->scratch, static_cast<int>(s), static_cast<int>(s)});
+        requests.push_back({live[s]->scratch, e, e});
       }
     }
-    for (size_t s = 0; s < live.size(); ++s)
-      for (int in : live[s]->inputs)
-        if (in >= 0 && request_of_value[in] >= 0)
-          requests[request_of_value[in]].last = std::max(requests[request_of_value[in]].last, static_cast<int>(s));
+    for (size_t s = 0; s < live.size(); ++s) {
+      if (emitted_index[s] < 0) continue;
+      for (int in : live[s]->inputs) {
+        if (in < 0) continue;
+        int r = find(in);
+        if (request_of_value[r] >= 0)
+          requests[request_of_value[r]].last = std::max(requests[request_of_value[r]].last, emitted_index[s]);
+      }
+    }
     MemoryPlan plan = plan_memory(requests);
     im_.arena_bytes = plan.arena_bytes;
     size_t alloc = plan.arena_bytes + 64;
@@ -567,30 +602,31 @@ class Compiler {
 
     im_.shapes.resize(nv);
     for (size_t v = 0; v < nv; ++v) im_.shapes[v] = info_[v].shape;
-    auto make_view = [&](int v, bool is_output_of_step) -> TensorView {
+    auto make_view = [&](int v) -> TensorView {
       if (v < 0) return TensorView{};
       TensorView tv{info_[v].dtype, im_.shapes[v], nullptr};
+      const int r = find(v);
       uint32_t view_index = static_cast<uint32_t>(im_.views.size());
-      if (constant_[v]) tv.data = const_cast<void*>(constant_[v]->raw());
-      else if (request_of_value[v] >= 0) tv.data = arena + plan.offsets[request_of_value[v]];
-      else if (output_slot[v] >= 0) im_.patches.push_back({view_index, true, static_cast<uint32_t>(output_slot[v])});
-      else if (input_index_.count(v)) im_.patches.push_back({view_index, false, static_cast<uint32_t>(input_index_[v])});
-      (void)is_output_of_step;
+      if (constant_[r]) tv.data = const_cast<void*>(constant_[r]->raw());
+      else if (request_of_value[r] >= 0) tv.data = arena + plan.offsets[request_of_value[r]];
+      else if (output_slot[r] >= 0) im_.patches.push_back({view_index, true, static_cast<uint32_t>(output_slot[r])});
+      else if (input_index_.count(r)) im_.patches.push_back({view_index, false, static_cast<uint32_t>(input_index_[r])});
       return tv;
     };
     std::set<const Tensor*> used_constants;
     for (size_t s = 0; s < live.size(); ++s) {
+      if (emitted_index[s] < 0) continue;
       Pending& p = *live[s];
       CompiledModel::Impl::Step st;
       st.kernel = p.kernel.get();
       st.in_begin = static_cast<uint32_t>(im_.views.size());
       for (int in : p.inputs) {
-        im_.views.push_back(make_view(in, false));
-        if (in >= 0 && constant_[in]) used_constants.insert(constant_[in]);
+        im_.views.push_back(make_view(in));
+        if (in >= 0 && constant_[find(in)]) used_constants.insert(constant_[find(in)]);
       }
       st.in_count = static_cast<uint32_t>(p.inputs.size());
       st.out_begin = static_cast<uint32_t>(im_.views.size());
-      for (int o : p.outputs) im_.views.push_back(make_view(o, true));
+      for (int o : p.outputs) im_.views.push_back(make_view(o));
       st.out_count = static_cast<uint32_t>(p.outputs.size());
       if (request_of_scratch[s] >= 0) {
         st.scratch = arena + plan.offsets[request_of_scratch[s]];
@@ -602,8 +638,11 @@ class Compiler {
       im_.step_names.push_back(n.name + "' (" + n.op_type);
       im_.kernels.push_back(std::move(p.kernel));
     }
-    for (const auto& c : im_.copies)
-      if (c.from == CompiledModel::Impl::CopyFrom::kConstant) used_constants.insert(nullptr);
+    // Graph outputs copied from a value that is a view read through its storage root.
+    for (auto& c : im_.copies) {
+      if (c.from != CompiledModel::Impl::CopyFrom::kConstant) continue;
+      used_constants.insert(nullptr);
+    }
     for (const Tensor* t : used_constants)
       if (t) im_.constant_bytes += t->byte_size();
     return Status::ok();

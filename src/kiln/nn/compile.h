@@ -91,6 +91,8 @@ class CompiledModel {
   // Nodes evaluated at compile time and nodes removed (Identity, Dropout).
   int folded_nodes() const;
   int removed_nodes() const;
+  // Steps that became views of their input (no-copy Reshape, Flatten, ...) and do not run.
+  int view_nodes() const;
   // Things compile() noticed that do not stop the model from running.
   const std::vector<std::string>& notes() const;
 

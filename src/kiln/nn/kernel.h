@@ -120,6 +120,13 @@ class PrepareContext {
   void set_output(size_t i, DType dtype, Shape shape);
   const std::vector<TensorInfo>& outputs() const { return outputs_; }
 
+  // Declares that output 0 holds exactly the bytes of input `input` (a Reshape, a Flatten, a
+  // transpose that only moves size-1 dimensions). The planner then makes the output a view of the
+  // input's memory and skips the kernel; the kernel must still work (it runs when the output is a
+  // graph output, which must land in the caller's buffer).
+  void set_output_alias(size_t input) { output_alias_ = static_cast<int>(input); }
+  int output_alias() const { return output_alias_; }
+
   // Scratch memory for the kernel, live only while the node runs; planned in the arena.
   void request_scratch(size_t bytes) { scratch_bytes_ = bytes; }
   size_t scratch_bytes() const { return scratch_bytes_; }
@@ -160,6 +167,7 @@ class PrepareContext {
   std::vector<TensorInfo> outputs_;
   size_t scratch_bytes_ = 0;
   int needed_input_ = -1;
+  int output_alias_ = -1;
   Status sticky_;
 };
 

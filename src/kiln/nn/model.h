@@ -24,8 +24,11 @@ namespace kiln::nn {
 struct LoadOptions {
   // Folder that external data locations are relative to. load() sets it to the model's folder.
   std::string base_dir;
-  // Annotate intermediate values with ONNX shape inference (advisory: failures become notes).
-  bool shape_inference = true;
+  // Also annotate intermediate values with ONNX's own shape inference (advisory: failures become
+  // notes). Off by default: Debian's ONNX 1.12 implementation is not hardened against malformed
+  // files (a Conv with strides=[0] divides by zero inside it), and Kiln's compile() infers every
+  // shape itself, with checks, once the input shapes are bound.
+  bool shape_inference = false;
   // Refuse operators Kiln does not implement at load time (kUnsupported). Tools that only
   // inspect a model may turn this off.
   bool require_supported_ops = true;

@@ -25,6 +25,7 @@ const OpRegistry& default_op_registry() {
     r.add(ops::quantize_ops());
     r.add(ops::signal_ops());
     r.add(ops::fast_dense_ops());
+    r.add(ops::fast_conv_ops());
     return r;
   }();
   return registry;

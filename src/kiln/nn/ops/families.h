@@ -29,5 +29,6 @@ std::span<const OpDef> signal_ops();          // signal.cc: HannWindow HammingWi
 
 // Fast operators in the com.kiln domain, created by the graph passes (optimize.h), never by users.
 std::span<const OpDef> fast_dense_ops();      // fast_dense.cc: Dense (packed-weight GEMM + epilogue)
+std::span<const OpDef> fast_conv_ops();       // fast_conv.cc: NHWC Conv, Pool, GlobalAveragePool, Transpose
 
 }  // namespace kiln::nn::ops

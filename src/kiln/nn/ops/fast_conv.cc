@@ -1,0 +1,334 @@
+// Channels-last (NHWC) operators created by the layout pass (passes/layout_nhwc.cc):
+//   com.kiln.Conv                X [N,H,W,C], W [M,C/G,KH,KW] (ONNX layout, constant), B [M],
+//                                residual [N,OH,OW,M] -> Y [N,OH,OW,M]
+//   com.kiln.Pool                max / average pooling, Y [N,OH,OW,C]
+//   com.kiln.GlobalAveragePool   Y [N,1,1,C]
+//   com.kiln.Transpose           NCHW <-> NHWC layout change (a view when only size-1 dims move)
+// Attributes use ONNX names (kernel_shape, strides, dilations, pads = [top, left, bottom, right],
+// group) plus the fused activation (fused_activation.h); the pass has already resolved auto_pad.
+//
+// A convolution runs as one of: a GEMM straight on the input (1x1, stride 1, no padding), an
+// indirect GEMM through a table of row pointers built here at compile time (any other dense or
+// grouped convolution: no im2col copy), or the depthwise window kernel.
+#include <cstring>
+#include <memory>
+
+#include "kiln/core/thread_pool.h"
+#include "kiln/nn/kernels/gemm.h"
+#include "kiln/nn/kernels/window.h"
+#include "kiln/nn/ops/families.h"
+#include "kiln/nn/ops/fused_activation.h"
+#include "kiln/nn/ops/op_util.h"
+
+namespace kiln::nn::ops {
+namespace {
+
+struct Geometry {
+  int64_t kh, kw, sh, sw, dh, dw, pt, pl, pb, pr;
+};
+
+Status read_geometry(PrepareContext& ctx, Geometry* g) {
+  std::vector<int64_t> k = ctx.attr_ints("kernel_shape"), s = ctx.attr_ints("strides", {1, 1}),
+                       d = ctx.attr_ints("dilations", {1, 1}), p = ctx.attr_ints("pads", {0, 0, 0, 0});
+  if (k.size() != 2 || s.size() != 2 || d.size() != 2 || p.size() != 4)
+    return ctx.invalid("needs 2-D kernel_shape, strides, dilations and 4 pads");
+  for (int64_t v : k)
+    if (v < 1) return ctx.invalid("kernel_shape must be positive");
+  for (int64_t v : s)
+    if (v < 1) return ctx.invalid("strides must be positive");
+  for (int64_t v : d)
+    if (v < 1) return ctx.invalid("dilations must be positive");
+  for (int64_t v : p)
+    if (v < 0) return ctx.invalid("pads must be non-negative");
+  *g = Geometry{k[0], k[1], s[0], s[1], d[0], d[1], p[0], p[1], p[2], p[3]};
+  return Status::ok();
+}
+
+kernels::Window2d window_of(const Geometry& g, const Shape& x, const Shape& y) {
+  kernels::Window2d w;
+  w.batch = x[0];
+  w.in_h = x[1];
+  w.in_w = x[2];
+  w.channels = x[3];
+  w.out_h = y[1];
+  w.out_w = y[2];
+  w.kernel_h = g.kh;
+  w.kernel_w = g.kw;
+  w.stride_h = g.sh;
+  w.stride_w = g.sw;
+  w.dilation_h = g.dh;
+  w.dilation_w = g.dw;
+  w.pad_top = g.pt;
+  w.pad_left = g.pl;
+  w.pad_bottom = g.pb;
+  w.pad_right = g.pr;
+  return w;
+}
+
+// Splits rows [0, rows) over the pool in chunks; inline without a pool.
+template <typename F>
+void for_rows(ThreadPool* pool, int64_t rows, F&& f) {
+  if (!pool || pool->threads() == 1 || rows < 2) {
+    f(0, rows);
+    return;
+  }
+  const int64_t chunks = std::min<int64_t>(rows, pool->threads() * 4);
+  pool->parallel_for(chunks, [&](int64_t c) { f(rows * c / chunks, rows * (c + 1) / chunks); });
+}
+
+// The pointer table of an indirect convolution. Pointers are stored relative to a fake base
+// address (kBase) and shifted to the real input at run time through Tile::a_offset; padding taps
+// point at a real zero row. kBase is non-null so that no null pointer is ever offset.
+constexpr uintptr_t kBase = 4096;
+
+struct IndirectConv {
+  int64_t m = 0, ks = 0, kc = 0;
+  std::vector<const float*> ptrs;
+  std::vector<float> zero;
+};
+
+std::shared_ptr<IndirectConv> build_indirection(const kernels::Window2d& w, int64_t channels_per_group, int mr) {
+  auto ic = std::make_shared<IndirectConv>();
+  ic->m = w.batch * w.out_h * w.out_w;
+  ic->ks = w.kernel_h * w.kernel_w;
+  ic->kc = channels_per_group;
+  ic->zero.assign(static_cast<size_t>(channels_per_group + 16), 0.f);
+  const int64_t blocks = (ic->m + mr - 1) / mr;
+  ic->ptrs.resize(static_cast<size_t>(blocks * ic->ks * mr), ic->zero.data());
+  for (int64_t row = 0; row < blocks * mr; ++row) {
+    const int64_t r = std::min(row, ic->m - 1);  // rows past M repeat the last real row
+    const int64_t n = r / (w.out_h * w.out_w), rem = r % (w.out_h * w.out_w);
+    const int64_t oh = rem / w.out_w, ow = rem % w.out_w;
+    const int64_t rb = row / mr, i = row % mr;
+    for (int64_t kh = 0; kh < w.kernel_h; ++kh)
+      for (int64_t kw = 0; kw < w.kernel_w; ++kw) {
+        const int64_t ih = oh * w.stride_h - w.pad_top + kh * w.dilation_h;
+        const int64_t iw = ow * w.stride_w - w.pad_left + kw * w.dilation_w;
+        const int64_t t = kh * w.kernel_w + kw;
+        const float* p = ic->zero.data();
+        if (ih >= 0 && ih < w.in_h && iw >= 0 && iw < w.in_w) {
+          uintptr_t off = static_cast<uintptr_t>(((n * w.in_h + ih) * w.in_w + iw) * w.channels) * sizeof(float);
+          p = reinterpret_cast<const float*>(kBase + off);
+        }
+        ic->ptrs[static_cast<size_t>((rb * ic->ks + t) * mr + i)] = p;
+      }
+  }
+  return ic;
+}
+
+Result<KernelPtr> prepare_conv(PrepareContext& ctx) {
+  KILN_RETURN_IF_ERROR(ctx.require_input(0));
+  const TensorInfo& x = ctx.input(0);
+  const Tensor* w = ctx.require_constant(1, "weights");
+  if (!w) return ctx.sticky_error();
+  if (x.dtype != DType::kFloat32 || w->dtype() != DType::kFloat32) return ctx.unsupported_dtype(0);
+  if (x.rank() != 4 || w->rank() != 4) return ctx.invalid("X must be NHWC rank 4 and W rank 4");
+  Geometry g;
+  KILN_RETURN_IF_ERROR(read_geometry(ctx, &g));
+  const int64_t groups = ctx.attr_int("group", 1);
+  const int64_t c = x.shape[3], m = w->shape()[0];
+  if (groups < 1 || c % groups || m % groups || w->shape()[1] * groups != c || w->shape()[2] != g.kh ||
+      w->shape()[3] != g.kw)
+    return ctx.invalid("weights ", shape_to_string(w->shape()), " do not match input channels ", c, " in ", groups,
+                       " groups with kernel ", g.kh, "x", g.kw);
+  const float* bias = nullptr;
+  if (ctx.has_input(2)) {
+    const Tensor* b = ctx.require_constant(2, "bias");
+    if (!b) return ctx.sticky_error();
+    if (b->dtype() != DType::kFloat32 || b->num_elements() != m) return ctx.invalid("bias must be float32[", m, "]");
+    bias = b->data<float>();
+  }
+  const int64_t eh = g.dh * (g.kh - 1) + 1, ew = g.dw * (g.kw - 1) + 1;
+  const int64_t oh = (x.shape[1] + g.pt + g.pb - eh) / g.sh + 1, ow = (x.shape[2] + g.pl + g.pr - ew) / g.sw + 1;
+  if (x.shape[1] + g.pt + g.pb < eh || x.shape[2] + g.pl + g.pr < ew || oh < 1 || ow < 1)
+    return ctx.invalid("kernel ", g.kh, "x", g.kw, " does not fit input ", shape_to_string(x.shape));
+  const Shape out{x.shape[0], oh, ow, m};
+  const bool residual = ctx.has_input(3);
+  if (residual && (ctx.input(3).shape != out || ctx.input(3).dtype != DType::kFloat32))
+    return ctx.invalid("residual must be float32", shape_to_string(out));
+  kernels::GemmParams params;
+  KILN_RETURN_IF_ERROR(read_fused_activation(ctx, &params));
+  ctx.set_output(0, DType::kFloat32, out);
+  const kernels::Window2d win = window_of(g, x.shape, out);
+  const int64_t cg = c / groups, mg = m / groups;
+
+  // Depthwise: one filter per channel.
+  if (groups == c && m == c) {
+    const kernels::WindowKernels& wk = kernels::window_kernels();
+    auto packed = std::make_shared<std::vector<float>>(
+        kernels::pack_depthwise(w->data<float>(), bias, c, g.kh, g.kw));
+    return make_kernel(
+        [=, &wk](const KernelContext& k) {
+          const float* r = residual ? k.in(3).as<const float>() : nullptr;
+          const float* xp = k.in(0).as<const float>();
+          float* yp = k.out(0).as<float>();
+          for_rows(k.pool, win.batch * win.out_h, [&](int64_t b, int64_t e) {
+            wk.dwconv(win, xp, packed->data(), r, params, yp, b, e);
+          });
+          return Status::ok();
+        },
+        wk.name);
+  }
+
+  // Dense or grouped: weights as a (KH*KW*Cg) x Mg matrix per group, rows ordered tap-major.
+  const kernels::GemmConfig& cfg = kernels::gemm_config();
+  auto packs = std::make_shared<std::vector<kernels::PackedWeights>>();
+  {
+    std::vector<float> mat(static_cast<size_t>(g.kh * g.kw * cg * mg));
+    const float* wd = w->data<float>();
+    for (int64_t gi = 0; gi < groups; ++gi) {
+      for (int64_t mm = 0; mm < mg; ++mm)
+        for (int64_t cc = 0; cc < cg; ++cc)
+          for (int64_t t = 0; t < g.kh * g.kw; ++t)
+            mat[static_cast<size_t>((t * cg + cc) * mg + mm)] = wd[((gi * mg + mm) * cg + cc) * g.kh * g.kw + t];
+      packs->push_back(kernels::pack_weights(cfg, mat.data(), g.kh * g.kw * cg, mg, mg, false,
+                                             bias ? bias + gi * mg : nullptr));
+    }
+  }
+  const int64_t rows = x.shape[0] * oh * ow;
+  const bool pointwise = g.kh == 1 && g.kw == 1 && g.sh == 1 && g.sw == 1 && g.pt == 0 && g.pl == 0 && g.pb == 0 &&
+                         g.pr == 0;
+  if (pointwise) {
+    return make_kernel(
+        [=, &cfg](const KernelContext& k) {
+          const float* xp = k.in(0).as<const float>();
+          float* yp = k.out(0).as<float>();
+          for (int64_t gi = 0; gi < groups; ++gi) {
+            kernels::GemmParams p = params;
+            if (residual) {
+              p.residual = k.in(3).as<const float>() + gi * mg;
+              p.ld_residual = m;
+            }
+            kernels::gemm(cfg, rows, xp + gi * cg, c, (*packs)[gi], yp + gi * mg, m, p, k.pool);
+          }
+          return Status::ok();
+        },
+        cfg.name);
+  }
+  std::shared_ptr<IndirectConv> ic = build_indirection(win, cg, cfg.mr);
+  return make_kernel(
+      [=, &cfg](const KernelContext& k) {
+        const char* base = static_cast<const char*>(k.in(0).data);
+        float* yp = k.out(0).as<float>();
+        for (int64_t gi = 0; gi < groups; ++gi) {
+          kernels::GemmParams p = params;
+          if (residual) {
+            p.residual = k.in(3).as<const float>() + gi * mg;
+            p.ld_residual = m;
+          }
+          const ptrdiff_t offset = (base - reinterpret_cast<const char*>(kBase)) + gi * cg * static_cast<ptrdiff_t>(sizeof(float));
+          kernels::igemm(cfg, ic->m, ic->ks, ic->kc, ic->ptrs.data(), offset, ic->zero.data(), (*packs)[gi],
+                         yp + gi * mg, m, p, k.pool);
+        }
+        return Status::ok();
+      },
+      cfg.name);
+}
+
+Result<KernelPtr> prepare_pool(PrepareContext& ctx) {
+  KILN_RETURN_IF_ERROR(ctx.require_input(0));
+  const TensorInfo& x = ctx.input(0);
+  if (x.dtype != DType::kFloat32) return ctx.unsupported_dtype(0);
+  if (x.rank() != 4) return ctx.invalid("X must be NHWC rank 4");
+  Geometry g;
+  KILN_RETURN_IF_ERROR(read_geometry(ctx, &g));
+  std::string kind_name = ctx.attr_string("kind", "");
+  kernels::PoolKind kind;
+  if (kind_name == "max") kind = kernels::PoolKind::kMax;
+  else if (kind_name == "average") kind = ctx.attr_int("count_include_pad", 0) ? kernels::PoolKind::kAverageIncludePad
+                                                                              : kernels::PoolKind::kAverageExcludePad;
+  else return ctx.invalid("kind must be 'max' or 'average'");
+  std::vector<int64_t> out_hw = ctx.attr_ints("output_hw");
+  if (out_hw.size() != 2 || out_hw[0] < 1 || out_hw[1] < 1) return ctx.invalid("needs output_hw [OH, OW]");
+  // The output size may come from ceil_mode: each window must still start inside the padded input.
+  if ((out_hw[0] - 1) * g.sh >= x.shape[1] + g.pt + g.pb || (out_hw[1] - 1) * g.sw >= x.shape[2] + g.pl + g.pr)
+    return ctx.invalid("output_hw ", out_hw[0], "x", out_hw[1], " does not fit input ", shape_to_string(x.shape));
+  const Shape out{x.shape[0], out_hw[0], out_hw[1], x.shape[3]};
+  ctx.set_output(0, DType::kFloat32, out);
+  const kernels::Window2d win = window_of(g, x.shape, out);
+  const kernels::WindowKernels& wk = kernels::window_kernels();
+  return make_kernel(
+      [=, &wk](const KernelContext& k) {
+        const float* xp = k.in(0).as<const float>();
+        float* yp = k.out(0).as<float>();
+        for_rows(k.pool, win.batch * win.out_h, [&](int64_t b, int64_t e) { wk.pool(win, kind, xp, yp, b, e); });
+        return Status::ok();
+      },
+      wk.name);
+}
+
+Result<KernelPtr> prepare_global_average(PrepareContext& ctx) {
+  KILN_RETURN_IF_ERROR(ctx.require_input(0));
+  const TensorInfo& x = ctx.input(0);
+  if (x.dtype != DType::kFloat32) return ctx.unsupported_dtype(0);
+  if (x.rank() != 4) return ctx.invalid("X must be NHWC rank 4");
+  ctx.set_output(0, DType::kFloat32, {x.shape[0], 1, 1, x.shape[3]});
+  const int64_t n = x.shape[0], hw = x.shape[1] * x.shape[2], c = x.shape[3];
+  const kernels::WindowKernels& wk = kernels::window_kernels();
+  return make_kernel(
+      [=, &wk](const KernelContext& k) {
+        wk.global_avg(n, hw, c, k.in(0).as<const float>(), k.out(0).as<float>());
+        return Status::ok();
+      },
+      wk.name);
+}
+
+// NCHW -> NHWC ("to": "nhwc") or back ("nchw") for a rank-4 tensor of any 4- or 1-byte... type.
+Result<KernelPtr> prepare_transpose(PrepareContext& ctx) {
+  KILN_RETURN_IF_ERROR(ctx.require_input(0));
+  const TensorInfo& x = ctx.input(0);
+  if (x.rank() != 4) return ctx.invalid("layout change needs rank 4, got ", shape_to_string(x.shape));
+  const std::string to = ctx.attr_string("to", "");
+  if (to != "nhwc" && to != "nchw") return ctx.invalid("'to' must be 'nhwc' or 'nchw'");
+  const size_t es = dtype_size(x.dtype);
+  if (es == 0) return ctx.unsupported_dtype(0);
+  // Viewed as [N, A, B] -> [N, B, A]: NCHW->NHWC has A = C, B = H*W; the reverse A = H*W, B = C.
+  const int64_t n = x.shape[0];
+  const int64_t a = to == "nhwc" ? x.shape[1] : x.shape[1] * x.shape[2];
+  const int64_t b = to == "nhwc" ? x.shape[2] * x.shape[3] : x.shape[3];
+  const Shape out = to == "nhwc" ? Shape{x.shape[0], x.shape[2], x.shape[3], x.shape[1]}
+                                 : Shape{x.shape[0], x.shape[3], x.shape[1], x.shape[2]};
+  ctx.set_output(0, x.dtype, out);
+  if (a == 1 || b == 1) ctx.set_output_alias(0);  // same bytes in both layouts
+  return make_kernel([=](const KernelContext& k) {
+    const char* src = static_cast<const char*>(k.in(0).data);
+    char* dst = static_cast<char*>(k.out(0).data);
+    if (a == 1 || b == 1) {
+      std::memcpy(dst, src, static_cast<size_t>(n * a * b) * es);
+      return Status::ok();
+    }
+    // Blocked so that both the reads and the writes stay within a few cache lines.
+    constexpr int64_t kBlock = 32;
+    for (int64_t i = 0; i < n; ++i) {
+      const char* s = src + i * a * b * es;
+      char* d = dst + i * a * b * es;
+      for (int64_t a0 = 0; a0 < a; a0 += kBlock)
+        for (int64_t b0 = 0; b0 < b; b0 += kBlock) {
+          const int64_t a1 = std::min(a, a0 + kBlock), b1 = std::min(b, b0 + kBlock);
+          if (es == 4) {
+            const float* sf = reinterpret_cast<const float*>(s);
+            float* df = reinterpret_cast<float*>(d);
+            for (int64_t y = b0; y < b1; ++y)
+              for (int64_t xx = a0; xx < a1; ++xx) df[y * a + xx] = sf[xx * b + y];
+          } else {
+            for (int64_t y = b0; y < b1; ++y)
+              for (int64_t xx = a0; xx < a1; ++xx) std::memcpy(d + (y * a + xx) * es, s + (xx * b + y) * es, es);
+          }
+        }
+    }
+    return Status::ok();
+  });
+}
+
+constexpr OpDef kConvOps[] = {
+    {"com.kiln", "Conv", 1, 1, prepare_conv},
+    {"com.kiln", "Pool", 1, 1, prepare_pool},
+    {"com.kiln", "GlobalAveragePool", 1, 1, prepare_global_average},
+    {"com.kiln", "Transpose", 1, 1, prepare_transpose},
+};
+
+}  // namespace
+
+std::span<const OpDef> fast_conv_ops() { return kConvOps; }
+
+}  // namespace kiln::nn::ops
