@@ -82,8 +82,11 @@ Result<KernelPtr> prepare_quantize(PrepareContext& ctx) {
   if (ctx.input(1).dtype != DType::kFloat32) return ctx.unsupported_dtype(1);
   const bool has_zp = ctx.has_input(2);
   DType qt = has_zp ? ctx.input(2).dtype : DType::kUInt8;
-  if (ctx.opset() >= 21 && ctx.has_attr("output_dtype") && ctx.attr_int("output_dtype", 0) != 0) {
-    const DType want = dtype_from_onnx(static_cast<int32_t>(ctx.attr_int("output_dtype", 0)));
+  const int64_t out_code = ctx.opset() >= 21 ? ctx.attr_int("output_dtype", 0) : 0;
+  if (out_code != 0) {
+    const DType want = dtype_from_onnx(static_cast<int32_t>(out_code));
+    if (want == DType::kUndefined)
+      return ctx.unsupported("output_dtype ", out_code, " (a float8 or 4-bit type) is not supported");
     if (has_zp && want != qt)
       return ctx.invalid("output_dtype ", dtype_name(want), " differs from the zero point dtype ", dtype_name(qt));
     qt = want;

@@ -37,7 +37,8 @@ Result<KernelPtr> prepare_window(PrepareContext& ctx) {
   KILN_RETURN_IF_ERROR(read_scalar(ctx, 0, "size", &size));
   if (size < 0) return ctx.invalid("size must be non-negative, got ", size);
   const bool periodic = ctx.attr_int("periodic", 1) != 0;
-  const DType dt = dtype_from_onnx(static_cast<int32_t>(ctx.attr_int("output_datatype", 1)));
+  const int64_t code = ctx.attr_int("output_datatype", 1);
+  const DType dt = dtype_from_onnx(static_cast<int32_t>(code));
   ctx.set_output(0, dt, {size});
   // A periodic window of length N is the first N points of a symmetric one of length N + 1.
   const double denom = periodic ? static_cast<double>(size) : static_cast<double>(size - 1);
@@ -59,7 +60,7 @@ Result<KernelPtr> prepare_window(PrepareContext& ctx) {
       return Status::ok();
     });
   });
-  if (!ok) return ctx.unsupported("output_datatype ", dtype_name(dt), " is not supported");
+  if (!ok) return ctx.unsupported("output_datatype ", code, " (", dtype_name(dt), ") is not supported");
   return k;
 }
 
