@@ -23,6 +23,8 @@ struct BenchArgs {
   int warmup = 20;
   int runs = 200;
   bool json = false;
+  bool profile = false;
+  bool no_optimize = false;
 };
 
 // Random data of the right dtype: normal floats, small non-negative integers, random bools.
@@ -64,6 +66,7 @@ int run_bench(const BenchArgs& a) {
   opts.threads = a.threads;
   opts.default_dim = 1;
   opts.input_shapes = *shapes;
+  opts.optimize = !a.no_optimize;
   auto compiled_at = std::chrono::steady_clock::now();
   Result<nn::CompiledModel> cm = nn::compile_for_inputs(*m, by_name, opts);
   double compile_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - compiled_at).count();
@@ -104,6 +107,14 @@ int run_bench(const BenchArgs& a) {
     us[i] = std::chrono::duration<double, std::micro>(t1 - t0).count();
   }
   uint64_t allocs = heap_allocation_count() - allocs_before;
+  std::vector<double> step_us;
+  if (a.profile) {
+    for (int i = 0; i < a.runs; ++i) {
+      Status s = cm->run_profiled(in, out, step_us);
+      if (!s.is_ok()) return fail("bench", s);
+    }
+    for (double& t : step_us) t /= a.runs;
+  }
   std::sort(us.begin(), us.end());
   double allocs_per_run = static_cast<double>(allocs) / a.runs;
   if (a.json) {
@@ -121,6 +132,10 @@ int run_bench(const BenchArgs& a) {
     j["allocs_per_run"] = allocs_per_run;
     j["compile_ms"] = compile_ms;
     j["isa"] = cpu_features().summary();
+    if (a.profile)
+      for (size_t i = 0; i < step_us.size(); ++i)
+        j["profile"].push_back({{"node", cm->steps()[i].node_name}, {"op", cm->steps()[i].op_type},
+                                {"impl", cm->steps()[i].impl}, {"mean_us", step_us[i]}});
     std::printf("%s\n", j.dump().c_str());
   } else {
     std::printf("model        %s\n", a.model.c_str());
@@ -130,6 +145,14 @@ int run_bench(const BenchArgs& a) {
     std::printf("arena        %zu bytes\n", cm->arena_bytes());
     std::printf("allocations  %.2f per run\n", allocs_per_run);
     std::printf("compile      %.1f ms\n", compile_ms);
+    if (a.profile) {
+      double total = 0;
+      for (double t : step_us) total += t;
+      std::printf("\nprofile (mean per run, %d runs)\n", a.runs);
+      for (size_t i = 0; i < step_us.size(); ++i)
+        std::printf("  %8.1f us %5.1f%%  %-18s %-22s %s\n", step_us[i], total > 0 ? 100 * step_us[i] / total : 0.0,
+                    cm->steps()[i].op_type.c_str(), cm->steps()[i].impl.c_str(), cm->steps()[i].node_name.c_str());
+    }
   }
   return kExitOk;
 }
@@ -146,6 +169,8 @@ void register_bench(CLI::App& app, int& exit_code) {
   c->add_option("--warmup", args->warmup, "Runs before timing")->check(CLI::Range(0, 1000000));
   c->add_option("--runs", args->runs, "Timed runs")->check(CLI::Range(1, 10000000));
   c->add_flag("--json", args->json, "Print one JSON object");
+  c->add_flag("--profile", args->profile, "Also time every step (extra runs after the timed ones)");
+  c->add_flag("--no-optimize", args->no_optimize, "Reference kernels only, no graph passes (for comparison)");
   c->callback([args, &exit_code] { exit_code = run_bench(*args); });
 }
 

@@ -1,6 +1,7 @@
 #include "kiln/nn/compile.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <deque>
@@ -83,6 +84,17 @@ static bool same_shape(std::span<const int64_t> a, const Shape& b) {
 }
 
 Status CompiledModel::run(std::span<const TensorView> inputs, std::span<const TensorView> outputs) {
+  return run_impl(inputs, outputs, nullptr);
+}
+
+Status CompiledModel::run_profiled(std::span<const TensorView> inputs, std::span<const TensorView> outputs,
+                                   std::vector<double>& step_us) {
+  if (step_us.size() != impl_->steps.size()) step_us.assign(impl_->steps.size(), 0.0);
+  return run_impl(inputs, outputs, step_us.data());
+}
+
+Status CompiledModel::run_impl(std::span<const TensorView> inputs, std::span<const TensorView> outputs,
+                               double* step_us) {
   Impl& im = *impl_;
   if (inputs.size() != im.inputs.size())
     return Status::invalid("run() got ", inputs.size(), " inputs, the model has ", im.inputs.size());
@@ -115,6 +127,13 @@ Status CompiledModel::run(std::span<const TensorView> inputs, std::span<const Te
     ctx.scratch = st.scratch;
     ctx.scratch_bytes = st.scratch_bytes;
     ctx.pool = im.pool.get();
+    if (step_us) {
+      auto t0 = std::chrono::steady_clock::now();
+      Status status = st.kernel->run(ctx);
+      step_us[s] += std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count();
+      if (!status.is_ok()) return status.with_context("node '" + im.step_names[s] + "'");
+      continue;
+    }
     Status status = st.kernel->run(ctx);
     if (!status.is_ok()) return status.with_context("node '" + im.step_names[s] + "'");
   }

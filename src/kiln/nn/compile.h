@@ -100,12 +100,18 @@ class CompiledModel {
   // view must have that entry's dtype and shape. Allocation-free; not re-entrant.
   Status run(std::span<const TensorView> inputs, std::span<const TensorView> outputs);
 
+  // Like run(), and adds each step's wall time (microseconds) to `step_us[i]` (resized to
+  // steps().size() by the caller). For `kiln bench --profile`; timing calls are not free.
+  Status run_profiled(std::span<const TensorView> inputs, std::span<const TensorView> outputs,
+                      std::vector<double>& step_us);
+
   // Allocates one tensor per output, with the right dtype and shape (setup-time helper).
   std::vector<Tensor> make_outputs() const;
 
   struct Impl;
 
  private:
+  Status run_impl(std::span<const TensorView> inputs, std::span<const TensorView> outputs, double* step_us);
   std::unique_ptr<Impl> impl_;
   friend Result<CompiledModel> compile(const Model& model, const CompileOptions& options);
 };

@@ -43,6 +43,8 @@ class GraphEditor {
   // The node producing `v`, or -1.
   int producer(int v) const { return g_.values[v].producer; }
 
+  // Adding values or nodes may move the graph's storage: pointers and references obtained from
+  // value(), constant() or node() before the call must not be used after it.
   int add_value(const std::string& name_hint, DType dtype, const Shape& shape);
   int add_constant(const std::string& name_hint, Tensor t);
   // Appends a node (opset taken from the graph's import of `domain`, or 1). Returns its index.

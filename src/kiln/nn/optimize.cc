@@ -15,6 +15,7 @@ Status optimize_graph(Graph& g, const CompileOptions& options, std::vector<std::
   static constexpr Pass kPasses[] = {
       {"fold_batchnorm", passes::fold_batchnorm},
       {"dense_layers", passes::dense_layers},
+      {"layout_nhwc", passes::layout_nhwc},
       {"fuse_epilogues", passes::fuse_epilogues},
   };
   for (const Pass& p : kPasses) {

@@ -56,7 +56,7 @@ Result<int> dense_layers(GraphEditor& e) {
       }
       int w = n.inputs[1];
       if (alpha != 1.f) {
-        Tensor scaled = *b;
+        Tensor scaled = *e.constant(n.inputs[1]);  // `b` may dangle: add_constant moved the values
         for (int64_t k = 0; k < scaled.num_elements(); ++k) scaled.data<float>()[k] *= alpha;
         w = e.add_constant(n.name + ".w", std::move(scaled));
       }
