@@ -1,0 +1,238 @@
+// Differential tests of the optimised path: the same model compiled with the graph passes and
+// fast kernels (optimize = true) and with reference kernels only (optimize = false) must agree,
+// across convolution geometries (groups, depthwise, strides, dilations, asymmetric pads, channel
+// counts at vector-width edges), fused epilogues (BatchNorm, activations, residual adds) and
+// dense layers.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+
+#include "kiln/core/alloc_counter.h"
+#include "kiln/nn/compile.h"
+#include "kiln/nn/testing/model_builder.h"
+
+namespace kiln::nn {
+namespace {
+
+using testing::Attr;
+using testing::ModelBuilder;
+
+Tensor random_tensor(Shape shape, std::mt19937& rng, float scale = 1.f) {
+  Tensor t(DType::kFloat32, std::move(shape));
+  std::normal_distribution<float> d(0.f, scale);
+  for (int64_t i = 0; i < t.num_elements(); ++i) t.data<float>()[i] = d(rng);
+  return t;
+}
+
+Tensor positive_tensor(Shape shape, std::mt19937& rng) {
+  Tensor t(DType::kFloat32, std::move(shape));
+  std::uniform_real_distribution<float> d(0.5f, 1.5f);
+  for (int64_t i = 0; i < t.num_elements(); ++i) t.data<float>()[i] = d(rng);
+  return t;
+}
+
+// Runs `m` on `inputs` with and without optimisation and compares every output.
+void expect_same(const Model& m, const std::vector<Tensor>& inputs, const std::string& what, int* fast_steps = nullptr) {
+  std::vector<Tensor> results[2];
+  for (int opt = 0; opt < 2; ++opt) {
+    CompileOptions o;
+    o.optimize = opt == 1;
+    Result<CompiledModel> cm = compile(m, o);
+    ASSERT_TRUE(cm.is_ok()) << what << ": " << cm.status().to_string();
+    if (opt == 1 && fast_steps) {
+      *fast_steps = 0;
+      for (const StepInfo& s : cm->steps()) *fast_steps += s.impl != "reference";
+    }
+    results[opt] = cm->make_outputs();
+    std::vector<TensorView> in, out;
+    for (const Tensor& t : inputs) in.push_back(t.view());
+    for (const Tensor& t : results[opt]) out.push_back(t.view());
+    Status s = cm->run(in, out);
+    ASSERT_TRUE(s.is_ok()) << what << ": " << s.to_string();
+  }
+  ASSERT_EQ(results[0].size(), results[1].size());
+  for (size_t i = 0; i < results[0].size(); ++i) {
+    const Tensor& ref = results[0][i];
+    const Tensor& fast = results[1][i];
+    ASSERT_EQ(ref.shape(), fast.shape()) << what;
+    for (int64_t k = 0; k < ref.num_elements(); ++k) {
+      float r = ref.data<float>()[k], f = fast.data<float>()[k];
+      ASSERT_NEAR(f, r, 1e-4f * (1 + std::fabs(r))) << what << " output " << i << " element " << k;
+    }
+  }
+}
+
+struct ConvCase {
+  int64_t c, m, h, w, kh, kw, sh, sw, dh, dw, group;
+  std::vector<int64_t> pads;
+  std::string auto_pad;
+};
+
+TEST(Optimize, ConvolutionGeometriesMatchReference) {
+  std::mt19937 rng(31);
+  const ConvCase cases[] = {
+      {3, 16, 9, 9, 3, 3, 1, 1, 1, 1, 1, {1, 1, 1, 1}, ""},
+      {8, 17, 7, 6, 3, 3, 2, 2, 1, 1, 1, {0, 1, 1, 0}, ""},       // asymmetric pads, stride 2
+      {5, 7, 11, 10, 3, 3, 1, 1, 2, 2, 1, {2, 2, 2, 2}, ""},      // dilation
+      {16, 33, 5, 5, 1, 1, 1, 1, 1, 1, 1, {0, 0, 0, 0}, ""},      // pointwise: straight GEMM
+      {16, 8, 8, 8, 1, 1, 2, 2, 1, 1, 1, {0, 0, 0, 0}, ""},       // strided pointwise
+      {32, 32, 8, 7, 3, 3, 1, 1, 1, 1, 32, {1, 1, 1, 1}, ""},     // depthwise
+      {13, 13, 9, 9, 5, 5, 2, 2, 1, 1, 13, {2, 2, 1, 1}, ""},     // depthwise, odd channels
+      {8, 16, 6, 6, 3, 3, 1, 1, 1, 1, 8, {1, 1, 1, 1}, ""},       // depthwise with multiplier 2
+      {12, 18, 7, 7, 3, 3, 1, 1, 1, 1, 3, {1, 1, 1, 1}, ""},      // grouped
+      {4, 6, 7, 5, 3, 3, 2, 2, 1, 1, 1, {}, "SAME_UPPER"},
+      {4, 6, 7, 5, 2, 2, 2, 2, 1, 1, 1, {}, "SAME_LOWER"},
+      {1, 64, 49, 10, 10, 4, 2, 2, 1, 1, 1, {5, 1, 4, 2}, ""},   // the KWS stem
+  };
+  for (const ConvCase& k : cases) {
+    for (const char* act : {"none", "Relu", "Clip"}) {
+      ModelBuilder b(13);
+      std::vector<Attr> attrs = {Attr::ints("kernel_shape", {k.kh, k.kw}), Attr::ints("strides", {k.sh, k.sw}),
+                                 Attr::ints("dilations", {k.dh, k.dw}), Attr::i("group", k.group)};
+      if (k.auto_pad.empty()) attrs.push_back(Attr::ints("pads", k.pads));
+      else attrs.push_back(Attr::s("auto_pad", k.auto_pad));
+      b.input("x", DType::kFloat32, {2, k.c, k.h, k.w})
+          .initializer("w", random_tensor({k.m, k.c / k.group, k.kh, k.kw}, rng))
+          .initializer("b", random_tensor({k.m}, rng))
+          .node("Conv", {"x", "w", "b"}, {"y"}, attrs);
+      std::string out = "y";
+      if (std::string(act) == "Relu") {
+        b.node("Relu", {"y"}, {"z"});
+        out = "z";
+      } else if (std::string(act) == "Clip") {
+        b.initializer("lo", testing::make_tensor<float>({}, {-0.5f})).initializer("hi", testing::make_tensor<float>({}, {1.f}));
+        b.node("Clip", {"y", "lo", "hi"}, {"z"});
+        out = "z";
+      }
+      b.output(out, DType::kFloat32);
+      Result<Model> m = b.build();
+      ASSERT_TRUE(m.is_ok()) << m.status().to_string();
+      int fast = 0;
+      expect_same(*m, {random_tensor({2, k.c, k.h, k.w}, rng)},
+                  "conv c=" + std::to_string(k.c) + " m=" + std::to_string(k.m) + " g=" + std::to_string(k.group) +
+                      " k=" + std::to_string(k.kh) + "x" + std::to_string(k.kw) + " " + act,
+                  &fast);
+      EXPECT_GT(fast, 0) << "no fast kernel was used";
+    }
+  }
+}
+
+TEST(Optimize, ResidualBlockWithBatchNormMatchesReference) {
+  std::mt19937 rng(32);
+  // x -> Conv -> BN -> Relu -> Conv -> BN -> Add(x) -> Relu -> GlobalAveragePool -> Flatten -> Gemm
+  const int64_t c = 24;
+  ModelBuilder b(13);
+  b.input("x", DType::kFloat32, {1, c, 10, 10});
+  for (int i = 1; i <= 2; ++i) {
+    std::string s = std::to_string(i);
+    b.initializer("w" + s, random_tensor({c, c, 3, 3}, rng, 0.2f))
+        .initializer("g" + s, positive_tensor({c}, rng))
+        .initializer("be" + s, random_tensor({c}, rng))
+        .initializer("mu" + s, random_tensor({c}, rng))
+        .initializer("va" + s, positive_tensor({c}, rng));
+  }
+  b.node("Conv", {"x", "w1"}, {"c1"}, {Attr::ints("pads", {1, 1, 1, 1}), Attr::ints("kernel_shape", {3, 3})})
+      .node("BatchNormalization", {"c1", "g1", "be1", "mu1", "va1"}, {"n1"})
+      .node("Relu", {"n1"}, {"r1"})
+      .node("Conv", {"r1", "w2"}, {"c2"}, {Attr::ints("pads", {1, 1, 1, 1}), Attr::ints("kernel_shape", {3, 3})})
+      .node("BatchNormalization", {"c2", "g2", "be2", "mu2", "va2"}, {"n2"})
+      .node("Add", {"n2", "x"}, {"s"})
+      .node("Relu", {"s"}, {"r2"})
+      .node("GlobalAveragePool", {"r2"}, {"p"})
+      .node("Flatten", {"p"}, {"f"})
+      .initializer("fw", random_tensor({10, c}, rng))
+      .initializer("fb", random_tensor({10}, rng))
+      .node("Gemm", {"f", "fw", "fb"}, {"logits"}, {Attr::i("transB", 1)})
+      .output("logits", DType::kFloat32)
+      .output("r2", DType::kFloat32);  // an intermediate that is also a graph output
+  Result<Model> m = b.build();
+  ASSERT_TRUE(m.is_ok()) << m.status().to_string();
+  expect_same(*m, {random_tensor({1, c, 10, 10}, rng)}, "residual block");
+  CompileOptions o;
+  Result<CompiledModel> cm = compile(*m, o);
+  ASSERT_TRUE(cm.is_ok());
+  // BatchNorms folded, Relu and the residual Add fused: two Conv steps, no BatchNormalization.
+  int convs = 0, bns = 0;
+  for (const StepInfo& s : cm->steps()) {
+    convs += s.op_type == "Conv";
+    bns += s.op_type == "BatchNormalization";
+  }
+  EXPECT_EQ(convs, 2);
+  EXPECT_EQ(bns, 0);
+}
+
+TEST(Optimize, PoolingAndElementwiseInChannelsLastRegion) {
+  std::mt19937 rng(33);
+  ModelBuilder b(13);
+  b.input("x", DType::kFloat32, {1, 5, 11, 11})
+      .initializer("w", random_tensor({12, 5, 3, 3}, rng))
+      .initializer("scale", random_tensor({12, 1, 1}, rng))  // per-channel constant, re-laid out
+      .node("Conv", {"x", "w"}, {"c"}, {Attr::ints("kernel_shape", {3, 3})})
+      .node("Mul", {"c", "scale"}, {"m"})
+      .node("MaxPool", {"m"}, {"p"}, {Attr::ints("kernel_shape", {3, 3}), Attr::ints("strides", {2, 2}),
+                                      Attr::ints("pads", {1, 1, 1, 1}), Attr::i("ceil_mode", 1)})
+      .node("AveragePool", {"p"}, {"a"}, {Attr::ints("kernel_shape", {2, 2}), Attr::ints("pads", {0, 0, 1, 1}),
+                                          Attr::i("count_include_pad", 1)})
+      .node("Sigmoid", {"a"}, {"y"})
+      .output("y", DType::kFloat32);
+  Result<Model> m = b.build();
+  ASSERT_TRUE(m.is_ok()) << m.status().to_string();
+  expect_same(*m, {random_tensor({1, 5, 11, 11}, rng)}, "pool region");
+}
+
+TEST(Optimize, DenseLayersMatchReference) {
+  std::mt19937 rng(34);
+  for (int64_t n : {1, 7, 16, 33}) {
+    ModelBuilder b(13);
+    b.input("x", DType::kFloat32, {3, 20})
+        .initializer("w1", random_tensor({20, n}, rng))
+        .initializer("b1", random_tensor({n}, rng))
+        .node("MatMul", {"x", "w1"}, {"mm"})
+        .node("Add", {"mm", "b1"}, {"h"})
+        .node("Relu", {"h"}, {"r"})
+        .initializer("w2", random_tensor({5, n}, rng))
+        .initializer("c2", random_tensor({1, 5}, rng))
+        .node("Gemm", {"r", "w2", "c2"}, {"y"}, {Attr::i("transB", 1), Attr::f("alpha", 0.5f), Attr::f("beta", 2.f)})
+        .output("y", DType::kFloat32);
+    Result<Model> m = b.build();
+    ASSERT_TRUE(m.is_ok()) << m.status().to_string();
+    int fast = 0;
+    expect_same(*m, {random_tensor({3, 20}, rng)}, "dense n=" + std::to_string(n), &fast);
+    EXPECT_EQ(fast, 2);
+  }
+}
+
+TEST(Optimize, OptimisedRunAllocatesNothingWithThreads) {
+  std::mt19937 rng(35);
+  ModelBuilder b(13);
+  b.input("x", DType::kFloat32, {1, 8, 16, 16})
+      .initializer("w", random_tensor({16, 8, 3, 3}, rng))
+      .initializer("dw", random_tensor({16, 1, 3, 3}, rng))
+      .node("Conv", {"x", "w"}, {"c"}, {Attr::ints("kernel_shape", {3, 3}), Attr::ints("pads", {1, 1, 1, 1})})
+      .node("Relu", {"c"}, {"r"})
+      .node("Conv", {"r", "dw"}, {"d"}, {Attr::ints("kernel_shape", {3, 3}), Attr::ints("pads", {1, 1, 1, 1}),
+                                         Attr::i("group", 16)})
+      .node("GlobalAveragePool", {"d"}, {"g"})
+      .node("Flatten", {"g"}, {"y"})
+      .output("y", DType::kFloat32);
+  Result<Model> m = b.build();
+  ASSERT_TRUE(m.is_ok());
+  for (int threads : {1, 2}) {
+    CompileOptions o;
+    o.threads = threads;
+    Result<CompiledModel> cm = compile(*m, o);
+    ASSERT_TRUE(cm.is_ok()) << cm.status().to_string();
+    Tensor x = random_tensor({1, 8, 16, 16}, rng);
+    std::vector<Tensor> outs = cm->make_outputs();
+    TensorView in[] = {x.view()};
+    TensorView out[] = {outs[0].view()};
+    ASSERT_TRUE(cm->run(in, out).is_ok());
+    uint64_t before = heap_allocation_count();
+    for (int i = 0; i < 50; ++i) ASSERT_TRUE(cm->run(in, out).is_ok());
+    EXPECT_EQ(heap_allocation_count() - before, 0u) << threads << " threads";
+  }
+}
+
+}  // namespace
+}  // namespace kiln::nn
