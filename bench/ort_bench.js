@@ -169,8 +169,10 @@ function percentile(sorted, p) {
   return sorted[lo] + (sorted[hi] - sorted[lo]) * (idx - lo);
 }
 
-function safeName(s) {
-  return s.replace(/[^A-Za-z0-9._-]/g, '_');
+// The file name `kiln run` uses for an output (apps/kiln/cli_common.cc safe_file_name).
+function safeName(name) {
+  const s = (name === '' ? 'output' : name).replace(/[^A-Za-z0-9._-]/g, '_');
+  return s[0] === '.' ? `_${s.slice(1)}` : s;
 }
 
 async function main() {
