@@ -12,7 +12,10 @@
 #include <algorithm>
 #include <cinttypes>
 #include <cmath>
+#include <condition_variable>
 #include <cstdio>
+#include <mutex>
+#include <thread>
 
 #include "cli_common.h"
 #include "kiln/core/clock.h"
@@ -120,29 +123,43 @@ int run_schedule(const ScheduleArgs& a) {
   opt.threads = a.threads;
   opt.max_iterations = a.iterations;
   if (a.cpu_time) opt.clock = &cpu;
-  // Progress: each new best, at most about twice a second, once the run is past half a second.
-  double last_print = -1;
-  int64_t last_value = -1;
+  // Progress on stderr for runs of a second or more: the best makespan so far, once a second
+  // while it changes, from a printer thread (the search only records each new best).
+  std::mutex mu;
+  std::condition_variable cv;
+  orc::Progress latest;
+  bool have = false, done = false;
+  int64_t printed = -1;
   auto print = [&](const orc::Progress& pr) {
     std::fprintf(stderr, "kiln schedule: %7.2fs  makespan %" PRId64 "  (lower bound %" PRId64 ", %" PRId64 " iterations)\n",
                  pr.seconds, pr.makespan, pr.lower_bound, pr.iterations);
+    printed = pr.makespan;
   };
-  orc::Progress pending;
-  bool have_pending = false;
-  if (!a.quiet)
+  const bool progress = !a.quiet && (a.time_limit >= 1 || a.time_limit == 0);
+  if (progress)
     opt.on_progress = [&](const orc::Progress& pr) {
-      pending = pr;
-      have_pending = true;
-      if (pr.seconds >= 0.5 && pr.seconds - last_print >= 0.5) {
-        print(pr);
-        last_print = pr.seconds;
-        last_value = pr.makespan;
-        have_pending = false;
-      }
+      std::lock_guard<std::mutex> lock(mu);
+      latest = pr;
+      have = true;
     };
+  std::thread printer;
+  if (progress)
+    printer = std::thread([&] {
+      std::unique_lock<std::mutex> lock(mu);
+      while (!cv.wait_for(lock, std::chrono::seconds(1), [&] { return done; }))
+        if (have && latest.makespan != printed) print(latest);
+    });
   Result<orc::Solution> s = orc::solve(*p, opt);
+  if (printer.joinable()) {
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      done = true;
+      if (have && latest.makespan != printed && printed >= 0) print(latest);
+    }
+    cv.notify_all();
+    printer.join();
+  }
   if (!s.is_ok()) return fail("schedule", s.status());
-  if (!a.quiet && have_pending && pending.makespan != last_value && last_print >= 0) print(pending);
   // Kiln checks its own output before anyone sees it.
   Status ok = orc::verify_schedule(*p, s->schedule);
   if (!ok.is_ok()) return fail("schedule", Status::internal("the solver produced an infeasible schedule: ", ok.message()));

@@ -129,16 +129,18 @@ std::string gantt_svg(const Problem& p, const Schedule& s, const GanttOptions& o
       os << "<text x=\"" << x + w / 2 << "\" y=\"" << Y(op.machine) + rh / 2 + 4
          << "\" text-anchor=\"middle\" font-size=\"10\" pointer-events=\"none\">" << label << "</text>\n";
   }
-  // The critical path as a line through its operations.
+  // The critical path's hand-overs between resources (a job moving on), as red links from the end
+  // of one critical operation to the start of the next; within a resource the boxes touch.
   if (crit.size() > 1) {
-    os << "<polyline fill=\"none\" stroke=\"#d00\" stroke-width=\"1.5\" stroke-dasharray=\"4 2\" points=\"";
-    for (int k : crit) {
-      const ScheduledOp& op = s.ops[k];
-      if (!valid(op)) continue;
-      const double yc = Y(op.machine) + rh / 2.0;
-      os << X(op.start) << ',' << yc << ' ' << X(op.end) << ',' << yc << ' ';
+    os << "<g class=\"critical-path\" stroke=\"#d00\" stroke-width=\"1.5\" stroke-dasharray=\"3 2\">\n";
+    for (size_t i = 1; i < crit.size(); ++i) {
+      const ScheduledOp &a = s.ops[crit[i - 1]], &b = s.ops[crit[i]];
+      if (!valid(a) || !valid(b) || a.machine == b.machine) continue;
+      const double ya = Y(a.machine) + (b.machine > a.machine ? rh - 2 : 2);
+      const double yb = Y(b.machine) + (b.machine > a.machine ? 2 : rh - 2);
+      os << "<line x1=\"" << X(a.end) << "\" y1=\"" << ya << "\" x2=\"" << X(b.start) << "\" y2=\"" << yb << "\"/>\n";
     }
-    os << "\"/>\n";
+    os << "</g>\n";
   }
   // Legend: job colours.
   if (legend) {

@@ -36,7 +36,7 @@ TEST(GanttSvg, OneRowPerResourceOneBoxPerOperationAndTheCriticalPath) {
   const size_t crit = critical_path(*p, s->schedule).size();
   EXPECT_EQ(count(svg, ", critical</title>"), crit);
   EXPECT_EQ(count(svg, "stroke=\"#d00\" stroke-width=\"2.5\""), crit);
-  EXPECT_EQ(count(svg, "<polyline"), 1u);
+  EXPECT_EQ(count(svg, "class=\"critical-path\""), 1u);
   // Resource names are escaped; every resource has its label.
   EXPECT_NE(svg.find("robot &lt;arm&gt; &amp; &quot;gripper&quot;"), std::string::npos);
   EXPECT_EQ(svg.find("<arm>"), std::string::npos);
