@@ -183,7 +183,8 @@ int64_t estimate_macs(const Node& n, const std::vector<TensorInfo>& in, const st
   if (op == "ConvTranspose" && has(1) && in[1].rank() >= 3) return num_elements(in[0].shape) * product(in[1].shape, 1);
   if (op == "Gemm" && has(0) && has(1) && in[0].rank() == 2 && !out.empty() && out[0].rank() == 2)
     return out[0].shape[0] * out[0].shape[1] * (n.attribute("transA") && n.attribute("transA")->i ? in[0].shape[0] : in[0].shape[1]);
-  if ((op == "MatMul" || op == "MatMulInteger" || op == "QLinearMatMul") && !out.empty() && has(0) && in[0].rank() >= 1)
+  if ((op == "MatMul" || op == "MatMulInteger" || op == "QLinearMatMul" || op == "Dense") && !out.empty() && has(0) &&
+      in[0].rank() >= 1)
     return num_elements(out[0].shape) * in[0].shape.back();
   if ((op == "LSTM" || op == "GRU" || op == "RNN") && has(0) && has(1) && has(2) && in[0].rank() == 3 && in[1].rank() == 3) {
     int64_t gates = op == "LSTM" ? 4 : op == "GRU" ? 3 : 1;

@@ -46,7 +46,37 @@ inline void store_tile(__m256 (&acc0)[MR], __m256 (&acc1)[MR], const Tile& t) {
 template <int MR>
 inline const float* accumulate(__m256 (&acc0)[MR], __m256 (&acc1)[MR], const float* const (&a)[MR], int64_t kc,
                                const float* w) {
-  for (int64_t k = 0; k < kc; ++k) {
+  int64_t k = 0;
+  if constexpr (MR <= 2) {
+    // Few rows (a batch-1 fully connected layer, an RNN step): 2 * MR accumulator chains cannot
+    // hide the FMA latency, so split K four ways into independent chains and add them at the end.
+    __m256 p0[3][MR], p1[3][MR];
+    for (int j = 0; j < 3; ++j)
+      for (int i = 0; i < MR; ++i) p0[j][i] = p1[j][i] = _mm256_setzero_ps();
+    for (; k + 4 <= kc; k += 4) {
+      const __m256 b00 = _mm256_load_ps(w), b01 = _mm256_load_ps(w + 8);
+      const __m256 b10 = _mm256_load_ps(w + 16), b11 = _mm256_load_ps(w + 24);
+      const __m256 b20 = _mm256_load_ps(w + 32), b21 = _mm256_load_ps(w + 40);
+      const __m256 b30 = _mm256_load_ps(w + 48), b31 = _mm256_load_ps(w + 56);
+      w += 4 * kNR;
+      for (int i = 0; i < MR; ++i) {
+        const float* ai = a[i] + k;
+        acc0[i] = _mm256_fmadd_ps(_mm256_broadcast_ss(ai), b00, acc0[i]);
+        acc1[i] = _mm256_fmadd_ps(_mm256_broadcast_ss(ai), b01, acc1[i]);
+        p0[0][i] = _mm256_fmadd_ps(_mm256_broadcast_ss(ai + 1), b10, p0[0][i]);
+        p1[0][i] = _mm256_fmadd_ps(_mm256_broadcast_ss(ai + 1), b11, p1[0][i]);
+        p0[1][i] = _mm256_fmadd_ps(_mm256_broadcast_ss(ai + 2), b20, p0[1][i]);
+        p1[1][i] = _mm256_fmadd_ps(_mm256_broadcast_ss(ai + 2), b21, p1[1][i]);
+        p0[2][i] = _mm256_fmadd_ps(_mm256_broadcast_ss(ai + 3), b30, p0[2][i]);
+        p1[2][i] = _mm256_fmadd_ps(_mm256_broadcast_ss(ai + 3), b31, p1[2][i]);
+      }
+    }
+    for (int i = 0; i < MR; ++i) {
+      acc0[i] = _mm256_add_ps(acc0[i], _mm256_add_ps(p0[0][i], _mm256_add_ps(p0[1][i], p0[2][i])));
+      acc1[i] = _mm256_add_ps(acc1[i], _mm256_add_ps(p1[0][i], _mm256_add_ps(p1[1][i], p1[2][i])));
+    }
+  }
+  for (; k < kc; ++k) {
     const __m256 b0 = _mm256_load_ps(w), b1 = _mm256_load_ps(w + 8);
     w += kNR;
     #pragma GCC unroll 16
