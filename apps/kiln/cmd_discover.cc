@@ -33,6 +33,7 @@ namespace kd = kiln::discover;
 struct DiscoverArgs {
   std::string yaml, db, results, dataset, svg, inputs, objective, direction = "max", header, surrogate, acquisition;
   int n = 1, budget = 50, runs = 30, initial = 5;
+  double ucb_beta = -1;
   uint64_t seed = 0;
   bool json = false, quiet = false;
 };
@@ -244,6 +245,10 @@ int run_benchmark(const DiscoverArgs& a) {
     o.strategy.acquisition = *k;
     o.name += "-" + a.acquisition;
   }
+  if (a.ucb_beta >= 0) {
+    o.strategy.ucb_beta = a.ucb_beta;
+    o.name += "-beta" + std::to_string(a.ucb_beta).substr(0, 4);
+  }
   if (!a.quiet) o.progress = progress_bar;
   auto res = kd::run_benchmark(*data, o);
   if (!res.is_ok()) return fail(verb, res.status());
@@ -356,7 +361,8 @@ void register_discover(CLI::App& app, int& exit_code) {
   b->add_option("--seed", args->seed, "seed of the starting points and of the strategies");
   b->add_option("--header", args->header, "comma-separated column names for a file without a header row");
   b->add_option("--surrogate", args->surrogate, "gp (default) or forest");
-  b->add_option("--acquisition", args->acquisition, "logei (default), ucb, pi, thompson");
+  b->add_option("--acquisition", args->acquisition, "ucb (default), logei, pi, thompson");
+  b->add_option("--ucb-beta", args->ucb_beta, "UCB's beta (default 1)");
   b->add_flag("--json", args->json, "JSON output (metrics per strategy, starting points per run)");
   b->add_flag("--quiet", args->quiet, "no progress bar");
   b->add_option("--svg", args->svg, "write Top% against evaluations for each strategy");

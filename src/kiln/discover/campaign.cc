@@ -32,9 +32,9 @@ Result<std::unique_ptr<Model>> fit_model(const Strategy& s, const Eigen::MatrixX
   go.warp_outputs = s.warp;
   go.warm_start = warm;
   // Many observations and a warm start: one refinement from the previous optimum is enough.
-  if (X.rows() > 200 && warm) {
-    go.restarts = 0;
-    go.max_evals = 30;
+  if (X.rows() > 200) {
+    go.restarts = warm ? 0 : 2;
+    go.max_evals = warm ? 30 : 80;
     go.max_fit_points = 128;
   }
   KILN_ASSIGN_OR_RETURN(GaussianProcess gp, GaussianProcess::fit(X, y, go));
@@ -250,9 +250,13 @@ Result<std::vector<Point>> Campaign::recommend(int q) {
     OptimizeOptions o2 = oo;
     o2.q = qq;
     // Pending experiments enter as fantasies at their posterior mean.
-    std::vector<std::unique_ptr<Model>> fm = fantasize(models, Xp);
-    std::vector<const Model*> mp;
-    for (auto& m : fm) mp.push_back(m.get());
+    std::vector<std::unique_ptr<Model>> fm;
+    std::vector<const Model*> mp = models;
+    if (Xp.rows() > 0) {
+      fm = fantasize(models, Xp);
+      mp.clear();
+      for (auto& m : fm) mp.push_back(m.get());
+    }
     if (has_pool_) {
       KILN_ASSIGN_OR_RETURN(std::vector<int> rows, optimize_pool(mp, spec, pool_.features, av, o2));
       std::vector<Point> out;

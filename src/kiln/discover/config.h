@@ -16,8 +16,8 @@
 //   candidates: pool.csv                        # optional, relative to this file
 //   seed: 7                                     # optional
 //   strategy:                                   # optional; defaults shown
-//     {surrogate: gp, kernel: matern52, acquisition: logei, batch: kb,
-//      multi_objective: ehvi, initial: 5, design: sobol, ucb_beta: 2.0, warp: true}
+//     {surrogate: gp, kernel: matern52, acquisition: ucb, batch: kb,
+//      multi_objective: ehvi, initial: 5, design: sobol, ucb_beta: 1.0, warp: false}
 //
 // Parsing never throws and never aborts: every problem comes back as a Status naming the key
 // path ("parameters[2].low") and the line in the file.
@@ -51,13 +51,13 @@ enum class MultiObjectiveKind { kEHVI, kParEGO };
 struct Strategy {
   SurrogateKind surrogate = SurrogateKind::kGp;
   KernelType kernel = KernelType::kMatern52;
-  AcquisitionKind acquisition = AcquisitionKind::kLogEI;
+  AcquisitionKind acquisition = AcquisitionKind::kUCB;
   BatchMode batch = BatchMode::kKrigingBeliever;
   MultiObjectiveKind multi_objective = MultiObjectiveKind::kEHVI;
   int initial = 5;            // observations before the model takes over (design points)
   Design design = Design::kSobol;
-  double ucb_beta = 2.0;
-  bool warp = true;           // Yeo–Johnson outcome warp
+  double ucb_beta = 1.0;
+  bool warp = false;          // Yeo–Johnson outcome warp
   Status validate() const;
 };
 

@@ -32,7 +32,38 @@ Eigen::MatrixXd Kernel::grad_factor(const Eigen::MatrixXd& R2) const {
 }
 
 Eigen::MatrixXd Kernel::matrix(const Eigen::MatrixXd& A, const Eigen::MatrixXd& B) const {
-  return from_sqdist(scaled_sqdist(A, B));
+  Eigen::MatrixXd Bs, out;
+  Eigen::VectorXd bn;
+  prescale(B, &Bs, &bn);
+  matrix_into(A, Bs, bn, &out);
+  return out;
+}
+
+void Kernel::prescale(const Eigen::MatrixXd& B, Eigen::MatrixXd* Bs, Eigen::VectorXd* bn) const {
+  *Bs = B * lengthscales.array().inverse().matrix().asDiagonal();
+  *bn = Bs->rowwise().squaredNorm();
+}
+
+void Kernel::matrix_into(const Eigen::MatrixXd& A, const Eigen::MatrixXd& Bs, const Eigen::VectorXd& bn, Eigen::MatrixXd* out) const {
+  Eigen::MatrixXd As = A * lengthscales.array().inverse().matrix().asDiagonal();
+  Eigen::VectorXd an = As.rowwise().squaredNorm();
+  out->resize(A.rows(), Bs.rows());
+  out->noalias() = -2.0 * As * Bs.transpose();
+  out->colwise() += an;
+  out->rowwise() += bn.transpose();
+  auto R = out->array();
+  R = R.max(0.0);
+  if (type == KernelType::kRbf) {
+    R = signal_variance * (-0.5 * R).exp();
+  } else {
+    const double s5 = std::sqrt(5.0);
+    // In place, column by column: r = sqrt(r2) once per element.
+    for (Eigen::Index j = 0; j < R.cols(); ++j) {
+      auto c = R.col(j);
+      Eigen::ArrayXd r = c.sqrt();
+      c = signal_variance * (1.0 + s5 * r + (5.0 / 3.0) * c) * (-s5 * r).exp();
+    }
+  }
 }
 
 Eigen::MatrixXd Kernel::gradient_wrt_x(const Eigen::VectorXd& x, const Eigen::MatrixXd& B) const {

@@ -24,6 +24,11 @@ struct Kernel {
 
   // Cross-covariance between the rows of A and the rows of B.
   Eigen::MatrixXd matrix(const Eigen::MatrixXd& A, const Eigen::MatrixXd& B) const;
+  // The same into a caller-owned matrix (resized only when the shape changes): the pool search
+  // reuses one buffer instead of allocating megabytes per block. `Bs` is B already divided by
+  // the lengthscales, `bn` its squared row norms (see prescale).
+  void matrix_into(const Eigen::MatrixXd& A, const Eigen::MatrixXd& Bs, const Eigen::VectorXd& bn, Eigen::MatrixXd* out) const;
+  void prescale(const Eigen::MatrixXd& B, Eigen::MatrixXd* Bs, Eigen::VectorXd* bn) const;
   // Squared scaled distances r² between rows (clamped at 0).
   Eigen::MatrixXd scaled_sqdist(const Eigen::MatrixXd& A, const Eigen::MatrixXd& B) const;
   // f(r) applied to r² elementwise, times signal_variance.

@@ -284,13 +284,15 @@ Result<std::vector<int>> optimize_pool(const std::vector<const Model*>& models, 
       (spec.kind == AcquisitionKind::kLogEI || spec.kind == AcquisitionKind::kQEI))
     return pool_joint_qei(*models[0], spec, F, available, o);
 
-  std::vector<std::unique_ptr<Model>> cur = fantasize(models, Eigen::MatrixXd(0, F.cols()));
+  // The caller's models until the first fantasy; then copies that own the fantasies.
+  std::vector<std::unique_ptr<Model>> owned;
+  std::vector<const Model*> cur = models;
   std::vector<int> chosen;
   Penalizer pen;
   Eigen::VectorXd base_scores;
   if (o.batch == BatchMode::kLocalPenalization && o.q > 1) {
     pen = make_penalizer(*models[0], F, o.seed + 3);
-    KILN_ASSIGN_OR_RETURN(auto acq, make_acquisition(spec, ptrs(cur)));
+    KILN_ASSIGN_OR_RETURN(auto acq, make_acquisition(spec, cur));
     base_scores = score_all(*acq, F, available);
   }
   for (int k = 0; k < o.q; ++k) {
@@ -310,8 +312,8 @@ Result<std::vector<int>> optimize_pool(const std::vector<const Model*>& models, 
     } else {
       AcquisitionSpec sk = spec;
       sk.seed = spec.seed + k;
-      KILN_ASSIGN_OR_RETURN(auto acq, make_acquisition(sk, ptrs(cur)));
-      const GaussianProcess* gp = cur.size() == 1 ? dynamic_cast<const GaussianProcess*>(cur[0].get()) : nullptr;
+      KILN_ASSIGN_OR_RETURN(auto acq, make_acquisition(sk, cur));
+      const GaussianProcess* gp = cur.size() == 1 ? dynamic_cast<const GaussianProcess*>(cur[0]) : nullptr;
       if (gp && acq->analytic() && std::isfinite(acq->bound(0.0, 1.0))) {
         double v;
         pick = best_analytic_gp(*gp, *acq, F, available, &v);
@@ -329,7 +331,9 @@ Result<std::vector<int>> optimize_pool(const std::vector<const Model*>& models, 
       if (o.batch == BatchMode::kLocalPenalization && spec.kind != AcquisitionKind::kThompson) {
         add_centre(pen, *models[0], F.row(pick).transpose());
       } else {
-        cur = fantasize(ptrs(cur), F.row(pick));
+        auto next = fantasize(cur, F.row(pick));
+        owned = std::move(next);
+        cur = ptrs(owned);
       }
     }
   }
@@ -405,7 +409,8 @@ Result<std::vector<Point>> optimize_space(const std::vector<const Model*>& model
                                           const SearchSpace& space, const OptimizeOptions& o) {
   KILN_RETURN_IF_ERROR(o.validate());
   KILN_RETURN_IF_ERROR(spec.validate(static_cast<int>(models.size())));
-  std::vector<std::unique_ptr<Model>> cur = fantasize(models, Eigen::MatrixXd(0, space.dim()));
+  std::vector<std::unique_ptr<Model>> owned;
+  std::vector<const Model*> cur = models;
   std::vector<Point> out;
   Penalizer pen;
   bool use_lp = o.batch == BatchMode::kLocalPenalization && o.q > 1 && spec.kind != AcquisitionKind::kThompson;
@@ -415,7 +420,7 @@ Result<std::vector<Point>> optimize_space(const std::vector<const Model*>& model
     if (use_lp && k == 0) pen = make_penalizer(*models[0], R, o.seed + 5);
     AcquisitionSpec sk = spec;
     sk.seed = spec.seed + k;
-    KILN_ASSIGN_OR_RETURN(auto acq, make_acquisition(sk, ptrs(cur)));
+    KILN_ASSIGN_OR_RETURN(auto acq, make_acquisition(sk, cur));
     Eigen::VectorXd scores;
     acq->evaluate(R, 1, &scores);
     for (int i = 0; i < scores.size(); ++i) {
@@ -508,7 +513,11 @@ Result<std::vector<Point>> optimize_space(const std::vector<const Model*>& model
       Eigen::VectorXd z(space.dim());
       space.encode(best_p, z.data());
       if (use_lp) add_centre(pen, *models[0], z);
-      else cur = fantasize(ptrs(cur), z.transpose());
+      else {
+        auto next = fantasize(cur, z.transpose());
+        owned = std::move(next);
+        cur = ptrs(owned);
+      }
     }
   }
   return out;
