@@ -148,7 +148,7 @@ int run_bench(const BenchArgs& a) {
     if (a.profile) {
       double total = 0;
       for (double t : step_us) total += t;
-      std::printf("\nprofile (mean per run, %d runs)\n", a.runs);
+      std::printf("\nprofile (mean CPU time of the calling thread per run, %d runs)\n", a.runs);
       for (size_t i = 0; i < step_us.size(); ++i)
         std::printf("  %8.1f us %5.1f%%  %-18s %-22s %s\n", step_us[i], total > 0 ? 100 * step_us[i] / total : 0.0,
                     cm->steps()[i].op_type.c_str(), cm->steps()[i].impl.c_str(), cm->steps()[i].node_name.c_str());

@@ -100,8 +100,9 @@ class CompiledModel {
   // view must have that entry's dtype and shape. Allocation-free; not re-entrant.
   Status run(std::span<const TensorView> inputs, std::span<const TensorView> outputs);
 
-  // Like run(), and adds each step's wall time (microseconds) to `step_us[i]` (resized to
-  // steps().size() by the caller). For `kiln bench --profile`; timing calls are not free.
+  // Like run(), and adds each step's CPU time on the calling thread (microseconds) to
+  // `step_us[i]` (resized to steps().size() here). For `kiln bench --profile`: CPU time is not
+  // inflated by other processes on a busy machine; with threads > 1 it leaves out the workers.
   Status run_profiled(std::span<const TensorView> inputs, std::span<const TensorView> outputs,
                       std::vector<double>& step_us);
 

@@ -20,25 +20,26 @@ constexpr int kNR = 16;
 template <int MR>
 inline void store_tile(__m256 (&acc0)[MR], __m256 (&acc1)[MR], const Tile& t) {
   const GemmParams& p = *t.params;
-  const bool full = t.nc == kNR;
+  // Masked stores are slow on some CPUs (microcoded on AMD Zen): full vectors use plain stores
+  // and only a real tail is masked.
+  const bool full0 = t.nc >= 8, full1 = t.nc >= 16, any1 = t.nc > 8;
   const __m256i m0 = lane_mask(t.nc), m1 = lane_mask(t.nc - 8);
   #pragma GCC unroll 16
   for (int i = 0; i < MR; ++i) {
     __m256 v0 = acc0[i], v1 = acc1[i];
     if (t.residual) {
       const float* r = t.residual + i * t.ld_residual;
-      v0 = _mm256_add_ps(v0, full ? _mm256_loadu_ps(r) : _mm256_maskload_ps(r, m0));
-      v1 = _mm256_add_ps(v1, full ? _mm256_loadu_ps(r + 8) : _mm256_maskload_ps(r + 8, m1));
+      v0 = _mm256_add_ps(v0, full0 ? _mm256_loadu_ps(r) : _mm256_maskload_ps(r, m0));
+      if (any1) v1 = _mm256_add_ps(v1, full1 ? _mm256_loadu_ps(r + 8) : _mm256_maskload_ps(r + 8, m1));
     }
     v0 = activate(v0, p);
-    v1 = activate(v1, p);
     float* c = t.c + i * t.ldc;
-    if (full) {
-      _mm256_storeu_ps(c, v0);
-      _mm256_storeu_ps(c + 8, v1);
-    } else {
-      _mm256_maskstore_ps(c, m0, v0);
-      _mm256_maskstore_ps(c + 8, m1, v1);
+    if (full0) _mm256_storeu_ps(c, v0);
+    else _mm256_maskstore_ps(c, m0, v0);
+    if (any1) {
+      v1 = activate(v1, p);
+      if (full1) _mm256_storeu_ps(c + 8, v1);
+      else _mm256_maskstore_ps(c + 8, m1, v1);
     }
   }
 }

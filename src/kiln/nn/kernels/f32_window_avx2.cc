@@ -22,10 +22,13 @@ inline void dw_pixel(const Window2d& s, const float* x_n, const float* w, int64_
                      int valid_last, const float* residual, const GemmParams& p, float* y) {
   const int64_t C = s.channels;
   const __m256i mlast = lane_mask(valid_last);
+  // Masked loads and stores are slow on some CPUs (stores are microcoded on AMD Zen): only a
+  // real tail uses them.
+  const bool full = valid_last >= 8;
   __m256 acc[V];
 #pragma GCC unroll 4
   for (int v = 0; v < V; ++v)
-    acc[v] = v + 1 < V ? _mm256_loadu_ps(w + c0 + 8 * v) : _mm256_maskload_ps(w + c0 + 8 * v, mlast);
+    acc[v] = v + 1 < V || full ? _mm256_loadu_ps(w + c0 + 8 * v) : _mm256_maskload_ps(w + c0 + 8 * v, mlast);
   const float* wt = w + C;
   for (int64_t kh = 0; kh < s.kernel_h; ++kh) {
     const int64_t ih = ih0 + kh * s.dilation_h;
@@ -40,44 +43,113 @@ inline void dw_pixel(const Window2d& s, const float* x_n, const float* w, int64_
       const float* xp = xrow + iw * C + c0;
 #pragma GCC unroll 4
       for (int v = 0; v < V; ++v) {
-        const bool last = v + 1 == V;
-        __m256 xv = last ? _mm256_maskload_ps(xp + 8 * v, mlast) : _mm256_loadu_ps(xp + 8 * v);
-        __m256 wv = last ? _mm256_maskload_ps(wt + c0 + 8 * v, mlast) : _mm256_loadu_ps(wt + c0 + 8 * v);
+        const bool masked = v + 1 == V && !full;
+        __m256 xv = masked ? _mm256_maskload_ps(xp + 8 * v, mlast) : _mm256_loadu_ps(xp + 8 * v);
+        __m256 wv = masked ? _mm256_maskload_ps(wt + c0 + 8 * v, mlast) : _mm256_loadu_ps(wt + c0 + 8 * v);
         acc[v] = _mm256_fmadd_ps(xv, wv, acc[v]);
       }
     }
   }
 #pragma GCC unroll 4
   for (int v = 0; v < V; ++v) {
-    const bool last = v + 1 == V;
+    const bool masked = v + 1 == V && !full;
     __m256 r = acc[v];
-    if (residual) r = _mm256_add_ps(r, last ? _mm256_maskload_ps(residual + 8 * v, mlast) : _mm256_loadu_ps(residual + 8 * v));
+    if (residual)
+      r = _mm256_add_ps(r, masked ? _mm256_maskload_ps(residual + 8 * v, mlast) : _mm256_loadu_ps(residual + 8 * v));
     r = activate(r, p);
-    if (last) _mm256_maskstore_ps(y + 8 * v, mlast, r);
+    if (masked) _mm256_maskstore_ps(y + 8 * v, mlast, r);
     else _mm256_storeu_ps(y + 8 * v, r);
   }
+}
+
+// Interior pixels: four neighbouring output pixels and 16 channels at a time, so each weight
+// vector loaded for a tap serves four pixels (10 loads per 8 FMAs instead of 16).
+inline void dw_quad(const Window2d& s, const float* x_n, const float* w, int64_t kh_lo, int64_t kh_hi, int64_t ih0,
+                    int64_t iw0, const float* residual, const GemmParams& p, float* y) {
+  const int64_t C = s.channels, step = s.stride_w * C;
+  int64_t c = 0;
+  for (; c + 16 <= C; c += 16) {
+    __m256 a[4][2];
+    const __m256 b0 = _mm256_loadu_ps(w + c), b1 = _mm256_loadu_ps(w + c + 8);
+    for (int j = 0; j < 4; ++j) {
+      a[j][0] = b0;
+      a[j][1] = b1;
+    }
+    for (int64_t kh = kh_lo; kh < kh_hi; ++kh) {
+      const float* xrow = x_n + (ih0 + kh * s.dilation_h) * s.in_w * C + iw0 * C + c;
+      const float* wt = w + C + kh * s.kernel_w * C + c;
+      for (int64_t kw = 0; kw < s.kernel_w; ++kw, wt += C) {
+        const __m256 w0 = _mm256_loadu_ps(wt), w1 = _mm256_loadu_ps(wt + 8);
+        const float* xp = xrow + kw * s.dilation_w * C;
+#pragma GCC unroll 4
+        for (int j = 0; j < 4; ++j) {
+          a[j][0] = _mm256_fmadd_ps(_mm256_loadu_ps(xp + j * step), w0, a[j][0]);
+          a[j][1] = _mm256_fmadd_ps(_mm256_loadu_ps(xp + j * step + 8), w1, a[j][1]);
+        }
+      }
+    }
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; ++j) {
+      __m256 v0 = a[j][0], v1 = a[j][1];
+      if (residual) {
+        v0 = _mm256_add_ps(v0, _mm256_loadu_ps(residual + j * C + c));
+        v1 = _mm256_add_ps(v1, _mm256_loadu_ps(residual + j * C + c + 8));
+      }
+      _mm256_storeu_ps(y + j * C + c, activate(v0, p));
+      _mm256_storeu_ps(y + j * C + c + 8, activate(v1, p));
+    }
+  }
+  // Remaining channels (< 16): one pixel at a time.
+  if (c < C) {
+    for (int j = 0; j < 4; ++j) {
+      const int64_t rest = C - c;
+      const float* rp = residual ? residual + j * C + c : nullptr;
+      const int64_t iw = iw0 + j * s.stride_w;
+      if (rest > 8) dw_pixel<2>(s, x_n, w, ih0, iw, c, static_cast<int>(rest - 8), rp, p, y + j * C + c);
+      else dw_pixel<1>(s, x_n, w, ih0, iw, c, static_cast<int>(rest), rp, p, y + j * C + c);
+    }
+  }
+}
+
+void dw_any_pixel(const Window2d& s, const float* x_n, const float* w, int64_t ih0, int64_t iw0, const float* rp,
+                  const GemmParams& p, float* yp) {
+  const int64_t C = s.channels;
+  int64_t c = 0;
+  for (; c + 32 <= C; c += 32) dw_pixel<4>(s, x_n, w, ih0, iw0, c, 8, rp ? rp + c : nullptr, p, yp + c);
+  const int64_t rest = C - c;
+  if (rest > 24) dw_pixel<4>(s, x_n, w, ih0, iw0, c, static_cast<int>(rest - 24), rp ? rp + c : nullptr, p, yp + c);
+  else if (rest > 16) dw_pixel<3>(s, x_n, w, ih0, iw0, c, static_cast<int>(rest - 16), rp ? rp + c : nullptr, p, yp + c);
+  else if (rest > 8) dw_pixel<2>(s, x_n, w, ih0, iw0, c, static_cast<int>(rest - 8), rp ? rp + c : nullptr, p, yp + c);
+  else if (rest > 0) dw_pixel<1>(s, x_n, w, ih0, iw0, c, static_cast<int>(rest), rp ? rp + c : nullptr, p, yp + c);
 }
 
 void dwconv(const Window2d& s, const float* x, const float* w, const float* residual, const GemmParams& p, float* y,
             int64_t row_begin, int64_t row_end) {
   const int64_t C = s.channels;
+  // Output columns whose whole window lies inside the input: [ow_lo, ow_hi).
+  const int64_t span_w = (s.kernel_w - 1) * s.dilation_w;
+  int64_t ow_lo = s.pad_left > 0 ? (s.pad_left + s.stride_w - 1) / s.stride_w : 0;
+  int64_t ow_hi = s.in_w - span_w + s.pad_left > 0 ? (s.in_w - 1 - span_w + s.pad_left) / s.stride_w + 1 : 0;
+  if (ow_hi > s.out_w) ow_hi = s.out_w;
+  if (ow_lo > ow_hi) ow_lo = ow_hi;
   for (int64_t r = row_begin; r < row_end; ++r) {
     const int64_t n = r / s.out_h, oh = r % s.out_h;
     const float* x_n = x + n * s.in_h * s.in_w * C;
     const int64_t ih0 = oh * s.stride_h - s.pad_top;
-    for (int64_t ow = 0; ow < s.out_w; ++ow) {
-      const int64_t iw0 = ow * s.stride_w - s.pad_left;
-      const int64_t pix = (r * s.out_w + ow) * C;
-      float* yp = y + pix;
-      const float* rp = residual ? residual + pix : nullptr;
-      int64_t c = 0;
-      for (; c + 32 <= C; c += 32) dw_pixel<4>(s, x_n, w, ih0, iw0, c, 8, rp ? rp + c : nullptr, p, yp + c);
-      const int64_t rest = C - c;
-      if (rest > 24) dw_pixel<4>(s, x_n, w, ih0, iw0, c, static_cast<int>(rest - 24), rp ? rp + c : nullptr, p, yp + c);
-      else if (rest > 16) dw_pixel<3>(s, x_n, w, ih0, iw0, c, static_cast<int>(rest - 16), rp ? rp + c : nullptr, p, yp + c);
-      else if (rest > 8) dw_pixel<2>(s, x_n, w, ih0, iw0, c, static_cast<int>(rest - 8), rp ? rp + c : nullptr, p, yp + c);
-      else if (rest > 0) dw_pixel<1>(s, x_n, w, ih0, iw0, c, static_cast<int>(rest), rp ? rp + c : nullptr, p, yp + c);
-    }
+    // Kernel rows inside the input, the same for the whole output row.
+    int64_t kh_lo = 0, kh_hi = s.kernel_h;
+    while (kh_lo < kh_hi && ih0 + kh_lo * s.dilation_h < 0) ++kh_lo;
+    while (kh_hi > kh_lo && ih0 + (kh_hi - 1) * s.dilation_h >= s.in_h) --kh_hi;
+    float* y_row = y + r * s.out_w * C;
+    const float* r_row = residual ? residual + r * s.out_w * C : nullptr;
+    int64_t ow = 0;
+    for (; ow < ow_lo; ++ow)
+      dw_any_pixel(s, x_n, w, ih0, ow * s.stride_w - s.pad_left, r_row ? r_row + ow * C : nullptr, p, y_row + ow * C);
+    for (; ow + 4 <= ow_hi; ow += 4)
+      dw_quad(s, x_n, w, kh_lo, kh_hi, ih0, ow * s.stride_w - s.pad_left, r_row ? r_row + ow * C : nullptr, p,
+              y_row + ow * C);
+    for (; ow < s.out_w; ++ow)
+      dw_any_pixel(s, x_n, w, ih0, ow * s.stride_w - s.pad_left, r_row ? r_row + ow * C : nullptr, p, y_row + ow * C);
   }
 }
 
@@ -86,6 +158,7 @@ inline void pool_pixel(const Window2d& s, PoolKind kind, const float* x_n, int64
                        int valid_last, float* y) {
   const int64_t C = s.channels;
   const __m256i mlast = lane_mask(valid_last);
+  const bool full = valid_last >= 8;
   const bool is_max = kind == PoolKind::kMax;
   __m256 acc[V];
 #pragma GCC unroll 4
@@ -102,7 +175,7 @@ inline void pool_pixel(const Window2d& s, PoolKind kind, const float* x_n, int64
       const float* xp = xrow + iw * C + c0;
 #pragma GCC unroll 4
       for (int v = 0; v < V; ++v) {
-        __m256 xv = v + 1 == V ? _mm256_maskload_ps(xp + 8 * v, mlast) : _mm256_loadu_ps(xp + 8 * v);
+        __m256 xv = v + 1 == V && !full ? _mm256_maskload_ps(xp + 8 * v, mlast) : _mm256_loadu_ps(xp + 8 * v);
         acc[v] = is_max ? _mm256_max_ps(acc[v], xv) : _mm256_add_ps(acc[v], xv);
       }
     }
@@ -122,7 +195,7 @@ inline void pool_pixel(const Window2d& s, PoolKind kind, const float* x_n, int64
   }
 #pragma GCC unroll 4
   for (int v = 0; v < V; ++v) {
-    if (v + 1 == V) _mm256_maskstore_ps(y + 8 * v, mlast, acc[v]);
+    if (v + 1 == V && !full) _mm256_maskstore_ps(y + 8 * v, mlast, acc[v]);
     else _mm256_storeu_ps(y + 8 * v, acc[v]);
   }
 }

@@ -290,7 +290,8 @@ Result<KernelPtr> prepare_transpose(PrepareContext& ctx) {
                                  : Shape{x.shape[0], x.shape[3], x.shape[1], x.shape[2]};
   ctx.set_output(0, x.dtype, out);
   if (a == 1 || b == 1) ctx.set_output_alias(0);  // same bytes in both layouts
-  return make_kernel([=](const KernelContext& k) {
+  return make_kernel(
+      [=](const KernelContext& k) {
     const char* src = static_cast<const char*>(k.in(0).data);
     char* dst = static_cast<char*>(k.out(0).data);
     if (a == 1 || b == 1) {
@@ -317,7 +318,8 @@ Result<KernelPtr> prepare_transpose(PrepareContext& ctx) {
         }
     }
     return Status::ok();
-  });
+  },
+      "blocked_transpose");
 }
 
 constexpr OpDef kConvOps[] = {
