@@ -17,7 +17,8 @@
 // After --warmup untimed runs it times runs until at least --min-runs runs AND --min-seconds of
 // timed work, then prints one JSON object on stdout:
 //   {p50_us, p90_us, p99_us, min_us, max_us, mean_us, runs, warmup, threads, session_ms,
-//    first_run_us, ort_version, outputs: [{name, dtype, shape, file?}]}
+//    first_run_us, cpu_per_run_us (process CPU time, all threads, over the timed runs / runs),
+//    ort_version, outputs: [{name, dtype, shape, file?}]}
 // With --output-dir it writes every output of the last run as DIR/<name>.npy (characters other
 // than letters, digits, '.', '_' and '-' become '_', as `kiln run` does).
 'use strict';
@@ -223,6 +224,7 @@ async function main() {
 
   const us = [];
   let timed = 0;
+  const cpu0 = process.cpuUsage();
   while ((us.length < a.minRuns || timed < a.minSeconds * 1e6) && us.length < a.maxRuns) {
     t = process.hrtime.bigint();
     out = await session.run(feeds);
@@ -230,6 +232,7 @@ async function main() {
     us.push(dt);
     timed += dt;
   }
+  const cpu = process.cpuUsage(cpu0);
   us.sort((x, y) => x - y);
 
   const outputs = [];
@@ -246,7 +249,8 @@ async function main() {
     model: a.model, engine: 'onnxruntime-node', ort_version: require(path.join(__dirname, 'node_modules', 'onnxruntime-node', 'package.json')).version,
     threads: a.threads, spin: a.spin, warmup: a.warmup, runs: us.length,
     min_us: us[0], p50_us: percentile(us, 0.5), p90_us: percentile(us, 0.9), p99_us: percentile(us, 0.99),
-    max_us: us[us.length - 1], mean_us: timed / us.length, session_ms: sessionMs, first_run_us: firstRunUs, outputs,
+    max_us: us[us.length - 1], mean_us: timed / us.length,
+    cpu_per_run_us: (cpu.user + cpu.system) / us.length, session_ms: sessionMs, first_run_us: firstRunUs, outputs,
   };
   process.stdout.write(JSON.stringify(res) + '\n');
   await session.release();
