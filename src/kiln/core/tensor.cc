@@ -18,9 +18,21 @@ Result<int64_t> checked_num_elements(std::span<const int64_t> shape, size_t elem
   bool zero = false;
   for (int64_t d : shape) {
     if (d < 0) return Status::invalid("negative dimension ", d, " in shape ", shape_to_string(shape));
+    // Every dimension is bounded even when another is 0, so that products of a subset of the
+    // dimensions (strides, loop bounds) cannot overflow later.
+    if (static_cast<uint64_t>(d) > limit) return Status::invalid("dimension ", d, " in shape ", shape_to_string(shape), " is too large");
     if (d == 0) zero = true;
   }
-  if (zero) return int64_t{0};
+  if (zero) {
+    uint64_t nonzero = 1;
+    for (int64_t d : shape) {
+      if (d == 0) continue;
+      if (nonzero > limit / static_cast<uint64_t>(d))
+        return Status::invalid("shape ", shape_to_string(shape), " is too large");
+      nonzero *= static_cast<uint64_t>(d);
+    }
+    return int64_t{0};
+  }
   for (int64_t d : shape) {
     if (n > limit / static_cast<uint64_t>(d))
       return Status::invalid("shape ", shape_to_string(shape), " is too large");

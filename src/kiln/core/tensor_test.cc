@@ -29,7 +29,9 @@ TEST(Tensor, ReshapeKeepsElementCount) {
 
 TEST(Shape, CheckedElementsRejectsNegativeAndHuge) {
   EXPECT_EQ(*checked_num_elements(std::vector<int64_t>{2, 3}), 6);
-  EXPECT_EQ(*checked_num_elements(std::vector<int64_t>{0, int64_t{1} << 62}), 0);
+  EXPECT_EQ(*checked_num_elements(std::vector<int64_t>{0, int64_t{1} << 30}), 0);
+  // A zero dimension does not excuse the others: their products are used for strides.
+  EXPECT_FALSE(checked_num_elements(std::vector<int64_t>{0, int64_t{1} << 62, int64_t{1} << 62}).is_ok());
   EXPECT_FALSE(checked_num_elements(std::vector<int64_t>{-1, 3}).is_ok());
   EXPECT_FALSE(checked_num_elements(std::vector<int64_t>{int64_t{1} << 32, int64_t{1} << 32}, 4).is_ok());
 }

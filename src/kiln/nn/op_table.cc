@@ -26,6 +26,9 @@ const OpRegistry& default_op_registry() {
     r.add(ops::signal_ops());
     r.add(ops::fast_dense_ops());
     r.add(ops::fast_conv_ops());
+    r.add(ops::fast_row_ops());
+    r.add(ops::fast_matmul_ops());
+    r.add(ops::fast_rnn_ops());
     return r;
   }();
   return registry;

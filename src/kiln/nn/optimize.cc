@@ -17,6 +17,7 @@ Status optimize_graph(Graph& g, const CompileOptions& options, std::vector<std::
       {"dense_layers", passes::dense_layers},
       {"layout_nhwc", passes::layout_nhwc},
       {"fuse_epilogues", passes::fuse_epilogues},
+      {"fast_ops", passes::fast_ops},
   };
   for (const Pass& p : kPasses) {
     GraphEditor e(g);

@@ -203,6 +203,66 @@ TEST(Optimize, DenseLayersMatchReference) {
   }
 }
 
+TEST(Optimize, LstmMatchesReference) {
+  std::mt19937 rng(36);
+  for (const char* direction : {"forward", "reverse", "bidirectional"}) {
+    for (int64_t batch : {1, 3}) {
+      for (bool extras : {false, true}) {
+        const int64_t seq = 5, in = 7, h = 9, dirs = std::string(direction) == "bidirectional" ? 2 : 1;
+        ModelBuilder b(14);
+        b.input("x", DType::kFloat32, {seq, batch, in})
+            .initializer("w", random_tensor({dirs, 4 * h, in}, rng, 0.5f))
+            .initializer("r", random_tensor({dirs, 4 * h, h}, rng, 0.5f));
+        std::vector<std::string> ins = {"x", "w", "r"};
+        std::vector<Tensor> feeds = {random_tensor({seq, batch, in}, rng)};
+        if (extras) {
+          b.initializer("b", random_tensor({dirs, 8 * h}, rng)).input("h0", DType::kFloat32, {dirs, batch, h})
+              .input("c0", DType::kFloat32, {dirs, batch, h});
+          ins = {"x", "w", "r", "b", "", "h0", "c0"};
+          feeds.push_back(random_tensor({dirs, batch, h}, rng));
+          feeds.push_back(random_tensor({dirs, batch, h}, rng));
+        }
+        b.node("LSTM", ins, {"y", "yh", "yc"}, {Attr::i("hidden_size", h), Attr::s("direction", direction)})
+            .output("y", DType::kFloat32)
+            .output("yh", DType::kFloat32)
+            .output("yc", DType::kFloat32);
+        Result<Model> m = b.build();
+        ASSERT_TRUE(m.is_ok()) << m.status().to_string();
+        int fast = 0;
+        expect_same(*m, feeds, std::string("lstm ") + direction + " batch " + std::to_string(batch), &fast);
+        EXPECT_EQ(fast, 1);
+      }
+    }
+  }
+}
+
+TEST(Optimize, AttentionBlockMatchesReference) {
+  std::mt19937 rng(37);
+  // Q K^T / sqrt(d) -> Softmax -> * V -> LayerNorm -> GELU, as a small transformer exports it.
+  ModelBuilder b(20);
+  b.input("q", DType::kFloat32, {2, 6, 8})
+      .input("k", DType::kFloat32, {2, 6, 8})
+      .input("v", DType::kFloat32, {2, 6, 8})
+      .initializer("scale", testing::make_tensor<float>({}, {0.35f}))
+      .initializer("gamma", random_tensor({8}, rng))
+      .initializer("beta", random_tensor({8}, rng))
+      .node("Transpose", {"k"}, {"kt"}, {Attr::ints("perm", {0, 2, 1})})
+      .node("MatMul", {"q", "kt"}, {"s"})
+      .node("Mul", {"s", "scale"}, {"ss"})
+      .node("Softmax", {"ss"}, {"p"}, {Attr::i("axis", -1)})
+      .node("MatMul", {"p", "v"}, {"o"})
+      .node("LayerNormalization", {"o", "gamma", "beta"}, {"n"}, {Attr::i("axis", -1)})
+      .node("Gelu", {"n"}, {"g"})
+      .node("LogSoftmax", {"g"}, {"y"}, {Attr::i("axis", 2)})
+      .output("y", DType::kFloat32);
+  Result<Model> m = b.build();
+  ASSERT_TRUE(m.is_ok()) << m.status().to_string();
+  int fast = 0;
+  expect_same(*m, {random_tensor({2, 6, 8}, rng), random_tensor({2, 6, 8}, rng), random_tensor({2, 6, 8}, rng)},
+              "attention", &fast);
+  EXPECT_EQ(fast, 6);  // two MatMuls, Softmax, LayerNorm, Gelu, LogSoftmax
+}
+
 TEST(Optimize, OptimisedRunAllocatesNothingWithThreads) {
   std::mt19937 rng(35);
   ModelBuilder b(13);

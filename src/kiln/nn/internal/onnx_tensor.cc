@@ -100,6 +100,7 @@ Result<Tensor> tensor_from_proto(const onnx::TensorProto& p, const std::string& 
   KILN_RETURN_IF_ERROR(check_count(p, have, n));
 
   Tensor t(dt, shape);
+  if (n == 0) return t;  // empty repeated fields have no data pointer to copy from
   if (raw) {
     std::memcpy(t.raw(), raw->data(), raw->size());
     if (dt == DType::kBool) {

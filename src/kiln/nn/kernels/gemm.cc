@@ -49,6 +49,32 @@ const GemmConfig& gemm_config() {
   return *best;
 }
 
+int64_t packed_floats(const GemmConfig& cfg, int64_t k, int64_t n) {
+  const int64_t panels = std::max<int64_t>((n + cfg.nr - 1) / cfg.nr, 1);
+  return panels * (cfg.nr + k * cfg.nr);
+}
+
+void pack_weights_into(const GemmConfig& cfg, const float* w, int64_t k, int64_t n, int64_t ldw, bool transposed,
+                       const float* bias, float* out) {
+  const int64_t panel_stride = cfg.nr + k * cfg.nr;
+  const int64_t panels = (n + cfg.nr - 1) / cfg.nr;
+  for (int64_t panel = 0; panel < panels; ++panel) {
+    float* dst = out + panel * panel_stride;
+    const int64_t j0 = panel * cfg.nr;
+    const int64_t cols = std::min<int64_t>(cfg.nr, n - j0);
+    for (int64_t j = 0; j < cfg.nr; ++j) dst[j] = bias && j < cols ? bias[j0 + j] : 0.f;
+    dst += cfg.nr;
+    for (int64_t kk = 0; kk < k; ++kk, dst += cfg.nr) {
+      int64_t j = 0;
+      if (transposed)
+        for (; j < cols; ++j) dst[j] = w[(j0 + j) * ldw + kk];
+      else
+        for (; j < cols; ++j) dst[j] = w[kk * ldw + j0 + j];
+      for (; j < cfg.nr; ++j) dst[j] = 0.f;
+    }
+  }
+}
+
 PackedWeights pack_weights(const GemmConfig& cfg, const float* w, int64_t k, int64_t n, int64_t ldw, bool transposed,
                            const float* bias) {
   PackedWeights p;
@@ -56,17 +82,8 @@ PackedWeights pack_weights(const GemmConfig& cfg, const float* w, int64_t k, int
   p.n = n;
   p.nr = cfg.nr;
   p.panel_stride = cfg.nr + k * cfg.nr;
-  p.data = Tensor(DType::kFloat32, {std::max<int64_t>(p.panels(), 1) * p.panel_stride});
-  float* out = p.data.data<float>();
-  for (int64_t panel = 0; panel < p.panels(); ++panel) {
-    float* dst = out + panel * p.panel_stride;
-    const int64_t j0 = panel * cfg.nr;
-    const int64_t cols = std::min<int64_t>(cfg.nr, n - j0);
-    for (int64_t j = 0; j < cols; ++j) dst[j] = bias ? bias[j0 + j] : 0.f;
-    dst += cfg.nr;
-    for (int64_t kk = 0; kk < k; ++kk, dst += cfg.nr)
-      for (int64_t j = 0; j < cols; ++j) dst[j] = transposed ? w[(j0 + j) * ldw + kk] : w[kk * ldw + j0 + j];
-  }
+  p.data = Tensor(DType::kFloat32, {packed_floats(cfg, k, n)});
+  pack_weights_into(cfg, w, k, n, ldw, transposed, bias, p.data.data<float>());
   return p;
 }
 
@@ -106,7 +123,13 @@ void for_each_tile(int64_t m, int mr, int64_t panels, ThreadPool* pool, F&& f) {
 
 void gemm(const GemmConfig& cfg, int64_t m, const float* a, int64_t lda, const PackedWeights& w, float* c,
           int64_t ldc, const GemmParams& p, ThreadPool* pool) {
-  for_each_tile(m, cfg.mr, w.panels(), pool, [&](int64_t rb, int64_t panel) {
+  gemm_view(cfg, m, a, lda, PackedView{w.k, w.n, w.nr, w.panel_stride, w.data.data<float>()}, c, ldc, p, pool);
+}
+
+void gemm_view(const GemmConfig& cfg, int64_t m, const float* a, int64_t lda, const PackedView& w, float* c,
+               int64_t ldc, const GemmParams& p, ThreadPool* pool) {
+  const int64_t panels = (w.n + w.nr - 1) / w.nr;
+  for_each_tile(m, cfg.mr, panels, pool, [&](int64_t rb, int64_t panel) {
     Tile t;
     const int64_t i0 = rb * cfg.mr, j0 = panel * cfg.nr;
     t.mr = static_cast<int>(std::min<int64_t>(cfg.mr, m - i0));
@@ -114,7 +137,7 @@ void gemm(const GemmConfig& cfg, int64_t m, const float* a, int64_t lda, const P
     t.kc = w.k;
     t.a = a + i0 * lda;
     t.lda = lda;
-    t.w = w.panel(panel);
+    t.w = w.data + panel * w.panel_stride;
     t.c = c + i0 * ldc + j0;
     t.ldc = ldc;
     if (p.residual) {

@@ -51,6 +51,21 @@ struct PackedWeights {
 PackedWeights pack_weights(const GemmConfig& cfg, const float* w, int64_t k, int64_t n, int64_t ldw,
                            bool transposed, const float* bias);
 
+// Floats needed to pack a K x N operand for `cfg`, and packing into memory the caller owns (for
+// operands only known at run time, such as the keys of an attention layer: no allocation).
+int64_t packed_floats(const GemmConfig& cfg, int64_t k, int64_t n);
+void pack_weights_into(const GemmConfig& cfg, const float* w, int64_t k, int64_t n, int64_t ldw, bool transposed,
+                       const float* bias, float* dst);
+// A view of weights packed by pack_weights_into() (does not own `data`).
+struct PackedView {
+  int64_t k, n;
+  int nr;
+  int64_t panel_stride;
+  const float* data;
+};
+void gemm_view(const GemmConfig& cfg, int64_t m, const float* a, int64_t lda, const PackedView& w, float* c,
+               int64_t ldc, const GemmParams& p, ThreadPool* pool);
+
 // C (M x N, row stride ldc) = epilogue(A (M x K, row stride lda) * W).
 void gemm(const GemmConfig& cfg, int64_t m, const float* a, int64_t lda, const PackedWeights& w, float* c,
           int64_t ldc, const GemmParams& p, ThreadPool* pool);

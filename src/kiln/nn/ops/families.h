@@ -30,5 +30,8 @@ std::span<const OpDef> signal_ops();          // signal.cc: HannWindow HammingWi
 // Fast operators in the com.kiln domain, created by the graph passes (optimize.h), never by users.
 std::span<const OpDef> fast_dense_ops();      // fast_dense.cc: Dense (packed-weight GEMM + epilogue)
 std::span<const OpDef> fast_conv_ops();       // fast_conv.cc: NHWC Conv, Pool, GlobalAveragePool, Transpose
+std::span<const OpDef> fast_row_ops();        // fast_rows.cc: Softmax, LayerNorm, Gelu
+std::span<const OpDef> fast_matmul_ops();     // fast_matmul.cc: MatMul with a runtime B
+std::span<const OpDef> fast_rnn_ops();        // fast_rnn.cc: LSTM
 
 }  // namespace kiln::nn::ops
