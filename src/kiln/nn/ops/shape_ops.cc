@@ -156,6 +156,13 @@ Result<KernelPtr> prepare_size(PrepareContext& ctx) {
   return holder_kernel(std::move(n));
 }
 
+// Reshape, Flatten, Squeeze and Unsqueeze keep the bytes as they are: the planner makes the output
+// a view of the input (no copy) unless it must land in a caller's buffer.
+KernelPtr view_kernel(PrepareContext& ctx) {
+  ctx.set_output_alias(0);
+  return copy_kernel();
+}
+
 Result<KernelPtr> prepare_reshape(PrepareContext& ctx) {
   KILN_RETURN_IF_ERROR(require_storable(ctx, 0));
   const Shape& in = ctx.input(0).shape;
@@ -205,7 +212,7 @@ Result<KernelPtr> prepare_reshape(PrepareContext& ctx) {
                        shape_to_string(out), " (", known, " elements)");
   }
   ctx.set_output(0, ctx.input(0).dtype, out);
-  return copy_kernel();
+  return view_kernel(ctx);
 }
 
 Result<KernelPtr> prepare_flatten(PrepareContext& ctx) {
@@ -219,7 +226,7 @@ Result<KernelPtr> prepare_flatten(PrepareContext& ctx) {
   int64_t outer = 1, inner = 1;
   for (int64_t i = 0; i < rank; ++i) (i < axis ? outer : inner) *= in[static_cast<size_t>(i)];
   ctx.set_output(0, ctx.input(0).dtype, {outer, inner});
-  return copy_kernel();
+  return view_kernel(ctx);
 }
 
 // Reads the axes of Squeeze/Unsqueeze: an attribute before opset 13, an optional input since.
@@ -264,7 +271,7 @@ Result<KernelPtr> prepare_squeeze(PrepareContext& ctx) {
   for (size_t i = 0; i < in.size(); ++i)
     if (!drop[i]) out.push_back(in[i]);
   ctx.set_output(0, ctx.input(0).dtype, out);
-  return copy_kernel();
+  return view_kernel(ctx);
 }
 
 Result<KernelPtr> prepare_unsqueeze(PrepareContext& ctx) {
@@ -282,7 +289,7 @@ Result<KernelPtr> prepare_unsqueeze(PrepareContext& ctx) {
   Shape out(out_rank);
   for (size_t i = 0, j = 0; i < out_rank; ++i) out[i] = inserted[i] ? 1 : in[j++];
   ctx.set_output(0, ctx.input(0).dtype, out);
-  return copy_kernel();
+  return view_kernel(ctx);
 }
 
 // Fills the output with copies of one element of any dtype.
