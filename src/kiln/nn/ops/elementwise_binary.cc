@@ -15,8 +15,20 @@ namespace {
 struct Broadcast2 {
   Shape out;
   std::vector<int64_t> sa, sb, so;
-  enum class Mode { kSame, kScalarB, kScalarA, kGeneral } mode;
+  enum class Mode { kSame, kScalarB, kScalarA, kRowB, kRowA, kGeneral } mode;
+  int64_t cols = 0;  // kRowA / kRowB: the broadcast operand is one row of `cols` elements
 };
+
+// True when `in` (left-padded with 1s) is a run of 1s followed by out's trailing dimensions: then
+// it is one contiguous row repeated over the leading dimensions.
+bool is_trailing_row(const Shape& in, const Shape& out) {
+  size_t off = out.size() - in.size();
+  size_t first = 0;
+  while (first < in.size() && in[first] == 1) ++first;
+  for (size_t i = first; i < in.size(); ++i)
+    if (in[i] != out[off + i]) return false;
+  return true;
+}
 
 Broadcast2 plan_broadcast(const Shape& a, const Shape& b, const Shape& out) {
   Broadcast2 p;
@@ -28,6 +40,8 @@ Broadcast2 plan_broadcast(const Shape& a, const Shape& b, const Shape& out) {
   if (na == no && nb == no && a == b) p.mode = Broadcast2::Mode::kSame;
   else if (nb == 1 && na == no) p.mode = Broadcast2::Mode::kScalarB;
   else if (na == 1 && nb == no) p.mode = Broadcast2::Mode::kScalarA;
+  else if (na == no && nb > 0 && is_trailing_row(b, out)) p.mode = Broadcast2::Mode::kRowB, p.cols = nb;
+  else if (nb == no && na > 0 && is_trailing_row(a, out)) p.mode = Broadcast2::Mode::kRowA, p.cols = na;
   else p.mode = Broadcast2::Mode::kGeneral;
   return p;
 }
@@ -49,6 +63,14 @@ void apply_binary(const Broadcast2& p, const T* a, const T* b, R* y, Op op) {
       for (int64_t i = 0; i < n; ++i) y[i] = op(s, b[i]);
       return;
     }
+    case Broadcast2::Mode::kRowB:
+      for (int64_t r = 0; r < n; r += p.cols)
+        for (int64_t j = 0; j < p.cols; ++j) y[r + j] = op(a[r + j], b[j]);
+      return;
+    case Broadcast2::Mode::kRowA:
+      for (int64_t r = 0; r < n; r += p.cols)
+        for (int64_t j = 0; j < p.cols; ++j) y[r + j] = op(a[j], b[r + j]);
+      return;
     case Broadcast2::Mode::kGeneral:
       for_each_strided<3>(p.out, {p.sa.data(), p.sb.data(), p.so.data()},
                           [&](int64_t ia, int64_t ib, int64_t io) { y[io] = op(a[ia], b[ib]); });

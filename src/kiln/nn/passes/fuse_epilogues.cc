@@ -45,6 +45,35 @@ Result<int> fuse_epilogues(GraphEditor& e) {
       const Use u = e.uses(out)[0];
       if (e.is_dead(u.node)) break;
       const Node next = g.nodes[u.node];
+      // Bias add: a constant that adds one value per output channel (the last dimension of an
+      // NHWC Conv or a Dense output) folds into the bias, before any activation or residual.
+      if (next.domain.empty() && next.op_type == "Add" && next.inputs.size() == 2 && !has_activation(g.nodes[i]) &&
+          (g.nodes[i].inputs.size() <= residual_slot || g.nodes[i].inputs[residual_slot] < 0)) {
+        const int other = next.inputs[1 - u.slot];
+        const Tensor* c = e.constant(other);
+        const Shape out_shape = e.shape(out);
+        const int64_t channels = out_shape.empty() ? 0 : out_shape.back();
+        bool per_channel = c && c->dtype() == DType::kFloat32 && channels > 0 &&
+                           (c->num_elements() == channels || c->num_elements() == 1) &&
+                           c->rank() <= out_shape.size() && e.shape(next.outputs[0]) == out_shape;
+        for (size_t d = 0; per_channel && c->rank() > 0 && d + 1 < c->rank(); ++d) per_channel = c->shape()[d] == 1;
+        if (per_channel) {
+          Node& prod = g.nodes[i];
+          const int bias_slot = 2;
+          Tensor bias(DType::kFloat32, {channels});
+          const Tensor* old = prod.inputs.size() > bias_slot && prod.inputs[bias_slot] >= 0 ? e.constant(prod.inputs[bias_slot]) : nullptr;
+          for (int64_t j = 0; j < channels; ++j)
+            bias.data<float>()[j] = (old ? old->data<float>()[j] : 0.f) + c->data<float>()[c->num_elements() == 1 ? 0 : j];
+          const std::string hint = prod.name + ".bias";
+          int bv = e.add_constant(hint, std::move(bias));
+          if (g.nodes[i].inputs.size() <= bias_slot) g.nodes[i].inputs.resize(bias_slot + 1, -1);
+          e.set_input(static_cast<int>(i), bias_slot, bv);
+          e.set_output(static_cast<int>(i), 0, next.outputs[0]);
+          e.remove_node(u.node);
+          ++fused;
+          continue;
+        }
+      }
       // Residual add: only before any activation, with a tensor of the output's exact shape that
       // does not itself depend on this node.
       if (next.domain.empty() && next.op_type == "Add" && next.inputs.size() == 2 && !has_activation(g.nodes[i]) &&

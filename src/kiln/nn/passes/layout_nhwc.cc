@@ -100,6 +100,7 @@ class Layout {
       else if (n.op_type == "GlobalAveragePool") done = convert_global_pool(static_cast<int>(i), n);
       else if (kUnary.count(n.op_type) || kBinary.count(n.op_type)) done = convert_elementwise(static_cast<int>(i), n);
       else if (n.op_type == "Concat") done = convert_concat(static_cast<int>(i), n);
+      else if (n.op_type == "Transpose") done = cancel_transpose(static_cast<int>(i), n);
       if (done) ++converted_;
     }
     // Re-create, from their NHWC twins, the original values someone still reads in NCHW.
@@ -122,10 +123,20 @@ class Layout {
     e_.node(t).attributes["to"] = make_string(direction);
   }
 
-  // The NHWC twin of NCHW value v, created on first request.
+  // The NHWC twin of NCHW value v, created on first request. A value that is itself an NHWC ->
+  // NCHW Transpose (models converted from TensorFlow start with one) has its input as twin.
   int nhwc(int v) {
     auto it = twin_.find(v);
     if (it != twin_.end()) return it->second;
+    const int p = e_.producer(v);
+    if (p >= 0 && !e_.is_dead(p)) {
+      const Node& t = g_.nodes[p];
+      if (t.domain.empty() && t.op_type == "Transpose" && ints_attr(t, "perm", {}) == std::vector<int64_t>{0, 3, 1, 2} &&
+          t.inputs.size() == 1 && t.inputs[0] >= 0) {
+        twin_[v] = t.inputs[0];
+        return t.inputs[0];
+      }
+    }
     int t = e_.add_value(e_.value(v).name + "_nhwc", e_.dtype(v), to_nhwc(e_.shape(v)));
     add_transpose(v, t, "nhwc");
     twin_[v] = t;
@@ -247,6 +258,15 @@ class Layout {
     int node = e_.add_node(n.op_type, "", n.name, inputs, {produce_nhwc(n.outputs[0])});
     e_.node(node).opset = n.opset;
     e_.node(node).attributes = n.attributes;
+    retire(index);
+    return true;
+  }
+
+  // Transpose(perm 0,2,3,1) of a value the region produces in NHWC: its output is that twin.
+  bool cancel_transpose(int index, const Node& n) {
+    if (n.inputs.size() != 1 || n.inputs[0] < 0 || !native(n.inputs[0]) || n.outputs.size() != 1) return false;
+    if (ints_attr(n, "perm", {}) != std::vector<int64_t>{0, 2, 3, 1} || e_.is_graph_output(n.outputs[0])) return false;
+    e_.replace_uses(n.outputs[0], twin_.at(n.inputs[0]));
     retire(index);
     return true;
   }
