@@ -99,14 +99,34 @@ inline void dw_quad(const Window2d& s, const float* x_n, const float* w, int64_t
       _mm256_storeu_ps(y + j * C + c + 8, activate(v1, p));
     }
   }
-  // Remaining channels (< 16): one pixel at a time.
+  // 8 channels (models with 8 or 24 channels, and the tail of others): one vector per pixel.
+  for (; c + 8 <= C; c += 8) {
+    const __m256 b0 = _mm256_loadu_ps(w + c);
+    __m256 a[4] = {b0, b0, b0, b0};
+    for (int64_t kh = kh_lo; kh < kh_hi; ++kh) {
+      const float* xrow = x_n + (ih0 + kh * s.dilation_h) * s.in_w * C + iw0 * C + c;
+      const float* wt = w + C + kh * s.kernel_w * C + c;
+      for (int64_t kw = 0; kw < s.kernel_w; ++kw, wt += C) {
+        const __m256 w0 = _mm256_loadu_ps(wt);
+        const float* xp = xrow + kw * s.dilation_w * C;
+#pragma GCC unroll 4
+        for (int j = 0; j < 4; ++j) a[j] = _mm256_fmadd_ps(_mm256_loadu_ps(xp + j * step), w0, a[j]);
+      }
+    }
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; ++j) {
+      __m256 v = a[j];
+      if (residual) v = _mm256_add_ps(v, _mm256_loadu_ps(residual + j * C + c));
+      _mm256_storeu_ps(y + j * C + c, activate(v, p));
+    }
+  }
+  // Remaining channels (< 8): one pixel at a time.
   if (c < C) {
     for (int j = 0; j < 4; ++j) {
       const int64_t rest = C - c;
       const float* rp = residual ? residual + j * C + c : nullptr;
       const int64_t iw = iw0 + j * s.stride_w;
-      if (rest > 8) dw_pixel<2>(s, x_n, w, ih0, iw, c, static_cast<int>(rest - 8), rp, p, y + j * C + c);
-      else dw_pixel<1>(s, x_n, w, ih0, iw, c, static_cast<int>(rest), rp, p, y + j * C + c);
+      dw_pixel<1>(s, x_n, w, ih0, iw, c, static_cast<int>(rest), rp, p, y + j * C + c);
     }
   }
 }
