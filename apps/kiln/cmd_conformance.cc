@@ -20,6 +20,7 @@ struct ConfArgs {
   std::string output;
   bool gate = false;
   bool require_all_pass = false;
+  bool no_optimize = false;
   double min_node_pass = 0.8;
   double rtol = 1e-3, atol = 1e-7;
   std::string command_line;
@@ -47,6 +48,7 @@ int run_conformance(const ConfArgs& a) {
   nn::ConformanceOptions opts;
   opts.rtol = a.rtol;
   opts.atol = a.atol;
+  opts.optimize = !a.no_optimize;
   std::vector<nn::CaseResult> results;
   std::map<std::string, Tally> tally;
   bool tty = isatty(2);
@@ -144,6 +146,7 @@ void register_conformance(CLI::App& app, int& exit_code) {
   c->add_flag("--require-all-pass", args->require_all_pass, "Exit 1 unless every case passes (for our own models)");
   c->add_option("--min-node-pass", args->min_node_pass, "Minimum pass rate of the 'node' category for --gate")
       ->check(CLI::Range(0.0, 1.0));
+  c->add_flag("--no-optimize", args->no_optimize, "Reference kernels only, no graph passes");
   c->add_option("--rtol", args->rtol, "Relative tolerance");
   c->add_option("--atol", args->atol, "Absolute tolerance");
   c->callback([args, &exit_code, c] {
@@ -151,6 +154,7 @@ void register_conformance(CLI::App& app, int& exit_code) {
     for (const std::string& d : args->dirs) args->command_line += " " + d;
     if (args->report != "md") args->command_line += " --report " + args->report;
     if (args->gate) args->command_line += " --gate";
+    if (args->no_optimize) args->command_line += " --no-optimize";
     exit_code = run_conformance(*args);
   });
 }

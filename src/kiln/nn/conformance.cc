@@ -154,6 +154,7 @@ CaseResult run_conformance_case(const std::string& dir, const ConformanceOptions
     // input shape (a few suite cases do).
     CompileOptions copts;
     copts.check_declared_input_shapes = false;
+    copts.optimize = options.optimize;
     Result<CompiledModel> cm = compile_for_inputs(*model, by_name, copts);
     if (!cm.is_ok()) return classify(cm.status(), "compile");
 

@@ -28,6 +28,8 @@ const char* outcome_name(Outcome o);
 struct ConformanceOptions {
   double rtol = 1e-3;  // the ONNX backend runner's defaults
   double atol = 1e-7;
+  // Run the graph passes and fast kernels (the default), or reference kernels only.
+  bool optimize = true;
 };
 
 struct CaseResult {
