@@ -84,8 +84,9 @@ int run_conformance(const ConfArgs& a) {
     text = j.dump(2) + "\n";
   } else {
     text += "# ONNX backend conformance\n\n";
-    text += "Produced by `" + a.command_line + "` (tolerances: rtol " + std::to_string(a.rtol) + ", atol " +
-            std::to_string(a.atol) + ").\n\n";
+    char tol[96];
+    std::snprintf(tol, sizeof tol, "rtol %g, atol %g", a.rtol, a.atol);
+    text += "Produced by `" + a.command_line + "` (tolerances: " + tol + ").\n\n";
     text += "| category | cases | pass | fail | unsupported | pass rate |\n|---|---:|---:|---:|---:|---:|\n";
     auto row = [&](const std::string& name, const Tally& t) {
       char buf[256];
