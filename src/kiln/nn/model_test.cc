@@ -4,6 +4,8 @@
 
 #include "kiln/nn/testing/model_builder.h"
 
+#include <unistd.h>
+
 namespace kiln::nn {
 namespace {
 
@@ -86,6 +88,92 @@ TEST(Model, OpsetNewerThanKilnKnowsIsUnsupported) {
   Result<Model> m = b.build();
   ASSERT_FALSE(m.is_ok());
   EXPECT_EQ(m.status().code(), StatusCode::kUnsupported);
+}
+
+}  // namespace
+}  // namespace kiln::nn
+
+// External data: an initializer whose bytes live in a file next to the model.
+#include <onnx/onnx_pb.h>
+
+#include <filesystem>
+#include <fstream>
+
+namespace kiln::nn {
+namespace {
+
+std::string external_model(const std::string& location, int64_t offset) {
+  onnx::ModelProto m;
+  m.set_ir_version(8);
+  auto* o = m.add_opset_import();
+  o->set_domain("");
+  o->set_version(13);
+  auto* g = m.mutable_graph();
+  g->set_name("ext");
+  auto* in = g->add_input();
+  in->set_name("x");
+  in->mutable_type()->mutable_tensor_type()->set_elem_type(onnx::TensorProto::FLOAT);
+  in->mutable_type()->mutable_tensor_type()->mutable_shape()->add_dim()->set_dim_value(3);
+  auto* w = g->add_initializer();
+  w->set_name("w");
+  w->set_data_type(onnx::TensorProto::FLOAT);
+  w->add_dims(3);
+  w->set_data_location(onnx::TensorProto::EXTERNAL);
+  auto* kv = w->add_external_data();
+  kv->set_key("location");
+  kv->set_value(location);
+  kv = w->add_external_data();
+  kv->set_key("offset");
+  kv->set_value(std::to_string(offset));
+  kv = w->add_external_data();
+  kv->set_key("length");
+  kv->set_value("12");
+  auto* n = g->add_node();
+  n->set_op_type("Add");
+  n->add_input("x");
+  n->add_input("w");
+  n->add_output("y");
+  auto* out = g->add_output();
+  out->set_name("y");
+  out->mutable_type()->mutable_tensor_type()->set_elem_type(onnx::TensorProto::FLOAT);
+  return m.SerializeAsString();
+}
+
+TEST(Model, ExternalDataIsReadNextToTheModel) {
+  namespace fs = std::filesystem;
+  fs::path dir = fs::temp_directory_path() / ("kiln_ext_" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  {
+    std::ofstream wf(dir / "weights.bin", std::ios::binary);
+    const float pad = 0, vals[3] = {10, 20, 30};
+    wf.write(reinterpret_cast<const char*>(&pad), 4);  // offset 4
+    wf.write(reinterpret_cast<const char*>(vals), 12);
+    std::ofstream mf(dir / "model.onnx", std::ios::binary);
+    mf << external_model("weights.bin", 4);
+  }
+  Result<Model> m = Model::load((dir / "model.onnx").string());
+  ASSERT_TRUE(m.is_ok()) << m.status().to_string();
+  auto y = testing::run_once(*m, {testing::make_tensor<float>({3}, {1, 2, 3})});
+  ASSERT_TRUE(y.is_ok()) << y.status().to_string();
+  EXPECT_EQ((*y)[0].data<float>()[2], 33.f);
+
+  // A location that leaves the model's folder, or data past the end of the file, is refused.
+  {
+    std::ofstream mf(dir / "escape.onnx", std::ios::binary);
+    mf << external_model("../weights.bin", 0);
+    std::ofstream tf(dir / "short.onnx", std::ios::binary);
+    tf << external_model("weights.bin", 8);
+  }
+  Result<Model> esc = Model::load((dir / "escape.onnx").string());
+  ASSERT_FALSE(esc.is_ok());
+  EXPECT_NE(esc.status().message().find("inside the model's folder"), std::string::npos) << esc.status().message();
+  Result<Model> shrt = Model::load((dir / "short.onnx").string());
+  ASSERT_FALSE(shrt.is_ok());
+  EXPECT_NE(shrt.status().message().find("bytes"), std::string::npos) << shrt.status().message();
+  // From memory there is no folder to read from.
+  Result<Model> mem = Model::load_bytes(external_model("weights.bin", 4));
+  ASSERT_FALSE(mem.is_ok());
+  fs::remove_all(dir);
 }
 
 }  // namespace
