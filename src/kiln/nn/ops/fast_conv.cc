@@ -67,8 +67,9 @@ kernels::Window2d window_of(const Geometry& g, const Shape& x, const Shape& y) {
 
 // Splits rows [0, rows) over the pool in chunks; inline without a pool.
 template <typename F>
-void for_rows(ThreadPool* pool, int64_t rows, F&& f) {
-  if (!pool || pool->threads() == 1 || rows < 2) {
+void for_rows(ThreadPool* pool, int64_t rows, int64_t work, F&& f) {
+  // Small windows run on the calling thread: a worker's wake-up and join cost more.
+  if (!pool || pool->threads() == 1 || rows < 2 || work < (1 << 16)) {
     f(0, rows);
     return;
   }
@@ -162,7 +163,7 @@ Result<KernelPtr> prepare_conv(PrepareContext& ctx) {
           const float* r = residual ? k.in(3).as<const float>() : nullptr;
           const float* xp = k.in(0).as<const float>();
           float* yp = k.out(0).as<float>();
-          for_rows(k.pool, win.batch * win.out_h, [&](int64_t b, int64_t e) {
+          for_rows(k.pool, win.batch * win.out_h, win.batch * win.out_h * win.out_w * c * g.kh * g.kw, [&](int64_t b, int64_t e) {
             wk.dwconv(win, xp, packed->data(), r, params, yp, b, e);
           });
           return Status::ok();
@@ -251,7 +252,8 @@ Result<KernelPtr> prepare_pool(PrepareContext& ctx) {
       [=, &wk](const KernelContext& k) {
         const float* xp = k.in(0).as<const float>();
         float* yp = k.out(0).as<float>();
-        for_rows(k.pool, win.batch * win.out_h, [&](int64_t b, int64_t e) { wk.pool(win, kind, xp, yp, b, e); });
+        for_rows(k.pool, win.batch * win.out_h, win.batch * win.out_h * win.out_w * win.channels * g.kh * g.kw,
+                 [&](int64_t b, int64_t e) { wk.pool(win, kind, xp, yp, b, e); });
         return Status::ok();
       },
       wk.name);
