@@ -30,6 +30,7 @@ class GraphEditor {
   explicit GraphEditor(Graph& g);
 
   Graph& graph() { return g_; }
+  const Graph& graph() const { return g_; }
   const Value& value(int v) const { return g_.values[v]; }
   Shape shape(int v) const { return g_.values[v].type.static_shape(); }
   DType dtype(int v) const { return g_.values[v].type.dtype; }

@@ -13,6 +13,7 @@ Status optimize_graph(Graph& g, const CompileOptions& options, std::vector<std::
     Result<int> (*run)(GraphEditor&);
   };
   static constexpr Pass kPasses[] = {
+      {"fuse_patterns", passes::fuse_patterns},
       {"fold_batchnorm", passes::fold_batchnorm},
       {"dense_layers", passes::dense_layers},
       {"layout_nhwc", passes::layout_nhwc},

@@ -263,6 +263,45 @@ TEST(Optimize, AttentionBlockMatchesReference) {
   EXPECT_EQ(fast, 6);  // two MatMuls, Softmax, LayerNorm, Gelu, LogSoftmax
 }
 
+TEST(Optimize, DecomposedLayerNormAndGeluAreFused) {
+  std::mt19937 rng(38);
+  for (bool pow_square : {true, false}) {
+    ModelBuilder b(13);
+    b.input("x", DType::kFloat32, {2, 5, 12})
+        .initializer("eps", testing::make_tensor<float>({}, {1e-5f}))
+        .initializer("two", testing::make_tensor<float>({}, {2.f}))
+        .initializer("gamma", random_tensor({12}, rng))
+        .initializer("beta", random_tensor({12}, rng))
+        .initializer("sqrt2", testing::make_tensor<float>({}, {1.4142135f}))
+        .initializer("one", testing::make_tensor<float>({}, {1.f}))
+        .initializer("half", testing::make_tensor<float>({}, {0.5f}))
+        .node("ReduceMean", {"x"}, {"m"}, {Attr::ints("axes", {-1})})
+        .node("Sub", {"x", "m"}, {"d"});
+    if (pow_square) b.node("Pow", {"d", "two"}, {"sq"});
+    else b.node("Mul", {"d", "d"}, {"sq"});
+    b.node("ReduceMean", {"sq"}, {"v"}, {Attr::ints("axes", {-1})})
+        .node("Add", {"v", "eps"}, {"ve"})
+        .node("Sqrt", {"ve"}, {"s"})
+        .node("Div", {"d", "s"}, {"n"})
+        .node("Mul", {"n", "gamma"}, {"ng"})
+        .node("Add", {"ng", "beta"}, {"ln"})
+        .node("Div", {"ln", "sqrt2"}, {"a"})
+        .node("Erf", {"a"}, {"e"})
+        .node("Add", {"e", "one"}, {"e1"})
+        .node("Mul", {"ln", "e1"}, {"p"})
+        .node("Mul", {"p", "half"}, {"y"})
+        .output("y", DType::kFloat32);
+    Result<Model> m = b.build();
+    ASSERT_TRUE(m.is_ok()) << m.status().to_string();
+    expect_same(*m, {random_tensor({2, 5, 12}, rng)}, pow_square ? "layernorm pow" : "layernorm mul");
+    Result<CompiledModel> cm = compile(*m);
+    ASSERT_TRUE(cm.is_ok());
+    ASSERT_EQ(cm->steps().size(), 2u) << "LayerNorm and GELU chains should each be one step";
+    EXPECT_EQ(cm->steps()[0].op_type, "LayerNorm");
+    EXPECT_EQ(cm->steps()[1].op_type, "Gelu");
+  }
+}
+
 TEST(Optimize, OptimisedRunAllocatesNothingWithThreads) {
   std::mt19937 rng(35);
   ModelBuilder b(13);

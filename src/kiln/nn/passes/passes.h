@@ -18,6 +18,8 @@ Result<int> dense_layers(GraphEditor& e);
 // 2-D Conv, MaxPool/AveragePool, GlobalAveragePool and the elementwise ops and Concats between
 // them in channels-last layout (com.kiln.Conv/Pool/...), transposing only at the region's edges.
 Result<int> layout_nhwc(GraphEditor& e);
+// Decomposed LayerNorm and GELU (erf) chains become com.kiln.LayerNorm / com.kiln.Gelu.
+Result<int> fuse_patterns(GraphEditor& e);
 // Softmax, LayerNormalization, GELU, runtime MatMul and the common LSTM on fast kernels.
 Result<int> fast_ops(GraphEditor& e);
 // Relu/Clip/HardSwish/Sigmoid/LeakyRelu after com.kiln.Conv or com.kiln.Dense go into its
