@@ -44,6 +44,10 @@ inline __m512 activate(__m512 v, const GemmParams& p) {
       __mmask16 neg = _mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_LT_OQ);
       return _mm512_mask_mul_ps(v, neg, v, _mm512_set1_ps(p.alpha));
     }
+    case Activation::kHardSigmoid:
+      return _mm512_min_ps(_mm512_max_ps(_mm512_fmadd_ps(v, _mm512_set1_ps(p.alpha), _mm512_set1_ps(p.beta)),
+                                         _mm512_setzero_ps()),
+                           _mm512_set1_ps(1.f));
   }
   return v;
 }

@@ -18,6 +18,7 @@ const char* activation_name(Activation a) {
     case Activation::kSigmoid: return "sigmoid";
     case Activation::kSilu: return "silu";
     case Activation::kLeakyRelu: return "leakyrelu";
+    case Activation::kHardSigmoid: return "hardsigmoid";
   }
   return "?";
 }
@@ -31,6 +32,7 @@ float apply_activation(float x, const GemmParams& p) {
     case Activation::kSigmoid: return 1.f / (1.f + std::exp(-x));
     case Activation::kSilu: return x / (1.f + std::exp(-x));
     case Activation::kLeakyRelu: return x < 0 ? x * p.alpha : x;
+    case Activation::kHardSigmoid: return std::min(std::max(p.alpha * x + p.beta, 0.f), 1.f);
   }
   return x;
 }

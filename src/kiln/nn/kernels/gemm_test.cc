@@ -54,12 +54,14 @@ TEST(Gemm, AllConfigsMatchReferenceAtTileEdges) {
           auto bias = random_vector(n, rng);
           auto resid = random_vector(m * ldc, rng);
           for (Activation act : {Activation::kNone, Activation::kRelu, Activation::kClip, Activation::kHardSwish,
-                                 Activation::kSigmoid, Activation::kSilu, Activation::kLeakyRelu}) {
+                                 Activation::kSigmoid, Activation::kSilu, Activation::kLeakyRelu,
+                                 Activation::kHardSigmoid}) {
             GemmParams p;
             p.act = act;
             p.lo = -0.5f;
             p.hi = 2.f;
-            p.alpha = 0.1f;
+            p.alpha = act == Activation::kHardSigmoid ? 0.2f : 0.1f;
+            p.beta = 0.5f;
             const bool with_residual = act == Activation::kRelu || act == Activation::kNone;
             if (with_residual) {
               p.residual = resid.data();

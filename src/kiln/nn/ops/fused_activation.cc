@@ -18,6 +18,11 @@ Status read_fused_activation(PrepareContext& ctx, kernels::GemmParams* p) {
     p->act = Activation::kClip;
     p->lo = params[0];
     p->hi = params[1];
+  } else if (act == "hardsigmoid") {
+    if (params.size() != 2) return ctx.invalid("activation 'hardsigmoid' needs activation_params [alpha, beta]");
+    p->act = Activation::kHardSigmoid;
+    p->alpha = params[0];
+    p->beta = params[1];
   } else if (act == "leakyrelu") {
     if (params.size() != 1) return ctx.invalid("activation 'leakyrelu' needs activation_params [alpha]");
     p->act = Activation::kLeakyRelu;
@@ -42,6 +47,14 @@ bool fusable_activation(const Node& n, const Value* min_value, const Value* max_
   }
   if (n.op_type == "Sigmoid") {
     *name = "sigmoid";
+    return true;
+  }
+  if (n.op_type == "HardSigmoid") {
+    const Attribute* a = n.attribute("alpha");
+    const Attribute* b = n.attribute("beta");
+    *name = "hardsigmoid";
+    params->push_back(a && a->kind == Attribute::Kind::kFloat ? a->f : 0.2f);
+    params->push_back(b && b->kind == Attribute::Kind::kFloat ? b->f : 0.5f);
     return true;
   }
   if (n.op_type == "LeakyRelu") {

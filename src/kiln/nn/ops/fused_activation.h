@@ -2,7 +2,7 @@
 // com.kiln nodes (Conv, Dense, ...) when they fuse a following Relu/Clip/HardSwish/...
 //
 //   activation        string: "relu", "clip", "hardswish", "sigmoid", "silu", "leakyrelu"
-//   activation_params floats: [lo, hi] for clip, [alpha] for leakyrelu
+//   activation_params floats: [lo, hi] for clip, [alpha] for leakyrelu, [alpha, beta] for hardsigmoid
 #pragma once
 
 #include <string>

@@ -49,6 +49,10 @@ static inline __m256 activate(__m256 v, const GemmParams& p) {
       __m256 neg = _mm256_cmp_ps(v, _mm256_setzero_ps(), _CMP_LT_OQ);
       return _mm256_blendv_ps(v, _mm256_mul_ps(v, _mm256_set1_ps(p.alpha)), neg);
     }
+    case Activation::kHardSigmoid:
+      return _mm256_min_ps(_mm256_max_ps(_mm256_fmadd_ps(v, _mm256_set1_ps(p.alpha), _mm256_set1_ps(p.beta)),
+                                         _mm256_setzero_ps()),
+                           _mm256_set1_ps(1.f));
   }
   return v;
 }

@@ -13,14 +13,15 @@
 
 namespace kiln::nn::kernels {
 
-enum class Activation : uint8_t { kNone, kRelu, kClip, kHardSwish, kSigmoid, kSilu, kLeakyRelu };
+enum class Activation : uint8_t { kNone, kRelu, kClip, kHardSwish, kSigmoid, kSilu, kLeakyRelu, kHardSigmoid };
 const char* activation_name(Activation a);
 
 // What happens to a tile after the multiply: C = act(A*W + bias + residual).
 struct GemmParams {
   Activation act = Activation::kNone;
   float lo = 0, hi = 0;   // kClip bounds
-  float alpha = 0;        // kLeakyRelu slope
+  float alpha = 0;        // kLeakyRelu slope; kHardSigmoid: max(0, min(1, alpha * x + beta))
+  float beta = 0;
   const float* residual = nullptr;  // same layout as C (row stride ld_residual), or null
   int64_t ld_residual = 0;
 };

@@ -1,0 +1,119 @@
+// The ymm epilogue of the int8 micro-kernels: requantise / dequantise / store 16 columns of
+// int32 accumulators. Shared by qs8_avx2.cc and qs8_avxvnni.cc; every function is `static
+// inline`, so each including unit keeps a private copy (no ISA code can leak to other callers).
+// Include only from files built with -mavx2 -mfma (or wider).
+#pragma once
+
+#include <immintrin.h>
+
+#include <cstdint>
+#include <cstring>
+
+#include "kiln/nn/kernels/internal/qs8_ukernels.h"
+
+namespace kiln::nn::kernels::qs8_avx2 {
+
+// Per-tile constants of the epilogue, loaded once per tile.
+struct Epilogue {
+  __m256 s0, s1;        // per-column scales (columns 0-7, 8-15)
+  __m256 lo, hi;        // clamp bounds (int8: qmin - zp, qmax - zp; float: flo, fhi)
+  __m256i zp;           // output zero point (int8)
+  __m128i out_xor;
+};
+
+static inline Epilogue make_epilogue(const float* scale, const QParams& p) {
+  Epilogue e;
+  e.s0 = _mm256_loadu_ps(scale);
+  e.s1 = _mm256_loadu_ps(scale + 8);
+  if (p.out == QOutput::kInt8) {
+    e.lo = _mm256_set1_ps(static_cast<float>(p.qmin - p.out_zero_point));
+    e.hi = _mm256_set1_ps(static_cast<float>(p.qmax - p.out_zero_point));
+  } else {
+    e.lo = _mm256_set1_ps(p.flo);
+    e.hi = _mm256_set1_ps(p.fhi);
+  }
+  e.zp = _mm256_set1_epi32(p.out_zero_point);
+  e.out_xor = _mm_set1_epi8(static_cast<char>(p.out_xor));
+  return e;
+}
+
+// The first n lanes set (n may be <= 0 or >= 8).
+static inline __m256i qs8_lane_mask(int n) {
+  const __m256i idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), idx);
+}
+
+// Rounds half to even under the default MXCSR mode, like std::nearbyint in the reference.
+static inline __m256i requantize8(__m256i acc, __m256 scale, const Epilogue& e) {
+  __m256 f = _mm256_mul_ps(_mm256_cvtepi32_ps(acc), scale);
+  f = _mm256_min_ps(_mm256_max_ps(f, e.lo), e.hi);
+  return _mm256_add_epi32(_mm256_cvtps_epi32(f), e.zp);
+}
+
+// 16 int32 values (already within int8 range) -> 16 bytes in order.
+static inline __m128i pack16(__m256i a, __m256i b) {
+  __m256i w = _mm256_packs_epi32(a, b);  // a0-3 b0-3 | a4-7 b4-7
+  w = _mm256_permute4x64_epi64(w, 0xD8);  // a0-7 | b0-7
+  return _mm_packs_epi16(_mm256_castsi256_si128(w), _mm256_extracti128_si256(w, 1));
+}
+
+// Stores one row of 16 columns (nc of them valid) in the output kind `p.out`.
+static inline void store_row(__m256i acc0, __m256i acc1, const Epilogue& e, const QParams& p, void* c, int nc) {
+  switch (p.out) {
+    case QOutput::kInt8: {
+      __m128i b = _mm_xor_si128(pack16(requantize8(acc0, e.s0, e), requantize8(acc1, e.s1, e)), e.out_xor);
+      if (nc >= 16) {
+        _mm_storeu_si128(static_cast<__m128i*>(c), b);
+      } else {
+        alignas(16) uint8_t tmp[16];
+        _mm_store_si128(reinterpret_cast<__m128i*>(tmp), b);
+        std::memcpy(c, tmp, static_cast<size_t>(nc));
+      }
+      return;
+    }
+    case QOutput::kFloat: {
+      __m256 f0 = _mm256_min_ps(_mm256_max_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(acc0), e.s0), e.lo), e.hi);
+      __m256 f1 = _mm256_min_ps(_mm256_max_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(acc1), e.s1), e.lo), e.hi);
+      float* y = static_cast<float*>(c);
+      if (nc >= 16) {
+        _mm256_storeu_ps(y, f0);
+        _mm256_storeu_ps(y + 8, f1);
+      } else {
+        if (nc >= 8) _mm256_storeu_ps(y, f0);
+        else _mm256_maskstore_ps(y, qs8_lane_mask(nc), f0);
+        if (nc > 8) _mm256_maskstore_ps(y + 8, qs8_lane_mask(nc - 8), f1);
+      }
+      return;
+    }
+    case QOutput::kInt32: {
+      int* y = static_cast<int*>(c);
+      if (nc >= 16) {
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(y), acc0);
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(y + 8), acc1);
+      } else {
+        if (nc >= 8) _mm256_storeu_si256(reinterpret_cast<__m256i*>(y), acc0);
+        else _mm256_maskstore_epi32(y, qs8_lane_mask(nc), acc0);
+        if (nc > 8) _mm256_maskstore_epi32(y + 8, qs8_lane_mask(nc - 8), acc1);
+      }
+      return;
+    }
+  }
+}
+
+// Bytes per output element.
+static inline int64_t out_bytes(const QParams& p) { return p.out == QOutput::kInt8 ? 1 : 4; }
+
+// Four activation bytes broadcast to every 32-bit lane, XORed with `x`; a group past the end of
+// the row (n < 4 bytes left) reads only n bytes (the packed weights are zero there).
+static inline __m256i bcast4(const uint8_t* p, __m256i x) {
+  int32_t v;
+  std::memcpy(&v, p, 4);
+  return _mm256_xor_si256(_mm256_set1_epi32(v), x);
+}
+static inline __m256i bcast_partial(const uint8_t* p, int64_t n, __m256i x) {
+  int32_t v = 0;
+  std::memcpy(&v, p, static_cast<size_t>(n));
+  return _mm256_xor_si256(_mm256_set1_epi32(v), x);
+}
+
+}  // namespace kiln::nn::kernels::qs8_avx2

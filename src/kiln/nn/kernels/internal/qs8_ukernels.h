@@ -1,0 +1,116 @@
+// Types shared by the per-ISA int8 micro-kernel translation units (qs8_*_<isa>.cc).
+//
+// Same rule as ukernels.h: this header is included by files compiled with AVX2 / AVX-512 /
+// AVX-VNNI flags, so it holds only plain structs, enums and declarations. No inline function, no
+// template, no standard-library header: an instantiation emitted by an AVX-512 unit could be
+// picked by the linker for every caller and crash CPUs without AVX-512.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace kiln::nn::kernels {
+
+// What leaves a tile: requantised int8 (the QLinearConv / QDQ path), dequantised float32 (a
+// DequantizeLinear -> Conv/Gemm whose result is consumed in float), or the raw int32 sums
+// (ConvInteger / MatMulInteger).
+enum class QOutput : uint8_t { kInt8, kFloat, kInt32 };
+
+// Per-call parameters of the epilogue.
+//   kInt8:  y = clamp(round_half_even(float(acc) * scale[j]) + out_zero_point, qmin, qmax) ^ out_xor
+//   kFloat: y = clamp(float(acc) * scale[j], flo, fhi)
+//   kInt32: y = acc
+// acc already holds the bias and the zero-point correction (both are folded into the packed
+// weights). qmin/qmax and out_zero_point are in the signed domain: a uint8 output uses
+// zero_point - 128, bounds - 128 and out_xor = 0x80.
+struct QParams {
+  QOutput out = QOutput::kInt8;
+  int32_t out_zero_point = 0;
+  int32_t qmin = -128, qmax = 127;
+  float flo = -3.4e38f, fhi = 3.4e38f;
+  uint8_t out_xor = 0;
+  // XOR applied to every activation byte as it is loaded; set by the packing (it depends on the
+  // input dtype and on the domain the micro-kernel computes in).
+  uint8_t a_xor = 0;
+};
+
+// One tile's work. Activations are bytes (int8 or uint8, see a_xor); gemm reads rows of A with a
+// stride, igemm reads them through an indirection buffer of ks * MR row pointers per row block.
+struct QTile {
+  int mr = 0;               // rows in this tile (<= config MR)
+  int nc = 0;               // columns (<= NR)
+  int64_t kc = 0;           // bytes per tap (gemm: K)
+  int64_t ks = 1;           // taps (gemm: 1)
+  const uint8_t* a = nullptr;              // gemm: first row of A
+  int64_t lda = 0;                         // gemm: row stride of A (bytes)
+  const uint8_t* const* a_ptrs = nullptr;  // igemm: ks * MR row pointers, tap-major
+  ptrdiff_t a_offset = 0;                  // igemm: bytes added to every pointer except `zero`
+  const uint8_t* zero = nullptr;           // igemm: the padding row (holds the input zero point)
+  const uint8_t* w = nullptr;              // panel: int32 bias[NR], float scale[NR], weight groups
+  void* c = nullptr;                       // int8, float or int32 elements per QParams::out
+  int64_t ldc = 0;                         // row stride of C (elements)
+  const QParams* params = nullptr;
+};
+
+using QTileKernel = void (*)(const QTile& t);
+
+// How a configuration wants its weights packed, per group of 4 reduction steps and NR columns:
+//   kGroup4: NR x 4 int8 (column j holds w[k..k+3][j]): VNNI vpdpbusd and the portable kernel.
+//   kPairs16: NR x 2 int16 (w[k][j], w[k+2][j]) then NR x 2 int16 (w[k+1][j], w[k+3][j]): the
+//             AVX2 vpmaddwd kernel (no vpmaddubsw, whose int16 pair sums saturate).
+enum class QWeightLayout : uint8_t { kGroup4, kPairs16 };
+
+struct QGemmConfig {
+  const char* name;      // "qs8_gemm_avx2", ...
+  int mr, nr;
+  // The micro-kernel multiplies activations as uint8 (x ^ 0x80 for int8 inputs, as vpdpbusd
+  // needs an unsigned operand) rather than int8; the packing folds the matching correction
+  // -zero_point * sum(w) into the bias.
+  bool a_unsigned;
+  QWeightLayout layout;
+  QTileKernel gemm;
+  QTileKernel igemm;
+};
+
+// Depthwise convolution on NHWC bytes. Rows are (n, oh) pairs n * out_h + oh in
+// [row_begin, row_end). `w` is pack_qdepthwise()'s layout: per block of 16 channels, int32
+// bias[16], float scale[16], then kh * kw taps of 16 int16 weights. `a_zero` is the input zero
+// point in the signed domain (after a_xor); padding taps are skipped.
+struct QWindow {
+  int64_t batch, in_h, in_w, channels, out_h, out_w;
+  int64_t kernel_h, kernel_w, stride_h, stride_w, dilation_h, dilation_w;
+  int64_t pad_top, pad_left;
+};
+using QDwConvFn = void (*)(const QWindow& s, const uint8_t* x, const uint8_t* w, int32_t a_zero, const QParams& p,
+                           void* y, int64_t row_begin, int64_t row_end);
+
+// Per-tensor QuantizeLinear (float -> int8/uint8, y = sat(round_half_even(x / scale) + zp),
+// NaN -> 0; qmin/qmax/zero_point in the output's own domain) and DequantizeLinear
+// (y = float(x - zp) * scale); `is_unsigned` says whether the bytes are uint8.
+using QuantizeFn = void (*)(const float* x, int64_t n, float scale, int32_t zero_point, bool is_unsigned, void* y);
+using DequantizeFn = void (*)(const void* x, int64_t n, float scale, int32_t zero_point, bool is_unsigned, float* y);
+
+struct QKernels {
+  const char* name;     // "qs8_avx2", ...
+  const QGemmConfig* gemm;
+  QDwConvFn dwconv;
+  QuantizeFn quantize;
+  DequantizeFn dequantize;
+};
+
+// Defined in qs8_<isa>.cc; qgemm.cc assembles them into QKernels sets. The VNNI units provide
+// only GEMM micro-kernels: depthwise convolution and the conversions use the AVX2 ones there.
+extern const QGemmConfig kQs8GemmAvx512Vnni;
+extern const QGemmConfig kQs8GemmAvxVnni;
+extern const QGemmConfig kQs8GemmAvx2;
+extern const QGemmConfig kQs8GemmPortable;
+void qs8_dwconv_avx2(const QWindow& s, const uint8_t* x, const uint8_t* w, int32_t a_zero, const QParams& p, void* y,
+                     int64_t row_begin, int64_t row_end);
+void qs8_dwconv_portable(const QWindow& s, const uint8_t* x, const uint8_t* w, int32_t a_zero, const QParams& p,
+                         void* y, int64_t row_begin, int64_t row_end);
+void qs8_quantize_avx2(const float* x, int64_t n, float scale, int32_t zero_point, bool is_unsigned, void* y);
+void qs8_quantize_portable(const float* x, int64_t n, float scale, int32_t zero_point, bool is_unsigned, void* y);
+void qs8_dequantize_avx2(const void* x, int64_t n, float scale, int32_t zero_point, bool is_unsigned, float* y);
+void qs8_dequantize_portable(const void* x, int64_t n, float scale, int32_t zero_point, bool is_unsigned, float* y);
+
+}  // namespace kiln::nn::kernels

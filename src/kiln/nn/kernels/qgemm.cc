@@ -1,0 +1,292 @@
+#include "kiln/nn/kernels/qgemm.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "kiln/core/cpu_features.h"
+#include "kiln/core/thread_pool.h"
+
+namespace kiln::nn::kernels {
+namespace {
+
+// The VNNI sets reuse the AVX2 depthwise and conversion kernels (every VNNI CPU has AVX2).
+const QKernels kQs8Avx512VnniSet = {"qs8_avx512vnni", &kQs8GemmAvx512Vnni, qs8_dwconv_avx2, qs8_quantize_avx2,
+                                    qs8_dequantize_avx2};
+const QKernels kQs8AvxVnniSet = {"qs8_avxvnni", &kQs8GemmAvxVnni, qs8_dwconv_avx2, qs8_quantize_avx2,
+                                 qs8_dequantize_avx2};
+const QKernels kQs8Avx2Set = {"qs8_avx2", &kQs8GemmAvx2, qs8_dwconv_avx2, qs8_quantize_avx2, qs8_dequantize_avx2};
+const QKernels kQs8PortableSet = {"qs8_portable", &kQs8GemmPortable, qs8_dwconv_portable, qs8_quantize_portable,
+                                  qs8_dequantize_portable};
+
+// The zero point the micro-kernel must subtract, in the domain it multiplies in.
+int32_t kernel_zero_point(bool kernel_unsigned, int32_t a_zero_point, bool a_unsigned) {
+  if (kernel_unsigned) return a_unsigned ? a_zero_point : a_zero_point + 128;
+  return a_unsigned ? a_zero_point - 128 : a_zero_point;
+}
+
+uint8_t kernel_a_xor(bool kernel_unsigned, bool a_unsigned) { return kernel_unsigned != a_unsigned ? 0x80 : 0; }
+
+// Splits the (row block, panel) grid into tasks, as gemm.cc does: rows first (each task keeps
+// its weight panels hot), panels when there are fewer row blocks than threads.
+template <typename F>
+void for_each_tile(int64_t m, int mr, int64_t panels, ThreadPool* pool, F&& f) {
+  const int64_t row_blocks = (m + mr - 1) / mr;
+  if (!pool || pool->threads() == 1) {
+    for (int64_t rb = 0; rb < row_blocks; ++rb)
+      for (int64_t p = 0; p < panels; ++p) f(rb, p);
+    return;
+  }
+  const int64_t tasks_wanted = static_cast<int64_t>(pool->threads()) * 4;
+  if (row_blocks >= pool->threads()) {
+    const int64_t per = std::max<int64_t>(1, (row_blocks + tasks_wanted - 1) / tasks_wanted);
+    const int64_t tasks = (row_blocks + per - 1) / per;
+    pool->parallel_for(tasks, [&](int64_t t) {
+      for (int64_t rb = t * per; rb < std::min(row_blocks, (t + 1) * per); ++rb)
+        for (int64_t p = 0; p < panels; ++p) f(rb, p);
+    });
+  } else {
+    const int64_t per = std::max<int64_t>(1, (panels + tasks_wanted - 1) / tasks_wanted);
+    const int64_t tasks = (panels + per - 1) / per;
+    pool->parallel_for(tasks, [&](int64_t t) {
+      for (int64_t rb = 0; rb < row_blocks; ++rb)
+        for (int64_t p = t * per; p < std::min(panels, (t + 1) * per); ++p) f(rb, p);
+    });
+  }
+}
+
+size_t out_size(const QParams& p) { return p.out == QOutput::kInt8 ? 1 : 4; }
+
+}  // namespace
+
+std::vector<const QKernels*> available_qkernels() {
+  const CpuFeatures& f = cpu_features();
+  std::vector<const QKernels*> out;
+  if (f.avx512f && f.avx512bw && f.avx512vl && f.avx512vnni && f.avx2 && f.fma) out.push_back(&kQs8Avx512VnniSet);
+  if (f.avxvnni && f.avx2 && f.fma) out.push_back(&kQs8AvxVnniSet);
+  if (f.avx2 && f.fma) out.push_back(&kQs8Avx2Set);
+  out.push_back(&kQs8PortableSet);
+  return out;
+}
+
+const QKernels& qkernels() {
+  static const QKernels* best = available_qkernels().front();
+  return *best;
+}
+
+QParams int8_output(int32_t zero_point, bool is_unsigned, int32_t qmin, int32_t qmax) {
+  QParams p;
+  p.out = QOutput::kInt8;
+  const int32_t shift = is_unsigned ? 128 : 0;
+  p.out_zero_point = zero_point - shift;
+  p.qmin = qmin - shift;
+  p.qmax = qmax - shift;
+  p.out_xor = is_unsigned ? 0x80 : 0;
+  return p;
+}
+
+QParams float_output(float lo, float hi) {
+  QParams p;
+  p.out = QOutput::kFloat;
+  p.flo = lo;
+  p.fhi = hi;
+  return p;
+}
+
+QParams int32_output() {
+  QParams p;
+  p.out = QOutput::kInt32;
+  return p;
+}
+
+QPackedWeights pack_qweights(const QGemmConfig& cfg, const int8_t* w, int64_t ks, int64_t kc, int64_t n, int64_t ldw,
+                             bool transposed, const int32_t* bias, const float* scale, int32_t a_zero_point,
+                             bool a_unsigned) {
+  QPackedWeights p;
+  p.ks = ks;
+  p.kc = kc;
+  p.n = n;
+  p.kc4 = (kc + 3) / 4 * 4;
+  p.nr = cfg.nr;
+  p.a_xor = kernel_a_xor(cfg.a_unsigned, a_unsigned);
+  const int64_t nr = cfg.nr;
+  const int64_t groups = ks * (p.kc4 / 4);
+  const int64_t group_bytes = cfg.layout == QWeightLayout::kGroup4 ? nr * 4 : nr * 8;
+  p.panel_stride = nr * 8 + groups * group_bytes;
+  const int64_t panels = std::max<int64_t>(p.panels(), 1);
+  p.data = Tensor(DType::kUInt8, {panels * p.panel_stride});
+  std::memset(p.data.raw(), 0, static_cast<size_t>(panels * p.panel_stride));
+  const int32_t zd = kernel_zero_point(cfg.a_unsigned, a_zero_point, a_unsigned);
+  auto at = [&](int64_t k, int64_t j) -> int32_t { return transposed ? w[j * ldw + k] : w[k * ldw + j]; };
+  for (int64_t panel = 0; panel < p.panels(); ++panel) {
+    uint8_t* dst = p.data.data<uint8_t>() + panel * p.panel_stride;
+    const int64_t j0 = panel * nr, cols = std::min<int64_t>(nr, n - j0);
+    int32_t* b = reinterpret_cast<int32_t*>(dst);
+    float* s = reinterpret_cast<float*>(dst + nr * 4);
+    for (int64_t j = 0; j < cols; ++j) {
+      int64_t sum = 0;
+      for (int64_t k = 0; k < ks * kc; ++k) sum += at(k, j0 + j);
+      const int64_t v = (bias ? bias[j0 + j] : 0) - static_cast<int64_t>(zd) * sum;
+      b[j] = static_cast<int32_t>(static_cast<uint32_t>(static_cast<uint64_t>(v)));  // wraps like the reference
+      s[j] = scale ? scale[j0 + j] : 1.f;
+    }
+    uint8_t* g = dst + nr * 8;
+    for (int64_t t = 0; t < ks; ++t)
+      for (int64_t c0 = 0; c0 < p.kc4; c0 += 4, g += group_bytes) {
+        for (int64_t j = 0; j < cols; ++j)
+          for (int i = 0; i < 4; ++i) {
+            const int32_t v = c0 + i < kc ? at(t * kc + c0 + i, j0 + j) : 0;
+            if (cfg.layout == QWeightLayout::kGroup4) {
+              g[j * 4 + i] = static_cast<uint8_t>(static_cast<int8_t>(v));
+            } else {
+              // lo block: (w[k0], w[k2]); hi block: (w[k1], w[k3]), each an int16 pair per column.
+              int16_t* lo = reinterpret_cast<int16_t*>(g);
+              int16_t* hi = reinterpret_cast<int16_t*>(g + nr * 4);
+              int16_t* dst16 = (i & 1) ? hi : lo;
+              dst16[j * 2 + (i >> 1)] = static_cast<int16_t>(v);
+            }
+          }
+      }
+  }
+  return p;
+}
+
+void qgemm(const QGemmConfig& cfg, int64_t m, const void* a, int64_t lda, const QPackedWeights& w, void* c,
+           int64_t ldc, const QParams& params, ThreadPool* pool) {
+  QParams p = params;
+  p.a_xor = w.a_xor;
+  const size_t es = out_size(p);
+  for_each_tile(m, cfg.mr, w.panels(), pool, [&](int64_t rb, int64_t panel) {
+    QTile t;
+    const int64_t i0 = rb * cfg.mr, j0 = panel * cfg.nr;
+    t.mr = static_cast<int>(std::min<int64_t>(cfg.mr, m - i0));
+    t.nc = static_cast<int>(std::min<int64_t>(cfg.nr, w.n - j0));
+    t.kc = w.kc;
+    t.a = static_cast<const uint8_t*>(a) + i0 * lda;
+    t.lda = lda;
+    t.w = w.panel(panel);
+    t.c = static_cast<uint8_t*>(c) + (i0 * ldc + j0) * es;
+    t.ldc = ldc;
+    t.params = &p;
+    cfg.gemm(t);
+  });
+}
+
+void qigemm(const QGemmConfig& cfg, int64_t m, const uint8_t* const* a_ptrs, ptrdiff_t a_offset,
+            const uint8_t* zero, const QPackedWeights& w, void* c, int64_t ldc, const QParams& params,
+            ThreadPool* pool) {
+  QParams p = params;
+  p.a_xor = w.a_xor;
+  const size_t es = out_size(p);
+  for_each_tile(m, cfg.mr, w.panels(), pool, [&](int64_t rb, int64_t panel) {
+    QTile t;
+    const int64_t i0 = rb * cfg.mr, j0 = panel * cfg.nr;
+    t.mr = static_cast<int>(std::min<int64_t>(cfg.mr, m - i0));
+    t.nc = static_cast<int>(std::min<int64_t>(cfg.nr, w.n - j0));
+    t.kc = w.kc;
+    t.ks = w.ks;
+    t.a_ptrs = a_ptrs + rb * w.ks * cfg.mr;
+    t.a_offset = a_offset;
+    t.zero = zero;
+    t.w = w.panel(panel);
+    t.c = static_cast<uint8_t*>(c) + (i0 * ldc + j0) * es;
+    t.ldc = ldc;
+    t.params = &p;
+    cfg.igemm(t);
+  });
+}
+
+QPackedDepthwise pack_qdepthwise(const int8_t* w, const int32_t* bias, const float* scale, int64_t channels,
+                                 int64_t kh, int64_t kw, int32_t a_zero_point, bool a_unsigned) {
+  QPackedDepthwise p;
+  p.channels = channels;
+  p.taps = kh * kw;
+  p.a_xor = a_unsigned ? 0x80 : 0;
+  p.a_zero = a_unsigned ? a_zero_point - 128 : a_zero_point;
+  const int64_t blocks = (channels + 15) / 16;
+  const int64_t block_bytes = 16 * 8 + p.taps * 16 * 2;
+  p.data = Tensor(DType::kUInt8, {std::max<int64_t>(blocks, 1) * block_bytes});
+  std::memset(p.data.raw(), 0, static_cast<size_t>(p.data.byte_size()));
+  for (int64_t b = 0; b < blocks; ++b) {
+    uint8_t* dst = p.data.data<uint8_t>() + b * block_bytes;
+    int32_t* bb = reinterpret_cast<int32_t*>(dst);
+    float* ss = reinterpret_cast<float*>(dst + 64);
+    int16_t* ww = reinterpret_cast<int16_t*>(dst + 128);
+    for (int64_t j = 0; j < 16 && b * 16 + j < channels; ++j) {
+      const int64_t c = b * 16 + j;
+      bb[j] = bias ? bias[c] : 0;
+      ss[j] = scale ? scale[c] : 1.f;
+      for (int64_t t = 0; t < p.taps; ++t) ww[t * 16 + j] = w[c * p.taps + t];
+    }
+  }
+  return p;
+}
+
+void qdwconv(const QKernels& k, const QWindow& s, const void* x, const QPackedDepthwise& w, QParams p, void* y,
+             int64_t row_begin, int64_t row_end) {
+  p.a_xor = w.a_xor;
+  k.dwconv(s, static_cast<const uint8_t*>(x), w.data.data<uint8_t>(), w.a_zero, p, y, row_begin, row_end);
+}
+
+void qstore_reference(int32_t acc, float scale, const QParams& p, void* c, int64_t j) {
+  switch (p.out) {
+    case QOutput::kInt32:
+      static_cast<int32_t*>(c)[j] = acc;
+      return;
+    case QOutput::kFloat: {
+      float f = static_cast<float>(acc) * scale;
+      static_cast<float*>(c)[j] = std::min(std::max(f, p.flo), p.fhi);
+      return;
+    }
+    case QOutput::kInt8: {
+      float f = static_cast<float>(acc) * scale;
+      f = std::min(std::max(f, static_cast<float>(p.qmin - p.out_zero_point)),
+                   static_cast<float>(p.qmax - p.out_zero_point));
+      const int32_t r = static_cast<int32_t>(std::nearbyint(f)) + p.out_zero_point;
+      static_cast<uint8_t*>(c)[j] = static_cast<uint8_t>(static_cast<uint8_t>(static_cast<int8_t>(r)) ^ p.out_xor);
+      return;
+    }
+  }
+}
+
+void qgemm_reference(int64_t m, int64_t n, int64_t k, const void* a, int64_t lda, bool a_unsigned,
+                     int32_t a_zero_point, const int8_t* w, int64_t ldw, const int32_t* bias, const float* scale,
+                     const QParams& p, void* c, int64_t ldc) {
+  const uint8_t* ab = static_cast<const uint8_t*>(a);
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t j = 0; j < n; ++j) {
+      uint32_t acc = bias ? static_cast<uint32_t>(bias[j]) : 0u;
+      for (int64_t kk = 0; kk < k; ++kk) {
+        const uint8_t raw = ab[i * lda + kk];
+        const int32_t av = a_unsigned ? static_cast<int32_t>(raw) : static_cast<int32_t>(static_cast<int8_t>(raw));
+        acc += static_cast<uint32_t>((av - a_zero_point) * static_cast<int32_t>(w[kk * ldw + j]));
+      }
+      qstore_reference(static_cast<int32_t>(acc), scale ? scale[j] : 1.f, p, c, i * ldc + j);
+    }
+}
+
+void qdwconv_reference(const QWindow& s, const void* x, bool a_unsigned, int32_t a_zero_point, const int8_t* w,
+                       const int32_t* bias, const float* scale, const QParams& p, void* y) {
+  const uint8_t* xb = static_cast<const uint8_t*>(x);
+  const int64_t C = s.channels, taps = s.kernel_h * s.kernel_w;
+  for (int64_t n = 0; n < s.batch; ++n)
+    for (int64_t oh = 0; oh < s.out_h; ++oh)
+      for (int64_t ow = 0; ow < s.out_w; ++ow)
+        for (int64_t c = 0; c < C; ++c) {
+          uint32_t acc = bias ? static_cast<uint32_t>(bias[c]) : 0u;
+          for (int64_t kh = 0; kh < s.kernel_h; ++kh)
+            for (int64_t kw = 0; kw < s.kernel_w; ++kw) {
+              const int64_t ih = oh * s.stride_h - s.pad_top + kh * s.dilation_h;
+              const int64_t iw = ow * s.stride_w - s.pad_left + kw * s.dilation_w;
+              if (ih < 0 || ih >= s.in_h || iw < 0 || iw >= s.in_w) continue;
+              const uint8_t raw = xb[((n * s.in_h + ih) * s.in_w + iw) * C + c];
+              const int32_t av =
+                  a_unsigned ? static_cast<int32_t>(raw) : static_cast<int32_t>(static_cast<int8_t>(raw));
+              acc += static_cast<uint32_t>((av - a_zero_point) * static_cast<int32_t>(w[c * taps + kh * s.kernel_w + kw]));
+            }
+          qstore_reference(static_cast<int32_t>(acc), scale ? scale[c] : 1.f, p, y,
+                           ((n * s.out_h + oh) * s.out_w + ow) * C + c);
+        }
+}
+
+}  // namespace kiln::nn::kernels

@@ -1,0 +1,317 @@
+// Differential tests of the int8 kernels: every micro-kernel this CPU can run (plus the AVX-VNNI
+// kernel through an exact AVX2 emulation of vpdpbusd) against the plain reference loops, at tile
+// edges, odd reduction lengths, both activation signednesses, all three output kinds, strides,
+// padding, dilation and channel tails. Results must be bit-identical.
+#include "kiln/nn/kernels/qgemm.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <random>
+#include <string>
+
+#include "kiln/core/cpu_features.h"
+#include "kiln/core/thread_pool.h"
+
+namespace kiln::nn::kernels {
+extern const QGemmConfig kQs8GemmAvxVnniEmulated;  // qs8_avxvnni_emulated.cc (test-only)
+
+namespace {
+
+std::vector<const QGemmConfig*> gemm_configs() {
+  std::vector<const QGemmConfig*> out;
+  for (const QKernels* k : available_qkernels()) out.push_back(k->gemm);
+  if (cpu_features().avx2 && cpu_features().fma) out.push_back(&kQs8GemmAvxVnniEmulated);
+  return out;
+}
+
+std::vector<uint8_t> random_bytes(size_t n, std::mt19937& rng) {
+  std::uniform_int_distribution<int> d(0, 255);
+  std::vector<uint8_t> v(n);
+  for (uint8_t& b : v) b = static_cast<uint8_t>(d(rng));
+  return v;
+}
+
+std::vector<int8_t> random_weights(size_t n, std::mt19937& rng) {
+  std::uniform_int_distribution<int> d(-128, 127);
+  std::vector<int8_t> v(n);
+  for (int8_t& b : v) b = static_cast<int8_t>(d(rng));
+  return v;
+}
+
+// Per-column scales that spread the int8 outputs over the whole range (some saturate).
+std::vector<float> random_scales(size_t n, int64_t k, std::mt19937& rng) {
+  std::uniform_real_distribution<float> d(0.3f, 3.f);
+  std::vector<float> v(n);
+  for (float& s : v) s = d(rng) / (64.f * std::sqrt(static_cast<float>(k)) * 8.f);
+  return v;
+}
+
+std::vector<int32_t> random_bias(size_t n, std::mt19937& rng) {
+  std::uniform_int_distribution<int32_t> d(-20000, 20000);
+  std::vector<int32_t> v(n);
+  for (int32_t& b : v) b = d(rng);
+  return v;
+}
+
+struct OutKind {
+  const char* name;
+  QParams params;
+};
+
+std::vector<OutKind> out_kinds() {
+  return {
+      {"int8", int8_output(-5, false, -128, 127)},
+      {"int8-relu", int8_output(-20, false, -20, 127)},
+      {"uint8", int8_output(130, true, 0, 255)},
+      {"uint8-clip", int8_output(100, true, 100, 200)},
+      {"float", float_output(-3.4e38f, 3.4e38f)},
+      {"float-relu", float_output(0.f, 3.4e38f)},
+      {"int32", int32_output()},
+  };
+}
+
+size_t es(const QParams& p) { return p.out == QOutput::kInt8 ? 1 : 4; }
+
+// Compares two C buffers (m x n of ldc elements) byte for byte and checks the padding columns.
+void expect_same(const std::vector<uint8_t>& got, const std::vector<uint8_t>& want, int64_t m, int64_t n, int64_t ldc,
+                 size_t esize, const std::string& what) {
+  int bad = 0;
+  for (int64_t i = 0; i < m; ++i) {
+    for (int64_t j = 0; j < ldc; ++j) {
+      const size_t off = static_cast<size_t>(i * ldc + j) * esize;
+      if (std::memcmp(&got[off], &want[off], esize) != 0 && bad++ < 3)
+        ADD_FAILURE() << what << " differs at (" << i << ", " << j << ")" << (j >= n ? " (past N)" : "");
+    }
+  }
+  EXPECT_EQ(bad, 0) << what;
+}
+
+TEST(QGemm, EveryConfigMatchesReferenceAtTileEdges) {
+  std::mt19937 rng(41);
+  for (const QGemmConfig* cfg : gemm_configs()) {
+    const int mr = cfg->mr, nr = cfg->nr;
+    for (int64_t m : {int64_t{1}, int64_t(mr - 1), int64_t(mr), int64_t(mr + 1), int64_t(2 * mr + 3)}) {
+      for (int64_t n : {int64_t{1}, int64_t(nr - 1), int64_t(nr), int64_t(nr + 1), int64_t(3 * nr + 5)}) {
+        for (int64_t k : {1, 3, 4, 7, 64, 131}) {
+          if (m < 1) continue;
+          for (bool a_unsigned : {false, true}) {
+            const int64_t lda = k + 5, ldc = n + 3;
+            auto a = random_bytes(static_cast<size_t>(m * lda), rng);
+            auto w = random_weights(static_cast<size_t>(k * n), rng);
+            auto bias = random_bias(static_cast<size_t>(n), rng);
+            auto scale = random_scales(static_cast<size_t>(n), k, rng);
+            const int32_t zp = a_unsigned ? 121 : -7;
+            QPackedWeights pw = pack_qweights(*cfg, w.data(), 1, k, n, n, false, bias.data(), scale.data(), zp, a_unsigned);
+            for (const OutKind& o : out_kinds()) {
+              const size_t esize = es(o.params);
+              std::vector<uint8_t> want(static_cast<size_t>(m * ldc) * esize, 0xAB), got = want;
+              qgemm_reference(m, n, k, a.data(), lda, a_unsigned, zp, w.data(), n, bias.data(), scale.data(), o.params,
+                              want.data(), ldc);
+              qgemm(*cfg, m, a.data(), lda, pw, got.data(), ldc, o.params, nullptr);
+              expect_same(got, want, m, n, ldc, esize,
+                          std::string(cfg->name) + " m=" + std::to_string(m) + " n=" + std::to_string(n) +
+                              " k=" + std::to_string(k) + (a_unsigned ? " u8" : " s8") + " out=" + o.name);
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+// The products that saturate VPMADDUBSW's int16 pair sums (255 * -128 * 2) come out exact.
+TEST(QGemm, ExtremeValuesDoNotSaturate) {
+  for (const QGemmConfig* cfg : gemm_configs()) {
+    const int64_t m = 3, n = 5, k = 64;
+    for (bool a_unsigned : {false, true}) {
+      std::vector<uint8_t> a(static_cast<size_t>(m * k), a_unsigned ? 255 : 0x80);  // 255 or -128
+      std::vector<int8_t> w(static_cast<size_t>(k * n), -128);
+      for (int64_t j = 0; j < n; j += 2)
+        for (int64_t kk = 0; kk < k; ++kk) w[kk * n + j] = 127;
+      const int32_t zp = a_unsigned ? 0 : 127;  // |a - zp| = 255
+      QPackedWeights pw = pack_qweights(*cfg, w.data(), 1, k, n, n, false, nullptr, nullptr, zp, a_unsigned);
+      std::vector<int32_t> got(static_cast<size_t>(m * n));
+      qgemm(*cfg, m, a.data(), k, pw, got.data(), n, int32_output(), nullptr);
+      for (int64_t i = 0; i < m; ++i)
+        for (int64_t j = 0; j < n; ++j) {
+          const int32_t diff = a_unsigned ? 255 : -255;
+          EXPECT_EQ(got[i * n + j], diff * (j % 2 == 0 ? 127 : -128) * k) << cfg->name << " (" << i << ", " << j << ")";
+        }
+    }
+  }
+}
+
+TEST(QGemm, TransposedWeightsGiveTheSameResult) {
+  std::mt19937 rng(43);
+  const QGemmConfig& cfg = *qkernels().gemm;
+  const int64_t m = 7, k = 19, n = 37;
+  auto a = random_bytes(static_cast<size_t>(m * k), rng);
+  auto w = random_weights(static_cast<size_t>(k * n), rng);
+  std::vector<int8_t> wt(static_cast<size_t>(n * k));
+  for (int64_t i = 0; i < k; ++i)
+    for (int64_t j = 0; j < n; ++j) wt[j * k + i] = w[i * n + j];
+  QPackedWeights p1 = pack_qweights(cfg, w.data(), 1, k, n, n, false, nullptr, nullptr, 3, false);
+  QPackedWeights p2 = pack_qweights(cfg, wt.data(), 1, k, n, k, true, nullptr, nullptr, 3, false);
+  std::vector<int32_t> c1(static_cast<size_t>(m * n)), c2(static_cast<size_t>(m * n));
+  qgemm(cfg, m, a.data(), k, p1, c1.data(), n, int32_output(), nullptr);
+  qgemm(cfg, m, a.data(), k, p2, c2.data(), n, int32_output(), nullptr);
+  EXPECT_EQ(c1, c2);
+}
+
+TEST(QIgemm, EveryConfigMatchesReferenceWithPaddingRows) {
+  std::mt19937 rng(47);
+  for (const QGemmConfig* cfg : gemm_configs()) {
+    for (int64_t m : {int64_t{1}, int64_t(cfg->mr), int64_t(2 * cfg->mr + 1)}) {
+      for (int64_t ks : {1, 4, 9}) {
+        for (int64_t kc : {1, 5, 16, 19}) {
+          for (bool a_unsigned : {false, true}) {
+            const int64_t n = cfg->nr + 3, k = ks * kc, rows = 11;
+            const int32_t zp = a_unsigned ? 140 : 9;
+            auto src = random_bytes(static_cast<size_t>(rows * kc), rng);
+            std::vector<uint8_t> zero(static_cast<size_t>(kc + 4), static_cast<uint8_t>(zp));
+            auto w = random_weights(static_cast<size_t>(k * n), rng);
+            auto bias = random_bias(static_cast<size_t>(n), rng);
+            auto scale = random_scales(static_cast<size_t>(n), k, rng);
+            const int64_t blocks = (m + cfg->mr - 1) / cfg->mr;
+            std::vector<const uint8_t*> ptrs(static_cast<size_t>(blocks * ks * cfg->mr));
+            std::vector<uint8_t> dense(static_cast<size_t>(m * k));
+            std::uniform_int_distribution<int> pick(-1, static_cast<int>(rows) - 1);
+            const ptrdiff_t offset = 64;  // pointers are stored shifted back by 64 bytes
+            for (int64_t i = 0; i < blocks * cfg->mr; ++i)
+              for (int64_t s = 0; s < ks; ++s) {
+                const int r = pick(rng);
+                const uint8_t* row = r < 0 ? zero.data() : src.data() + r * kc;
+                const int64_t rb = i / cfg->mr, ii = i % cfg->mr;
+                ptrs[static_cast<size_t>((rb * ks + s) * cfg->mr + ii)] = r < 0 ? zero.data() : row - offset;
+                if (i < m) std::memcpy(&dense[static_cast<size_t>(i * k + s * kc)], row, static_cast<size_t>(kc));
+              }
+            QPackedWeights pw = pack_qweights(*cfg, w.data(), ks, kc, n, n, false, bias.data(), scale.data(), zp, a_unsigned);
+            for (const OutKind& o : out_kinds()) {
+              const size_t esize = es(o.params);
+              std::vector<uint8_t> want(static_cast<size_t>(m * n) * esize), got = want;
+              qgemm_reference(m, n, k, dense.data(), k, a_unsigned, zp, w.data(), n, bias.data(), scale.data(),
+                              o.params, want.data(), n);
+              qigemm(*cfg, m, ptrs.data(), offset, zero.data(), pw, got.data(), n, o.params, nullptr);
+              expect_same(got, want, m, n, n, esize,
+                          std::string(cfg->name) + " igemm m=" + std::to_string(m) + " ks=" + std::to_string(ks) +
+                              " kc=" + std::to_string(kc) + (a_unsigned ? " u8" : " s8") + " out=" + o.name);
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+TEST(QGemm, ThreadedMatchesSingleThreaded) {
+  std::mt19937 rng(53);
+  const QGemmConfig& cfg = *qkernels().gemm;
+  ThreadPool pool(3);
+  for (int64_t m : {1, 5, 100}) {
+    const int64_t n = 200, k = 33;
+    auto a = random_bytes(static_cast<size_t>(m * k), rng);
+    auto w = random_weights(static_cast<size_t>(k * n), rng);
+    auto scale = random_scales(static_cast<size_t>(n), k, rng);
+    QPackedWeights pw = pack_qweights(cfg, w.data(), 1, k, n, n, false, nullptr, scale.data(), -3, false);
+    std::vector<int8_t> one(static_cast<size_t>(m * n)), many(static_cast<size_t>(m * n));
+    const QParams p = int8_output(4, false, -128, 127);
+    qgemm(cfg, m, a.data(), k, pw, one.data(), n, p, nullptr);
+    qgemm(cfg, m, a.data(), k, pw, many.data(), n, p, &pool);
+    EXPECT_EQ(one, many) << "m=" << m;
+  }
+}
+
+struct DwCase {
+  int64_t c, h, w, kh, kw, sh, sw, dh, dw, pt, pl, pb, pr;
+};
+
+TEST(QDwConv, EveryKernelSetMatchesReference) {
+  std::mt19937 rng(59);
+  const DwCase cases[] = {
+      {16, 7, 7, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1},  {64, 25, 5, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1},
+      {17, 6, 9, 3, 3, 2, 2, 1, 1, 0, 1, 1, 0},  {1, 5, 5, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1},
+      {40, 9, 8, 5, 5, 2, 1, 1, 1, 2, 2, 2, 2},  {24, 10, 10, 3, 3, 1, 1, 2, 2, 2, 2, 2, 2},
+      {33, 4, 4, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0},  {8, 3, 3, 3, 3, 1, 1, 1, 1, 2, 2, 2, 2},
+  };
+  for (const QKernels* qk : available_qkernels()) {
+    for (const DwCase& d : cases) {
+      for (bool a_unsigned : {false, true}) {
+        QWindow s{};
+        s.batch = 2;
+        s.in_h = d.h;
+        s.in_w = d.w;
+        s.channels = d.c;
+        s.kernel_h = d.kh;
+        s.kernel_w = d.kw;
+        s.stride_h = d.sh;
+        s.stride_w = d.sw;
+        s.dilation_h = d.dh;
+        s.dilation_w = d.dw;
+        s.pad_top = d.pt;
+        s.pad_left = d.pl;
+        s.out_h = (d.h + d.pt + d.pb - d.dh * (d.kh - 1) - 1) / d.sh + 1;
+        s.out_w = (d.w + d.pl + d.pr - d.dw * (d.kw - 1) - 1) / d.sw + 1;
+        const int32_t zp = a_unsigned ? 200 : -100;
+        auto x = random_bytes(static_cast<size_t>(s.batch * d.h * d.w * d.c), rng);
+        auto w = random_weights(static_cast<size_t>(d.c * d.kh * d.kw), rng);
+        auto bias = random_bias(static_cast<size_t>(d.c), rng);
+        auto scale = random_scales(static_cast<size_t>(d.c), d.kh * d.kw, rng);
+        QPackedDepthwise pw = pack_qdepthwise(w.data(), bias.data(), scale.data(), d.c, d.kh, d.kw, zp, a_unsigned);
+        const int64_t outs = s.batch * s.out_h * s.out_w * d.c;
+        for (const OutKind& o : out_kinds()) {
+          const size_t esize = es(o.params);
+          std::vector<uint8_t> want(static_cast<size_t>(outs) * esize), got = want;
+          qdwconv_reference(s, x.data(), a_unsigned, zp, w.data(), bias.data(), scale.data(), o.params, want.data());
+          qdwconv(*qk, s, x.data(), pw, o.params, got.data(), 0, s.batch * s.out_h);
+          expect_same(got, want, 1, outs, outs, esize,
+                      std::string(qk->name) + " dwconv c=" + std::to_string(d.c) + " " + std::to_string(d.kh) + "x" +
+                          std::to_string(d.kw) + " s" + std::to_string(d.sh) + (a_unsigned ? " u8" : " s8") +
+                          " out=" + o.name);
+        }
+      }
+    }
+  }
+}
+
+// What QuantizeLinear / DequantizeLinear compute in ops/quantize.cc, for one value.
+uint8_t quantize_one(float x, float scale, int32_t zp, bool is_unsigned) {
+  float v = std::nearbyint(x / scale) + static_cast<float>(zp);
+  if (std::isnan(v)) return 0;
+  const float lo = is_unsigned ? 0.f : -128.f, hi = is_unsigned ? 255.f : 127.f;
+  v = std::min(std::max(v, lo), hi);
+  return static_cast<uint8_t>(static_cast<int32_t>(v));
+}
+
+TEST(QConvert, QuantizeAndDequantizeMatchTheOperatorDefinition) {
+  std::mt19937 rng(61);
+  std::normal_distribution<float> d(0.f, 3.f);
+  std::vector<float> x(203);
+  for (float& v : x) v = d(rng);
+  // Ties (x / scale = k + 0.5 round to even), infinities, NaN, huge values.
+  const float specials[] = {0.25f, 0.75f, -0.25f, -0.75f, 1.25f, std::numeric_limits<float>::infinity(),
+                            -std::numeric_limits<float>::infinity(), std::numeric_limits<float>::quiet_NaN(), 1e30f,
+                            -1e30f, 0.f, -0.f};
+  for (size_t i = 0; i < sizeof(specials) / sizeof(specials[0]); ++i) x[i * 3] = specials[i];
+  for (const QKernels* qk : available_qkernels()) {
+    for (bool is_unsigned : {false, true}) {
+      const float scale = 0.5f;
+      const int32_t zp = is_unsigned ? 128 : 3;
+      std::vector<uint8_t> q(x.size());
+      qk->quantize(x.data(), static_cast<int64_t>(x.size()), scale, zp, is_unsigned, q.data());
+      for (size_t i = 0; i < x.size(); ++i)
+        ASSERT_EQ(q[i], quantize_one(x[i], scale, zp, is_unsigned)) << qk->name << " x=" << x[i] << " i=" << i;
+      std::vector<float> back(x.size());
+      qk->dequantize(q.data(), static_cast<int64_t>(q.size()), scale, zp, is_unsigned, back.data());
+      for (size_t i = 0; i < x.size(); ++i) {
+        const int32_t v = is_unsigned ? q[i] : static_cast<int8_t>(q[i]);
+        ASSERT_EQ(back[i], static_cast<float>(v - zp) * scale) << qk->name << " i=" << i;
+      }
+    }
+  }
+}
+
+}  // namespace
+}  // namespace kiln::nn::kernels

@@ -1,0 +1,245 @@
+// int8 micro-kernels for AVX2 (no VNNI): GEMM / IGEMM 4 x 16 tiles, NHWC depthwise convolution
+// 16 channels at a time, per-tensor quantize / dequantize. Built with -mavx2 -mfma only;
+// everything here has internal linkage except the exported entry points, and no standard-library
+// template is used.
+//
+// No vpmaddubsw: its int16 sums of two u8 x s8 products saturate (255 * 127 * 2 > 32767), which
+// would change results for ordinary 8-bit weights (ONNX Runtime documents this for its U8S8
+// AVX2 path and offers 7-bit "reduce_range" weights as the workaround). Instead both operands
+// are widened to int16 and multiplied with vpmaddwd, whose int32 pair sums cannot overflow here:
+// activations are split into the (k0, k2) and (k1, k3) bytes of each group of 4 by two shifts,
+// the weights were packed as matching int16 pairs (QWeightLayout::kPairs16). Exact for any
+// int8 weights, at the cost of two vpmaddwd per 16 byte products instead of one vpmaddubsw.
+#include <immintrin.h>
+
+#include <cstdint>
+#include <cstring>
+
+#include "kiln/nn/kernels/internal/qs8_avx2_store.h"
+#include "kiln/nn/kernels/internal/qs8_ukernels.h"
+
+namespace kiln::nn::kernels {
+namespace {
+
+using namespace qs8_avx2;
+
+constexpr int kMR = 4;
+constexpr int kNR = 16;
+
+// acc += A rows (kc bytes each) x one tap of packed weights; returns the next tap's weights.
+template <int MR, bool kXor>
+inline const uint8_t* accumulate(__m256i (&acc0)[MR], __m256i (&acc1)[MR], const uint8_t* const (&a)[MR],
+                                 int64_t kc, const uint8_t* g, __m256i axor) {
+  int64_t k = 0;
+  for (; k + 4 <= kc; k += 4, g += 128) {
+    const __m256i wl0 = _mm256_load_si256(reinterpret_cast<const __m256i*>(g));
+    const __m256i wl1 = _mm256_load_si256(reinterpret_cast<const __m256i*>(g + 32));
+    const __m256i wh0 = _mm256_load_si256(reinterpret_cast<const __m256i*>(g + 64));
+    const __m256i wh1 = _mm256_load_si256(reinterpret_cast<const __m256i*>(g + 96));
+#pragma GCC unroll 8
+    for (int i = 0; i < MR; ++i) {
+      int32_t raw;
+      std::memcpy(&raw, a[i] + k, 4);
+      __m256i v = _mm256_set1_epi32(raw);
+      if constexpr (kXor) v = _mm256_xor_si256(v, axor);
+      const __m256i lo = _mm256_srai_epi16(_mm256_slli_epi16(v, 8), 8);  // bytes 0 and 2, sign-extended
+      const __m256i hi = _mm256_srai_epi16(v, 8);                        // bytes 1 and 3
+      acc0[i] = _mm256_add_epi32(acc0[i], _mm256_add_epi32(_mm256_madd_epi16(lo, wl0), _mm256_madd_epi16(hi, wh0)));
+      acc1[i] = _mm256_add_epi32(acc1[i], _mm256_add_epi32(_mm256_madd_epi16(lo, wl1), _mm256_madd_epi16(hi, wh1)));
+    }
+  }
+  if (k < kc) {
+    const __m256i wl0 = _mm256_load_si256(reinterpret_cast<const __m256i*>(g));
+    const __m256i wl1 = _mm256_load_si256(reinterpret_cast<const __m256i*>(g + 32));
+    const __m256i wh0 = _mm256_load_si256(reinterpret_cast<const __m256i*>(g + 64));
+    const __m256i wh1 = _mm256_load_si256(reinterpret_cast<const __m256i*>(g + 96));
+    g += 128;
+#pragma GCC unroll 8
+    for (int i = 0; i < MR; ++i) {
+      const __m256i v = bcast_partial(a[i] + k, kc - k, axor);
+      const __m256i lo = _mm256_srai_epi16(_mm256_slli_epi16(v, 8), 8);
+      const __m256i hi = _mm256_srai_epi16(v, 8);
+      acc0[i] = _mm256_add_epi32(acc0[i], _mm256_add_epi32(_mm256_madd_epi16(lo, wl0), _mm256_madd_epi16(hi, wh0)));
+      acc1[i] = _mm256_add_epi32(acc1[i], _mm256_add_epi32(_mm256_madd_epi16(lo, wl1), _mm256_madd_epi16(hi, wh1)));
+    }
+  }
+  return g;
+}
+
+template <int MR>
+inline void init_acc(__m256i (&acc0)[MR], __m256i (&acc1)[MR], const uint8_t* w) {
+  const __m256i b0 = _mm256_load_si256(reinterpret_cast<const __m256i*>(w));
+  const __m256i b1 = _mm256_load_si256(reinterpret_cast<const __m256i*>(w + 32));
+#pragma GCC unroll 8
+  for (int i = 0; i < MR; ++i) {
+    acc0[i] = b0;
+    acc1[i] = b1;
+  }
+}
+
+template <int MR>
+inline void store_tile(__m256i (&acc0)[MR], __m256i (&acc1)[MR], const QTile& t) {
+  const QParams& p = *t.params;
+  const Epilogue e = make_epilogue(reinterpret_cast<const float*>(t.w + kNR * 4), p);
+  const int64_t es = out_bytes(p);
+#pragma GCC unroll 8
+  for (int i = 0; i < MR; ++i) store_row(acc0[i], acc1[i], e, p, static_cast<uint8_t*>(t.c) + i * t.ldc * es, t.nc);
+}
+
+template <int MR, bool kXor>
+void gemm_tile(const QTile& t) {
+  __m256i acc0[MR], acc1[MR];
+  init_acc<MR>(acc0, acc1, t.w);
+  const uint8_t* a[MR];
+#pragma GCC unroll 8
+  for (int i = 0; i < MR; ++i) a[i] = t.a + i * t.lda;
+  const __m256i axor = _mm256_set1_epi8(static_cast<char>(t.params->a_xor));
+  accumulate<MR, kXor>(acc0, acc1, a, t.kc, t.w + kNR * 8, axor);
+  store_tile<MR>(acc0, acc1, t);
+}
+
+template <int MR, bool kXor>
+void igemm_tile(const QTile& t) {
+  __m256i acc0[MR], acc1[MR];
+  init_acc<MR>(acc0, acc1, t.w);
+  const __m256i axor = _mm256_set1_epi8(static_cast<char>(t.params->a_xor));
+  const uint8_t* g = t.w + kNR * 8;
+  const uint8_t* const* ptrs = t.a_ptrs;
+  for (int64_t s = 0; s < t.ks; ++s, ptrs += kMR) {
+    const uint8_t* a[MR];
+#pragma GCC unroll 8
+    for (int i = 0; i < MR; ++i) a[i] = ptrs[i] == t.zero ? ptrs[i] : ptrs[i] + t.a_offset;
+    g = accumulate<MR, kXor>(acc0, acc1, a, t.kc, g, axor);
+  }
+  store_tile<MR>(acc0, acc1, t);
+}
+
+template <int MR>
+void gemm_rows(const QTile& t) {
+  if (t.params->a_xor) gemm_tile<MR, true>(t);
+  else gemm_tile<MR, false>(t);
+}
+template <int MR>
+void igemm_rows(const QTile& t) {
+  if (t.params->a_xor) igemm_tile<MR, true>(t);
+  else igemm_tile<MR, false>(t);
+}
+
+void gemm_any(const QTile& t) {
+  switch (t.mr) {
+    case 1: gemm_rows<1>(t); break;
+    case 2: gemm_rows<2>(t); break;
+    case 3: gemm_rows<3>(t); break;
+    default: gemm_rows<4>(t); break;
+  }
+}
+void igemm_any(const QTile& t) {
+  switch (t.mr) {
+    case 1: igemm_rows<1>(t); break;
+    case 2: igemm_rows<2>(t); break;
+    case 3: igemm_rows<3>(t); break;
+    default: igemm_rows<4>(t); break;
+  }
+}
+
+// 16 channels of one tap: acc += (x - zero) * w, x loaded from `xp` (n valid bytes).
+inline void dw_tap(const uint8_t* xp, int n, const int16_t* w, __m128i axor, __m256i zero, __m256i& acc0,
+                   __m256i& acc1) {
+  __m128i xv;
+  if (n >= 16) {
+    xv = _mm_loadu_si128(reinterpret_cast<const __m128i*>(xp));
+  } else {
+    alignas(16) uint8_t tmp[16] = {0};
+    std::memcpy(tmp, xp, static_cast<size_t>(n));
+    xv = _mm_load_si128(reinterpret_cast<const __m128i*>(tmp));
+  }
+  const __m256i x16 = _mm256_sub_epi16(_mm256_cvtepi8_epi16(_mm_xor_si128(xv, axor)), zero);
+  // |x - zero| <= 255 and |w| <= 128: the int16 product is exact.
+  const __m256i prod = _mm256_mullo_epi16(x16, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w)));
+  acc0 = _mm256_add_epi32(acc0, _mm256_cvtepi16_epi32(_mm256_castsi256_si128(prod)));
+  acc1 = _mm256_add_epi32(acc1, _mm256_cvtepi16_epi32(_mm256_extracti128_si256(prod, 1)));
+}
+
+}  // namespace
+
+void qs8_dwconv_avx2(const QWindow& s, const uint8_t* x, const uint8_t* w, int32_t a_zero, const QParams& p, void* y,
+                     int64_t row_begin, int64_t row_end) {
+  const int64_t C = s.channels, taps = s.kernel_h * s.kernel_w;
+  const int64_t block_bytes = 16 * 8 + taps * 16 * 2;
+  const int64_t es = out_bytes(p);
+  const __m128i axor = _mm_set1_epi8(static_cast<char>(p.a_xor));
+  const __m256i zero = _mm256_set1_epi16(static_cast<int16_t>(a_zero));
+  for (int64_t row = row_begin; row < row_end; ++row) {
+    const int64_t n = row / s.out_h, oh = row % s.out_h;
+    const int64_t ih0 = oh * s.stride_h - s.pad_top;
+    const uint8_t* x_n = x + n * s.in_h * s.in_w * C;
+    for (int64_t ow = 0; ow < s.out_w; ++ow) {
+      const int64_t iw0 = ow * s.stride_w - s.pad_left;
+      uint8_t* yp = static_cast<uint8_t*>(y) + ((n * s.out_h + oh) * s.out_w + ow) * C * es;
+      for (int64_t c0 = 0; c0 < C; c0 += 16) {
+        const uint8_t* blk = w + (c0 / 16) * block_bytes;
+        const int nc = C - c0 >= 16 ? 16 : static_cast<int>(C - c0);
+        __m256i acc0 = _mm256_load_si256(reinterpret_cast<const __m256i*>(blk));
+        __m256i acc1 = _mm256_load_si256(reinterpret_cast<const __m256i*>(blk + 32));
+        const int16_t* wt = reinterpret_cast<const int16_t*>(blk + 128);
+        for (int64_t kh = 0; kh < s.kernel_h; ++kh) {
+          const int64_t ih = ih0 + kh * s.dilation_h;
+          if (ih < 0 || ih >= s.in_h) continue;
+          const uint8_t* xrow = x_n + ih * s.in_w * C + c0;
+          for (int64_t kw = 0; kw < s.kernel_w; ++kw) {
+            const int64_t iw = iw0 + kw * s.dilation_w;
+            if (iw < 0 || iw >= s.in_w) continue;
+            dw_tap(xrow + iw * C, nc, wt + (kh * s.kernel_w + kw) * 16, axor, zero, acc0, acc1);
+          }
+        }
+        const Epilogue e = make_epilogue(reinterpret_cast<const float*>(blk + 64), p);
+        store_row(acc0, acc1, e, p, yp + c0 * es, nc);
+      }
+    }
+  }
+}
+
+void qs8_quantize_avx2(const float* x, int64_t n, float scale, int32_t zero_point, bool is_unsigned, void* y) {
+  const float lo = is_unsigned ? 0.f : -128.f, hi = is_unsigned ? 255.f : 127.f;
+  const __m256 vs = _mm256_set1_ps(scale), vz = _mm256_set1_ps(static_cast<float>(zero_point));
+  const __m256 vlo = _mm256_set1_ps(lo), vhi = _mm256_set1_ps(hi);
+  uint8_t* out = static_cast<uint8_t*>(y);
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    __m256 v = _mm256_round_ps(_mm256_div_ps(_mm256_loadu_ps(x + i), vs), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    v = _mm256_add_ps(v, vz);
+    v = _mm256_and_ps(v, _mm256_cmp_ps(v, v, _CMP_ORD_Q));  // NaN -> 0
+    v = _mm256_min_ps(_mm256_max_ps(v, vlo), vhi);
+    const __m256i q = _mm256_cvtps_epi32(v);
+    const __m128i w16 = _mm_packs_epi32(_mm256_castsi256_si128(q), _mm256_extracti128_si256(q, 1));
+    const __m128i b = is_unsigned ? _mm_packus_epi16(w16, w16) : _mm_packs_epi16(w16, w16);
+    _mm_storel_epi64(reinterpret_cast<__m128i*>(out + i), b);
+  }
+  for (; i < n; ++i) {
+    float v = __builtin_nearbyintf(x[i] / scale) + static_cast<float>(zero_point);
+    if (v != v) v = 0.f;
+    v = v < lo ? lo : (v > hi ? hi : v);
+    const int32_t q = static_cast<int32_t>(v);
+    out[i] = static_cast<uint8_t>(q);
+  }
+}
+
+void qs8_dequantize_avx2(const void* x, int64_t n, float scale, int32_t zero_point, bool is_unsigned, float* y) {
+  const uint8_t* in = static_cast<const uint8_t*>(x);
+  const __m256 vs = _mm256_set1_ps(scale);
+  const __m256i vz = _mm256_set1_epi32(zero_point);
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m128i b = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(in + i));
+    const __m256i v = is_unsigned ? _mm256_cvtepu8_epi32(b) : _mm256_cvtepi8_epi32(b);
+    _mm256_storeu_ps(y + i, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(v, vz)), vs));
+  }
+  for (; i < n; ++i) {
+    const int32_t v = is_unsigned ? static_cast<int32_t>(in[i]) : static_cast<int32_t>(static_cast<int8_t>(in[i]));
+    y[i] = static_cast<float>(v - zero_point) * scale;
+  }
+}
+
+const QGemmConfig kQs8GemmAvx2 = {"qs8_gemm_avx2", kMR, kNR, false, QWeightLayout::kPairs16, gemm_any, igemm_any};
+
+}  // namespace kiln::nn::kernels
