@@ -24,6 +24,7 @@ int main(int argc, char** argv) {
   kiln::cli::register_conformance(app, exit_code);
   kiln::cli::register_discover(app, exit_code);
   kiln::cli::register_schedule(app, exit_code);
+  kiln::cli::register_cell(app, exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
