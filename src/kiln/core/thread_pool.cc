@@ -35,12 +35,15 @@ void ThreadPool::run(int64_t n, TaskFn fn, void* ctx) {
   ctx_ = ctx;
   n_ = n;
   next_.store(0, std::memory_order_relaxed);
-  busy_.store(static_cast<int>(workers_.size()), std::memory_order_relaxed);
-  epoch_.fetch_add(1, std::memory_order_release);
+  const uint32_t e = epoch_.load(std::memory_order_relaxed) + 1;
+  join_.store(uint64_t{e} << 32, std::memory_order_release);
+  epoch_.store(e, std::memory_order_release);
   epoch_.notify_all();
   work(fn, ctx, n);
-  // Wait for the workers to finish their last task (they decrement `busy_`).
-  while (busy_.load(std::memory_order_acquire) != 0) KILN_PAUSE();
+  // No task is left: close the job so no late worker joins, then wait only for the workers
+  // inside it to finish their last task.
+  join_.fetch_or(kClosed, std::memory_order_acq_rel);
+  while ((join_.load(std::memory_order_acquire) & kCountMask) != 0) KILN_PAUSE();
 }
 
 void ThreadPool::worker_loop(int /*index*/) {
@@ -64,8 +67,19 @@ void ThreadPool::worker_loop(int /*index*/) {
     }
     seen = e;
     if (stop_.load(std::memory_order_acquire)) return;
+    // Join job `e` if it is still open; a worker that woke too late (closed, or a newer job
+    // already published) goes back to waiting.
+    uint64_t s = join_.load(std::memory_order_acquire);
+    bool joined = false;
+    while ((s >> 32) == e && (s & kClosed) == 0) {
+      if (join_.compare_exchange_weak(s, s + 1, std::memory_order_acq_rel, std::memory_order_acquire)) {
+        joined = true;
+        break;
+      }
+    }
+    if (!joined) continue;
     work(fn_, ctx_, n_);
-    busy_.fetch_sub(1, std::memory_order_acq_rel);
+    join_.fetch_sub(1, std::memory_order_release);
   }
 }
 

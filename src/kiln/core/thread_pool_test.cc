@@ -32,6 +32,22 @@ TEST(ThreadPool, ManyJobsInARowAndAfterSleeping) {
   EXPECT_EQ(sum.load(), 200 * 45);
 }
 
+// Late workers: jobs so short that the caller usually finishes before a worker wakes, so
+// workers keep arriving at closed or already-replaced jobs. Each job's callable lives on the
+// caller's stack and dies when parallel_for returns: a worker running a task of a finished job
+// would count into the wrong job (and ASan would see a use after scope).
+TEST(ThreadPool, WorkersThatWakeLateNeverRunAFinishedJob) {
+  ThreadPool pool(3, /*spin_us=*/0);
+  for (int round = 0; round < 20000; ++round) {
+    int64_t local = 0;
+    std::atomic<int64_t> sum{0};
+    const int64_t n = 1 + round % 3;
+    pool.parallel_for(n, [&sum, &local, round](int64_t i) { sum.fetch_add(i + 1 + (round & 1)); (void)local; });
+    const int64_t expect = n * (n + 1) / 2 + n * (round & 1);
+    ASSERT_EQ(sum.load(), expect) << "round " << round;
+  }
+}
+
 TEST(ThreadPool, SingleThreadStartsNoThreadAndRunsInline) {
   ThreadPool pool(1);
   EXPECT_EQ(pool.threads(), 1);
