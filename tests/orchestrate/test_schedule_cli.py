@@ -146,6 +146,23 @@ class Schedule(unittest.TestCase):
         self.assertEqual(text.count("<title>job "), 36)
         self.assertIn("critical path", text)
 
+    def test_documented_example_gives_a_gantt_chart(self):
+        # The command in examples/schedule/cell.fjs, docs/orchestrate.md and README.md.
+        inst = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "examples", "schedule", "cell.fjs")
+        svg, js = os.path.join(self.dir, "cell.svg"), os.path.join(self.dir, "cell.json")
+        p = kiln("schedule", inst, "--format", "fjsp", "--time-limit", "0", "--iterations", "20000",
+                 "--svg", svg, "--json", js, "--quiet")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        with open(inst) as f:
+            jobs = parse_jobs("\n".join(l for l in f.read().splitlines() if not l.startswith("#")), "fjsp")
+        with open(js) as f:
+            out = json.load(f)
+        check_feasible(jobs, out)
+        with open(svg) as f:
+            text = f.read()
+        self.assertEqual(text.count("<title>job "), sum(len(j) for j in jobs))
+        self.assertIn("makespan %d" % out["makespan"], text)
+
     def test_progress_on_stderr_for_long_runs(self):
         inst = self.write("ft06.txt", FT06)
         p = kiln("schedule", inst, "--time-limit", "1.2")
@@ -185,22 +202,31 @@ class BadInput(unittest.TestCase):
 
     def test_truncated(self):
         self.check("3 2\n0 5 1 3\n1 2 0 1\n", "jssp", 3, "ends early")
+        self.check("2 2\n1 2\n", "taillard", 2, "ends early")
+        self.check("2 3 1\n1 1 1 5\n", "fjsp", 2, "ends early")
+        self.check("1 2\n2 1 1 5\n", "fjsp", 2, "ends after 1 of its 2 operations")
 
     def test_negative_duration(self):
         self.check("2 2\n0 5 1 3\n1 -2 0 1\n", "jssp", 3, "negative")
+        self.check("2 2\n1 2\n3 -4\n1 2\n2 1\n", "taillard", 3, "negative")
+        self.check("1 2\n1 1 1 -5\n", "fjsp", 2, "negative")
 
     def test_non_numeric_duration(self):
         self.check("2 2\n0 5 1 3\n1 two 0 1\n", "jssp", 3, "not an integer")
+        self.check("2 2\n1 2\n3 x\n1 2\n2 1\n", "taillard", 3, "not an integer")
+        self.check("1 2\n1 1 1 5.5\n", "fjsp", 2, "not an integer")
 
     def test_machine_out_of_range(self):
         self.check("2 2\n0 5 1 3\n1 2 5 1\n", "jssp", 3, "out of range")
         self.check("1 2\n1 2\n1 3\n", "taillard", 3, "out of range")
+        self.check("1 2\n1 1 3 5\n", "fjsp", 2, "out of range")
 
     def test_operation_without_eligible_machine(self):
         self.check("1 2\n2 1 1 5 0\n", "fjsp", 2, "no eligible machine")
 
     def test_job_with_zero_operations(self):
         self.check("2 2\n1 1 1 5\n0\n", "fjsp", 3, "zero operations")
+        self.check("2 0\n", "jssp", 1, "out of range")  # every job would have zero operations
 
     def test_missing_file_and_bad_options(self):
         p = kiln("schedule", "/no/such/file.txt")

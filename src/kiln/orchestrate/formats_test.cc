@@ -107,6 +107,18 @@ TEST(Formats, BadInputNamesTheLineAndWhatWasExpected) {
       {InstanceFormat::kTaillard, "2 2\n1 2\n3 4\n1 2\n", "bad.txt:4", "file ends early"},
       {InstanceFormat::kTaillard, "2 2\n1 2\n3 4\n1 2\n0 1\n", "bad.txt:5", "1-based"},
       {InstanceFormat::kTaillard, "2 2\n1 2\n3 -4\n1 2\n2 1\n", "bad.txt:3", "negative"},
+      {InstanceFormat::kTaillard, "2 2\n1 2\n", "bad.txt:2", "file ends early"},             // no machines
+      {InstanceFormat::kTaillard, "2 2\n1 2\n3 x\n1 2\n2 1\n", "bad.txt:3", "not an integer"},
+      {InstanceFormat::kTaillard, "2 2\n1 2\n3 4\n1 2\n2 3\n", "bad.txt:5", "out of range"},
+      {InstanceFormat::kTaillard, "2 0\n", "bad.txt:1", "out of range"},
+      {InstanceFormat::kJobShop, "2 0\n\n\n", "bad.txt:1", "out of range"},               // zero operations
+      {InstanceFormat::kJobShop, "2 -2\n", "bad.txt:1", "negative"},
+      {InstanceFormat::kJobShop, "2 2\n0 5 1 3\n1 2 -1 1\n", "bad.txt:3", "out of range"},
+      {InstanceFormat::kFlexible, "1 2\n1 1 1 -5\n", "bad.txt:2", "negative"},
+      {InstanceFormat::kFlexible, "1 2\n1 1 1 5.5\n", "bad.txt:2", "not an integer"},
+      {InstanceFormat::kFlexible, "1 2\n1 1 0 5\n", "bad.txt:2", "out of range"},
+      {InstanceFormat::kFlexible, "1 2\n-1 1 1 5\n", "bad.txt:2", "out of range"},
+      {InstanceFormat::kFlexible, "1 2\n1\n", "bad.txt:2", "ends after 0 of its 1 operations"},
       {InstanceFormat::kFlexible, "2 2\n1 1 1 5\n0\n", "bad.txt:3", "zero operations"},
       {InstanceFormat::kFlexible, "1 2\n2 1 1 5 0\n", "bad.txt:2", "no eligible machine"},
       {InstanceFormat::kFlexible, "1 2\n1 2 1 5 3 4\n", "bad.txt:2", "out of range"},
