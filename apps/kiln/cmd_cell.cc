@@ -1,16 +1,21 @@
 // kiln cell check FILE [--models DIR]...
 // kiln cell run FILE [--duration S] [--stats OUT.json] [--sim-clock] [--no-rt]
 //                    [--inject DEVICE.FAULT@SECONDS[:RATE]]... [--models DIR]... [--quiet]
+//                    [--trace OUT.csv --trace-loop LOOP --trace-tags TAG,...]   (with --sim-clock)
 //
 // `check` builds the cell without starting it (every tag, block, device, interlock and model) and
 // prints every problem as file:line:column: message (exit 2), or a one-line summary (exit 0).
 // `run` runs it (real time, or the simulated clock), shows a live status line on stderr, and ends
-// with the loop statistics and the event log on stdout; --stats writes them as JSON.
+// with the loop statistics and the event log on stdout; --stats writes them as JSON. --trace
+// records chosen tags (scalars, and arrays as NAME[i] columns) after every cycle of one loop as CSV:
+// how examples/cells/train_anomaly.py gets the features a model is trained on from the cell itself.
 #include <CLI/CLI.hpp>
 
 #include <unistd.h>
 
+#include <cerrno>
 #include <cmath>
+#include <cstring>
 #include <cstdio>
 #include <string>
 #include <vector>
@@ -34,6 +39,64 @@ struct CellArgs {
   std::string stats;
   bool sim_clock = false, no_rt = false, quiet = false;
   std::vector<std::string> inject;
+  std::string trace, trace_loop;
+  std::vector<std::string> trace_tags;
+};
+
+// Writes one CSV row per cycle of one loop (simulated clock: runs on the calling thread).
+class Trace {
+ public:
+  ~Trace() {
+    if (f_ != nullptr) std::fclose(f_);
+  }
+  Status open(ctl::Cell& c, const CellArgs& a) {
+    loop_ = c.find_loop(a.trace_loop);
+    if (a.trace_loop.empty()) return Status::invalid("--trace needs --trace-loop (the loop after whose cycles to record)");
+    if (loop_ < 0) return Status::invalid("--trace-loop: the cell has no loop '", a.trace_loop, "'");
+    if (a.trace_tags.empty()) return Status::invalid("--trace needs --trace-tags");
+    std::string header = "t_s";
+    for (const auto& name : a.trace_tags) {
+      int id = c.image().find(name);
+      if (id < 0) return Status::invalid("--trace-tags: the cell has no tag '", name, "'");
+      const ctl::TagSpec& s = c.image().spec(id);
+      if (s.type == ctl::TagType::kWindow) return Status::invalid("--trace-tags: '", name, "' is a window; trace scalars and arrays");
+      tags_.push_back(id);
+      if (s.type == ctl::TagType::kArray)
+        for (int i = 0; i < s.length; ++i) header += "," + name + "[" + std::to_string(i) + "]";
+      else
+        header += "," + name;
+    }
+    f_ = std::fopen(a.trace.c_str(), "w");
+    if (f_ == nullptr) return Status::io("cannot write ", a.trace, ": ", std::strerror(errno));
+    std::fprintf(f_, "%s\n", header.c_str());
+    return Status::ok();
+  }
+  void record(ctl::Cell& c, const ctl::Loop& l, int64_t t_ns) {
+    if (&l != &c.loop(loop_)) return;
+    std::fprintf(f_, "%.6f", static_cast<double>(t_ns) * 1e-9);
+    for (int id : tags_) {
+      const ctl::TagSpec& s = c.image().spec(id);
+      if (s.type == ctl::TagType::kArray) {
+        buf_.resize(static_cast<size_t>(s.length));
+        c.image().read_array(id, buf_);
+        for (float v : buf_) std::fprintf(f_, ",%.9g", static_cast<double>(v));
+      } else {
+        std::fprintf(f_, ",%.9g", c.image().get(id));
+      }
+    }
+    std::fputc('\n', f_);
+  }
+  Status close() {
+    int rc = std::fclose(f_);
+    f_ = nullptr;
+    return rc == 0 ? Status::ok() : Status::io("writing the trace failed");
+  }
+
+ private:
+  std::FILE* f_ = nullptr;
+  int loop_ = -1;
+  std::vector<int> tags_;
+  std::vector<float> buf_;
 };
 
 Result<std::unique_ptr<ctl::Cell>> load(const CellArgs& a) {
@@ -144,6 +207,13 @@ int run_run(const CellArgs& a) {
     if (!in.is_ok()) return fail("cell run", in.status());
     o.injections.push_back(*in);
   }
+  Trace trace;
+  if (!a.trace.empty()) {
+    if (!a.sim_clock) return fail("cell run", Status::invalid("--trace needs --sim-clock"));
+    Status ts = trace.open(c, a);
+    if (!ts.is_ok()) return fail("cell run", ts);
+    o.on_cycle = [&](const ctl::Loop& l, int64_t t_ns) { trace.record(c, l, t_ns); };
+  }
   const bool tty = isatty(STDERR_FILENO) != 0;
   double last_line = -1e9;
   if (!a.quiet) {
@@ -177,6 +247,10 @@ int run_run(const CellArgs& a) {
   if (tty && !a.quiet) std::fprintf(stderr, "\n");
   if (!rep.is_ok()) return fail("cell run", rep.status());
   for (const auto& w : rep->warnings) std::fprintf(stderr, "kiln cell run: warning: %s\n", w.c_str());
+  if (!a.trace.empty()) {
+    Status ts = trace.close();
+    if (!ts.is_ok()) return fail("cell run", ts);
+  }
   print_report(c, *rep);
   if (!a.stats.empty()) {
     Status s = write_file_atomic(a.stats, ctl::stats_json(c, *rep));
@@ -205,6 +279,9 @@ void register_cell(CLI::App& app, int& exit_code) {
   run->add_flag("--quiet", args->quiet, "No live status line");
   run->add_option("--inject", args->inject, "Inject a fault into a simulated device: DEVICE.FAULT@SECONDS[:RATE]");
   run->add_option("--models", args->models, "Folder to search for models after the cell file's folder (repeatable)");
+  run->add_option("--trace", args->trace, "With --sim-clock: write the --trace-tags after every cycle of --trace-loop as CSV");
+  run->add_option("--trace-loop", args->trace_loop, "Loop whose cycles --trace records");
+  run->add_option("--trace-tags", args->trace_tags, "Scalar or array tags --trace records")->delimiter(',');
   run->callback([args, &exit_code] { exit_code = run_run(*args); });
 }
 

@@ -64,10 +64,15 @@ class Pid final : public Block {
       c.tags[out] = u;
       return;
     }
-    integ += ki * e * c.dt;
-    // Anti-windup by clamping: the integrator alone never pushes the output beyond its limits.
-    integ = std::clamp(integ, lo - p - d - bias, hi - p - d - bias);
-    if (std::isnan(integ)) integ = 0;
+    // Anti-windup by conditional integration: the integrator may bring the output up to a limit
+    // but never pushes it further, so it does not wind up while the output is saturated and the
+    // output leaves the limit as soon as the error changes sign.
+    double inc = ki * e * c.dt;
+    double u_try = bias + p + integ + d + inc;
+    if (inc > 0 && u_try > hi) inc = std::max(0.0, hi - (bias + p + integ + d));
+    else if (inc < 0 && u_try < lo) inc = std::min(0.0, lo - (bias + p + integ + d));
+    integ += inc;
+    if (!std::isfinite(integ)) integ = 0;
     c.tags[out] = std::clamp(bias + p + integ + d, lo, hi);
     if (std::isnan(meas)) c.tags[out] = NAN;
   }

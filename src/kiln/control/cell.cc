@@ -601,6 +601,7 @@ std::vector<ModelStats*> Cell::models() {
 
 void Cell::reset() {
   image_->reset();
+  events_.clear();
   safe_.store(false, std::memory_order_release);
   for (auto& l : loops_) {
     for (auto& b : l->blocks) b->reset();

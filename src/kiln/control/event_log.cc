@@ -78,6 +78,14 @@ void EventLog::postf(EventKind kind, const char* fmt, ...) {
   post(kind, buf);
 }
 
+void EventLog::clear() {
+  drain();
+  std::lock_guard<std::mutex> lock(drain_mu_);
+  history_.clear();
+  dropped_.store(0, std::memory_order_relaxed);
+  posted_.store(0, std::memory_order_relaxed);
+}
+
 void EventLog::drain() {
   std::lock_guard<std::mutex> lock(drain_mu_);
   for (;;) {

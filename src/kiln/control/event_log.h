@@ -57,6 +57,8 @@ class EventLog {
   // Not real-time: moves queued events to history() in the order they were posted.
   void drain();
   const std::vector<LoggedEvent>& history() const { return history_; }
+  // Not real-time, and only while nothing posts: forgets queued and drained events (a new run).
+  void clear();
   uint64_t dropped() const { return dropped_.load(std::memory_order_relaxed); }
   // Events posted so far (drained or not); for live status lines.
   uint64_t posted() const { return posted_.load(std::memory_order_relaxed); }

@@ -135,6 +135,7 @@ void stop_devices(Cell& cell, int started) {
 Status prepare(Cell& cell, const RunOptions& o) {
   if (o.sim_clock && !(o.duration_s > 0)) return Status::invalid("--sim-clock needs a --duration (simulated time never ends otherwise)");
   if (!(o.duration_s >= 0) || o.duration_s > 1e8) return Status::invalid("duration must be between 0 and 1e8 seconds");
+  if (o.on_cycle && !o.sim_clock) return Status::invalid("cycle traces need the simulated clock (--sim-clock)");
   cell.reset();
   for (const Injection& in : o.injections) {
     Device* d = cell.find_device(in.device);
@@ -196,6 +197,7 @@ Result<RunReport> run_sim(Cell& cell, const RunOptions& o) {
     cell.cycle(l, t);
     l.exec.record(wall.now_ns() - w0);
     l.last_beat_ns.store(t + 1, std::memory_order_relaxed);
+    if (o.on_cycle) o.on_cycle(l, t);
     next[static_cast<size_t>(best)] = t + l.period_ns;
     if (t >= next_status) {
       next_status += 1'000'000'000;

@@ -2,6 +2,8 @@
 
 #include <cmath>
 #include <map>
+#include <string>
+#include <vector>
 
 #include "kiln/sim/plant.h"
 
@@ -40,9 +42,45 @@ class SimDevice final : public control::Device {
   std::unique_ptr<Spindle> spindle;
   std::unique_ptr<Furnace> furnace;
   std::unique_ptr<Conveyor> conveyor;
+  SpindleParams spindle_params;
+  FurnaceParams furnace_params;
+  ConveyorParams conveyor_params;
+  struct Fault {
+    std::string kind;
+    double at_s, rate;
+  };
+  // Faults from the file, and from inject() for the next run only; applied when the device starts.
+  std::vector<Fault> file_faults, faults;
+  bool in_file = false;
   double report_at = 0.25;
   bool reported = false, fault_logged = false;
   double bearing_at = -1;
+
+  // A fresh plant, so that every run of the cell starts from the same state and seed.
+  void build_plant() {
+    spindle.reset();
+    furnace.reset();
+    conveyor.reset();
+    switch (model) {
+      case Model::kSpindle: spindle = std::make_unique<Spindle>(seed, spindle_params); break;
+      case Model::kFurnace: furnace = std::make_unique<Furnace>(seed, furnace_params); break;
+      case Model::kConveyor: conveyor = std::make_unique<Conveyor>(seed, conveyor_params); break;
+    }
+    reported = fault_logged = false;
+    bearing_at = -1;
+    for (const Fault& f : file_faults) apply(f);
+    for (const Fault& f : faults) apply(f);
+  }
+  void apply(const Fault& f) {
+    if (model == Model::kSpindle) {
+      spindle->inject_bearing_fault(f.at_s, f.rate);
+      bearing_at = f.at_s;
+    } else if (model == Model::kFurnace) {
+      furnace->inject(f.kind == "heater_stuck" ? 0 : 1, f.at_s);
+    } else {
+      conveyor->inject_jam(f.at_s);
+    }
+  }
 
   int tag(const char* s) const {
     auto it = sig.find(s);
@@ -51,23 +89,16 @@ class SimDevice final : public control::Device {
   bool in_loop() const override { return true; }
 
   Status inject(std::string_view fault, double at_s, double rate) override {
-    if (!(at_s >= 0)) return Status::invalid("fault time must be >= 0 s");
-    switch (model) {
-      case Model::kSpindle:
-        if (fault != "bearing") break;
-        if (!(rate > 0)) rate = 0.05;
-        spindle->inject_bearing_fault(at_s, rate);
-        bearing_at = at_s;
-        return Status::ok();
-      case Model::kFurnace:
-        if (fault == "heater_stuck") furnace->inject(0, at_s);
-        else if (fault == "sensor_nan") furnace->inject(1, at_s);
-        else break;
-        return Status::ok();
-      case Model::kConveyor:
-        if (fault != "jam") break;
-        conveyor->inject_jam(at_s);
-        return Status::ok();
+    if (!(at_s >= 0) || at_s > 1e9) return Status::invalid("fault time must be between 0 and 1e9 s");
+    bool known = (model == Model::kSpindle && fault == "bearing") ||
+                 (model == Model::kFurnace && (fault == "heater_stuck" || fault == "sensor_nan")) ||
+                 (model == Model::kConveyor && fault == "jam");
+    if (known) {
+      if (model == Model::kSpindle && !(rate > 0)) rate = 0.05;
+      std::vector<Fault>& list = in_file ? file_faults : faults;
+      list.push_back({std::string(fault), at_s, rate});
+      apply(list.back());
+      return Status::ok();
     }
     return Status::invalid("device '", name, "' has no fault '", fault, "' (spindle: bearing; furnace: heater_stuck, sensor_nan; conveyor: jam)");
   }
@@ -133,8 +164,11 @@ class SimDevice final : public control::Device {
     }
   }
 
+  void stop() override { faults.clear(); }
+
   Status start(const control::DeviceEnv& env) override {
     env_ = env;
+    build_plant();
     // Actuators start from the image's initial values.
     write(0);
     return Status::ok();
@@ -176,7 +210,7 @@ Result<std::unique_ptr<control::Device>> create_simulated_device(Params& p) {
       KILN_ASSIGN_OR_RETURN(sp.bpfo_ratio, pp.number_in("bpfo_ratio", sp.bpfo_ratio, 0.1, 100));
       KILN_ASSIGN_OR_RETURN(sp.fault_g, pp.number_in("fault_g", sp.fault_g, 0, 1e3));
       KILN_ASSIGN_OR_RETURN(sp.wander, pp.number_in("wander", sp.wander, 0, 1));
-      d->spindle = std::make_unique<Spindle>(d->seed, sp);
+      d->spindle_params = sp;
       break;
     }
     case Model::kFurnace: {
@@ -186,18 +220,19 @@ Result<std::unique_ptr<control::Device>> create_simulated_device(Params& p) {
       KILN_ASSIGN_OR_RETURN(fp.tau_s, pp.number_in("tau_s", fp.tau_s, 1e-3, 1e6));
       KILN_ASSIGN_OR_RETURN(fp.dead_time_s, pp.number_in("dead_time_s", fp.dead_time_s, 0, 30));
       KILN_ASSIGN_OR_RETURN(fp.noise_c, pp.number_in("noise_c", fp.noise_c, 0, 100));
-      d->furnace = std::make_unique<Furnace>(d->seed, fp);
+      d->furnace_params = fp;
       break;
     }
     case Model::kConveyor: {
       ConveyorParams cp;
       KILN_ASSIGN_OR_RETURN(cp.max_speed, pp.number_in("max_speed", cp.max_speed, 0, 100));
       KILN_ASSIGN_OR_RETURN(cp.items_per_m, pp.number_in("items_per_m", cp.items_per_m, 1e-3, 1e3));
-      d->conveyor = std::make_unique<Conveyor>(d->seed, cp);
+      d->conveyor_params = cp;
       break;
     }
   }
   KILN_RETURN_IF_ERROR(pp.finish());
+  d->build_plant();
   YAML::Node sn = p.child("signals");
   if (!sn.IsMap() || sn.size() == 0) {
     std::string names;
@@ -218,6 +253,7 @@ Result<std::unique_ptr<control::Device>> create_simulated_device(Params& p) {
     d->sig[s] = t;
     (def->sensor ? d->writes : d->reads).push_back(t);
   }
+  KILN_ASSIGN_OR_RETURN(d->report_at, p.number_in("report_at", d->report_at, 0, 1));
   YAML::Node fn = p.child("faults");
   if (fn.IsDefined()) {
     if (!fn.IsSequence()) return control::located(env, fn, "'faults' must be a list of {kind, at_s, rate}");
@@ -230,7 +266,9 @@ Result<std::unique_ptr<control::Device>> create_simulated_device(Params& p) {
       KILN_ASSIGN_OR_RETURN(double rate, fp.number_in("rate", 0.05, 0, 1e6));
       KILN_ASSIGN_OR_RETURN(d->report_at, fp.number_in("report_at", d->report_at, 0, 1));
       KILN_RETURN_IF_ERROR(fp.finish());
+      d->in_file = true;
       Status s = d->inject(kind, at, rate);
+      d->in_file = false;
       if (!s.is_ok()) return control::located(env, kn, s.message());
     }
   }

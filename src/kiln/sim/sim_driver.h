@@ -8,15 +8,18 @@
 //       loop: vibration           # stepped at the start of each cycle of this loop
 //       seed: 7
 //       signals: {vibration: vib_window, speed: spindle_speed, speed_setpoint: spindle_sp}
-//       faults: [{kind: bearing, at_s: 15, rate: 0.05, report_at: 0.25}]
+//       report_at: 0.25           # log a `fault` event when the bearing severity reaches this
+//       faults: [{kind: bearing, at_s: 15, rate: 0.05}]
 //
 // Signals a model writes (sensors) and reads (actuators):
 //   spindle   writes vibration (float or window: one sample per cycle), speed, severity;
 //             reads speed_setpoint
 //   furnace   writes temperature; reads power
 //   conveyor  writes speed, position, item_present, count; reads command, run
-// Faults: spindle `bearing` (grows by `rate` per second; an event is logged when the severity
+// Faults (from `faults:` or `kiln cell run --inject DEVICE.KIND@AT_S[:RATE]`): spindle `bearing`
+// (severity grows from 0 by `rate` per second, default 0.05; a `fault` event is logged when it
 // reaches `report_at`), furnace `heater_stuck` and `sensor_nan`, conveyor `jam`.
+// Each start() rebuilds the plant from its seed, so every run of a cell starts identically.
 #pragma once
 
 #include <memory>
