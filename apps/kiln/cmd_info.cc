@@ -90,6 +90,14 @@ int run_info(const InfoArgs& a) {
     std::map<std::string, int> impls;
     for (const nn::StepInfo& s : cm->steps()) ++impls[s.op_type + ":" + s.impl];
     j["kernels"] = impls;
+    // Nodes of a quantised model that run on integer kernels (passes/quantized.cc); the ones that
+    // fall back to float on dequantised values are listed in the notes.
+    std::vector<std::string> integer_nodes;
+    for (const nn::StepInfo& s : cm->steps())
+      if (s.op_type == "QConv" || s.op_type == "QDense" || s.op_type == "QPool" || s.op_type == "QAdd" ||
+          s.op_type == "QMul")
+        integer_nodes.push_back(s.node_name + " (" + s.op_type + ", " + s.impl + ")");
+    j["integer_nodes"] = integer_nodes;
   } else {
     j["compile_error"] = cm.status().message();
   }
@@ -127,6 +135,11 @@ int run_info(const InfoArgs& a) {
       std::printf("constants  %zu bytes (%s)\n", cm->constant_bytes(), human_bytes(cm->constant_bytes()).c_str());
       std::printf("plan       %zu steps, %d nodes folded at compile time, %d removed, %d views without copy\n",
                   cm->steps().size(), cm->folded_nodes(), cm->removed_nodes(), cm->view_nodes());
+      const auto& ints = j["integer_nodes"];
+      if (!ints.empty()) {
+        std::printf("int8       %zu nodes run on integer kernels\n", ints.size());
+        for (const auto& e : ints) std::printf("int8 node  %s\n", e.get<std::string>().c_str());
+      }
     } else {
       std::printf("compile    %s\n", cm.status().message().c_str());
     }

@@ -17,6 +17,7 @@ struct RunArgs {
   std::vector<std::string> inputs;
   std::string output_dir;
   int threads = 1;
+  bool no_optimize = false;
 };
 
 int run_run(const RunArgs& a) {
@@ -40,6 +41,7 @@ int run_run(const RunArgs& a) {
                                          "); pass --input ", g.values[v].name, "=FILE.npy"));
   nn::CompileOptions opts;
   opts.threads = a.threads;
+  opts.optimize = !a.no_optimize;
   Result<nn::CompiledModel> cm = nn::compile_for_inputs(*m, by_name, opts);
   if (!cm.is_ok()) return fail("run", cm.status());
   std::vector<TensorView> in;
@@ -76,6 +78,7 @@ void register_run(CLI::App& app, int& exit_code) {
   c->add_option("--input", args->inputs, "NAME=FILE.npy (or a TensorProto .pb), once per model input");
   c->add_option("--output-dir", args->output_dir, "Folder for the outputs")->required();
   c->add_option("--threads", args->threads, "Threads for inference")->check(CLI::Range(1, 256));
+  c->add_flag("--no-optimize", args->no_optimize, "Reference kernels only, no graph passes (for comparison)");
   c->callback([args, &exit_code] { exit_code = run_run(*args); });
 }
 

@@ -183,15 +183,16 @@ int64_t product(std::span<const int64_t> s, size_t from = 0) {
 int64_t estimate_macs(const Node& n, const std::vector<TensorInfo>& in, const std::vector<TensorInfo>& out) {
   const std::string& op = n.op_type;
   auto has = [&](size_t i) { return i < in.size() && in[i].dtype != DType::kUndefined; };
-  if ((op == "Conv" || op == "ConvInteger" || op == "QLinearConv") && !out.empty()) {
-    size_t w = op == "QLinearConv" ? 3 : 1;
+  if ((op == "Conv" || op == "ConvInteger" || op == "QLinearConv" || op == "QConv") && !out.empty()) {
+    size_t w = op == "QLinearConv" || op == "QConv" ? 3 : 1;
     if (!has(w) || in[w].rank() < 3) return 0;
     return num_elements(out[0].shape) * product(in[w].shape, 1);
   }
   if (op == "ConvTranspose" && has(1) && in[1].rank() >= 3) return num_elements(in[0].shape) * product(in[1].shape, 1);
   if (op == "Gemm" && has(0) && has(1) && in[0].rank() == 2 && !out.empty() && out[0].rank() == 2)
     return out[0].shape[0] * out[0].shape[1] * (n.attribute("transA") && n.attribute("transA")->i ? in[0].shape[0] : in[0].shape[1]);
-  if ((op == "MatMul" || op == "MatMulInteger" || op == "QLinearMatMul" || op == "Dense") && !out.empty() && has(0) &&
+  if ((op == "MatMul" || op == "MatMulInteger" || op == "QLinearMatMul" || op == "Dense" ||
+       op == "QDense") && !out.empty() && has(0) &&
       in[0].rank() >= 1)
     return num_elements(out[0].shape) * in[0].shape.back();
   if ((op == "LSTM" || op == "GRU" || op == "RNN") && has(0) && has(1) && has(2) && in[0].rank() == 3 && in[1].rank() == 3) {
@@ -216,6 +217,11 @@ bool is_removable(const Node& n) {
 class Compiler {
  public:
   Compiler(const Graph& g, const CompileOptions& o, CompiledModel::Impl& im) : g_(g), opts_(o), im_(im) {}
+
+  // Before the optimisation passes, DequantizeLinear nodes of constant integer weights that feed
+  // Conv / Gemm / MatMul (or a bias Add) directly stay in the graph, so that the quantized pass
+  // (passes/quantized.cc) sees the integer weights and their scales; it folds what it does not use.
+  void keep_weight_dequantize(bool on) { keep_weight_dq_ = on; }
 
   // Binds inputs and prepares every node, folding what is constant, then builds the plan.
   Status run() {
@@ -243,6 +249,7 @@ class Compiler {
     KILN_RETURN_IF_ERROR(bind_inputs());
     folded_.assign(g_.nodes.size(), false);
     removed_.assign(g_.nodes.size(), false);
+    find_weight_dequantize();
     for (size_t i = 0; i < g_.nodes.size(); ++i) KILN_RETURN_IF_ERROR(prepare_node(static_cast<int>(i)));
     return Status::ok();
   }
@@ -393,6 +400,28 @@ class Compiler {
     return Status::ok();
   }
 
+  void find_weight_dequantize() {
+    keep_dq_.assign(g_.nodes.size(), false);
+    if (!keep_weight_dq_) return;
+    std::vector<int> readers(g_.values.size(), 0), fusable(g_.values.size(), 0);
+    for (const Node& n : g_.nodes) {
+      const bool ok = n.domain.empty() && (n.op_type == "Conv" || n.op_type == "Gemm" || n.op_type == "MatMul" ||
+                                           n.op_type == "Add");
+      for (int v : n.inputs)
+        if (v >= 0) {
+          ++readers[v];
+          if (ok) ++fusable[v];
+        }
+    }
+    for (int v : g_.outputs) ++readers[v];
+    for (size_t i = 0; i < g_.nodes.size(); ++i) {
+      const Node& n = g_.nodes[i];
+      if (!n.domain.empty() || n.op_type != "DequantizeLinear" || n.outputs.empty() || n.outputs[0] < 0) continue;
+      const int y = n.outputs[0];
+      keep_dq_[i] = readers[y] > 0 && readers[y] == fusable[y];
+    }
+  }
+
   Status prepare_node(int index) {
     const Node& n = g_.nodes[index];
     auto where = [&]() { return "node '" + n.name + "' (" + n.op_type + ")"; };
@@ -446,7 +475,7 @@ class Compiler {
       if (!cnt.is_ok()) return cnt.status().with_context(where() + " output '" + g_.values[n.outputs[j]].name + "'");
       info_[n.outputs[j]] = outs[j];
     }
-    if (opts_.fold_constants && (all_const || def->shape_only)) {
+    if (opts_.fold_constants && (all_const || def->shape_only) && !keep_dq_[index]) {
       folded_[index] = true;
       return fold(n, *kernel, resolved, ctx.scratch_bytes());
     }
@@ -685,6 +714,8 @@ class Compiler {
   std::map<int, int> input_index_;
   std::vector<Pending> pending_;
   std::vector<bool> folded_, removed_;
+  bool keep_weight_dq_ = false;
+  std::vector<bool> keep_dq_;
 };
 
 }  // namespace
@@ -700,6 +731,7 @@ Result<CompiledModel> compile(const Model& model, const CompileOptions& options)
   // with the optimisation passes, then compile the result.
   CompiledModel::Impl analysis;
   Compiler a(model.graph(), options, analysis);
+  a.keep_weight_dequantize(true);
   KILN_RETURN_IF_ERROR(a.analyze());
   Graph lowered = a.lower();
   KILN_RETURN_IF_ERROR(optimize_graph(lowered, options, &cm.impl_->notes));

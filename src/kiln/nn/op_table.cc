@@ -29,6 +29,9 @@ const OpRegistry& default_op_registry() {
     r.add(ops::fast_row_ops());
     r.add(ops::fast_matmul_ops());
     r.add(ops::fast_rnn_ops());
+    r.add(ops::fast_qconv_ops());
+    r.add(ops::fast_qdense_ops());
+    r.add(ops::fast_qelementwise_ops());
     return r;
   }();
   return registry;

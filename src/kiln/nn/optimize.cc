@@ -20,6 +20,13 @@ Status optimize_graph(Graph& g, const CompileOptions& options, std::vector<std::
       {"fuse_epilogues", passes::fuse_epilogues},
       {"fast_ops", passes::fast_ops},
   };
+  {
+    GraphEditor e(g);
+    Result<int> r = passes::quantized(e, notes);
+    if (!r.is_ok()) return r.status().with_context("pass quantized");
+    KILN_RETURN_IF_ERROR(e.finish());
+    if (*r > 0 && notes) notes->push_back("quantized: " + std::to_string(*r) + " rewrites");
+  }
   for (const Pass& p : kPasses) {
     GraphEditor e(g);
     Result<int> r = p.run(e);

@@ -74,6 +74,19 @@ Result<AxisPlan> plan_axis(PrepareContext& ctx, const TensorInfo& x, size_t scal
   return p;
 }
 
+// A scale known at compile time must be usable: zero, infinite or NaN scales (a damaged or badly
+// calibrated model) are an error naming the node rather than outputs full of NaN or saturation.
+Status check_constant_scale(PrepareContext& ctx, size_t input) {
+  const Tensor* s = ctx.constant(input);
+  if (!s || s->dtype() != DType::kFloat32) return Status::ok();
+  for (int64_t i = 0; i < s->num_elements(); ++i) {
+    const float v = s->data<float>()[i];
+    if (v == 0.f || !std::isfinite(v))
+      return ctx.invalid("scale ", i, " is ", v, "; a quantisation scale must be finite and non-zero");
+  }
+  return Status::ok();
+}
+
 Result<KernelPtr> prepare_quantize(PrepareContext& ctx) {
   KILN_RETURN_IF_ERROR(ctx.require_input(0));
   KILN_RETURN_IF_ERROR(ctx.require_input(1));
@@ -92,6 +105,7 @@ Result<KernelPtr> prepare_quantize(PrepareContext& ctx) {
     qt = want;
   }
   KILN_ASSIGN_OR_RETURN(AxisPlan p, plan_axis(ctx, x, 1, 2));
+  KILN_RETURN_IF_ERROR(check_constant_scale(ctx, 1));
   ctx.set_output(0, qt, x.shape);
   KernelPtr k;
   bool ok = visit_dtype<QuantTypes>(qt, [&](auto qtag) {
@@ -132,6 +146,7 @@ Result<KernelPtr> prepare_dequantize(PrepareContext& ctx) {
     return ctx.invalid("zero point dtype ", dtype_name(ctx.input(2).dtype), " differs from input dtype ",
                        dtype_name(x.dtype));
   KILN_ASSIGN_OR_RETURN(AxisPlan p, plan_axis(ctx, x, 1, 2));
+  KILN_RETURN_IF_ERROR(check_constant_scale(ctx, 1));
   ctx.set_output(0, DType::kFloat32, x.shape);
   KernelPtr k;
   bool ok = visit_dtype<TypeList<int8_t, uint8_t, int16_t, uint16_t, int32_t>>(x.dtype, [&](auto tag) {

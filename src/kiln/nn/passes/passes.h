@@ -6,10 +6,19 @@
 // tests compare against the reference kernels with it off.
 #pragma once
 
+#include <string>
+#include <vector>
+
 #include "kiln/core/status.h"
 #include "kiln/nn/graph_edit.h"
 
 namespace kiln::nn::passes {
+
+// Runs first. DequantizeLinear -> Conv/Gemm/MatMul/pooling/Add/Mul [-> Relu/Clip] -> QuantizeLinear
+// chains and QLinearConv/QLinearMatMul become integer com.kiln ops (QConv, QDense, QPool, QAdd,
+// QMul); what is left of the QDQ spelling runs on fast conversions. `notes` lists the nodes that
+// still compute in float on dequantised values.
+Result<int> quantized(GraphEditor& e, std::vector<std::string>* notes);
 
 // Conv -> BatchNormalization and Gemm -> BatchNormalization: scale the weights, shift the bias.
 Result<int> fold_batchnorm(GraphEditor& e);

@@ -1,0 +1,351 @@
+// Channels-last integer operators created by the quantized pass (passes/quantized.cc):
+//   com.kiln.QConv   X [N,H,W,C] int8/uint8, x_scale, x_zero_point, W [M,C/G,KH,KW] int8 (ONNX
+//                    layout, zero point already removed), w_scale [M], y_scale, y_zero_point
+//                    (both omitted: float32 output), bias [M] int32 in units of x_scale * w_scale
+//                    -> Y [N,OH,OW,M] int8/uint8 (the dtype of y_zero_point) or float32
+//   com.kiln.QPool   max / average pooling of int8/uint8 NHWC with requantisation, Y [N,OH,OW,C]
+// Attributes use ONNX names (kernel_shape, strides, dilations, pads = [top, left, bottom, right],
+// group) plus qmin/qmax, the output clamp of a fused Relu or Clip in the output's own values.
+//
+// QConv packs the weights once here and runs on the int8 micro-kernels (kernels/qgemm.h): a GEMM
+// straight on the input for 1x1 stride-1 unpadded convolutions, an indirect GEMM through a table of
+// row pointers (padding taps read a row holding the input zero point) otherwise, and the int8
+// depthwise kernel when every channel has its own filter. Accumulation is exact in int32; the
+// epilogue multiplies by x_scale * w_scale[m] / y_scale in float and rounds half to even, as
+// QLinearConv does.
+#include <algorithm>
+#include <cmath>
+#include <memory>
+
+#include "kiln/core/thread_pool.h"
+#include "kiln/nn/kernels/qgemm.h"
+#include "kiln/nn/ops/families.h"
+#include "kiln/nn/ops/op_util.h"
+#include "kiln/nn/ops/qparams.h"
+
+namespace kiln::nn::ops {
+namespace {
+
+struct Geometry {
+  int64_t kh, kw, sh, sw, dh, dw, pt, pl, pb, pr;
+};
+
+Status read_geometry(PrepareContext& ctx, Geometry* g) {
+  std::vector<int64_t> k = ctx.attr_ints("kernel_shape"), s = ctx.attr_ints("strides", {1, 1}),
+                       d = ctx.attr_ints("dilations", {1, 1}), p = ctx.attr_ints("pads", {0, 0, 0, 0});
+  if (k.size() != 2 || s.size() != 2 || d.size() != 2 || p.size() != 4)
+    return ctx.invalid("needs 2-D kernel_shape, strides, dilations and 4 pads");
+  for (int64_t v : k)
+    if (v < 1) return ctx.invalid("kernel_shape must be positive");
+  for (int64_t v : s)
+    if (v < 1) return ctx.invalid("strides must be positive");
+  for (int64_t v : d)
+    if (v < 1) return ctx.invalid("dilations must be positive");
+  for (int64_t v : p)
+    if (v < 0) return ctx.invalid("pads must be non-negative");
+  *g = Geometry{k[0], k[1], s[0], s[1], d[0], d[1], p[0], p[1], p[2], p[3]};
+  return Status::ok();
+}
+
+kernels::QWindow window_of(const Geometry& g, const Shape& x, const Shape& y) {
+  kernels::QWindow w;
+  w.batch = x[0];
+  w.in_h = x[1];
+  w.in_w = x[2];
+  w.channels = x[3];
+  w.out_h = y[1];
+  w.out_w = y[2];
+  w.kernel_h = g.kh;
+  w.kernel_w = g.kw;
+  w.stride_h = g.sh;
+  w.stride_w = g.sw;
+  w.dilation_h = g.dh;
+  w.dilation_w = g.dw;
+  w.pad_top = g.pt;
+  w.pad_left = g.pl;
+  return w;
+}
+
+template <typename F>
+void for_rows(ThreadPool* pool, int64_t rows, int64_t work, F&& f) {
+  if (!pool || pool->threads() == 1 || rows < 2 || work < (1 << 16)) {
+    f(0, rows);
+    return;
+  }
+  const int64_t chunks = std::min<int64_t>(rows, pool->threads() * 4);
+  pool->parallel_for(chunks, [&](int64_t c) { f(rows * c / chunks, rows * (c + 1) / chunks); });
+}
+
+// Row pointers of an indirect convolution, relative to a fake base (kBase) and shifted to the
+// real input at run time; padding taps point at `zero`, a row of input zero points.
+constexpr uintptr_t kBase = 4096;
+
+struct IndirectConv {
+  int64_t m = 0;
+  std::vector<const uint8_t*> ptrs;
+  std::vector<uint8_t> zero;
+};
+
+std::shared_ptr<IndirectConv> build_indirection(const kernels::QWindow& w, int64_t channels_per_group, int mr,
+                                                uint8_t zero_byte) {
+  auto ic = std::make_shared<IndirectConv>();
+  ic->m = w.batch * w.out_h * w.out_w;
+  const int64_t ks = w.kernel_h * w.kernel_w;
+  ic->zero.assign(static_cast<size_t>(channels_per_group + 64), zero_byte);
+  const int64_t blocks = (ic->m + mr - 1) / mr;
+  ic->ptrs.resize(static_cast<size_t>(blocks * ks * mr), ic->zero.data());
+  for (int64_t row = 0; row < blocks * mr; ++row) {
+    const int64_t r = std::min(row, ic->m - 1);
+    const int64_t n = r / (w.out_h * w.out_w), rem = r % (w.out_h * w.out_w);
+    const int64_t oh = rem / w.out_w, ow = rem % w.out_w;
+    const int64_t rb = row / mr, i = row % mr;
+    for (int64_t kh = 0; kh < w.kernel_h; ++kh)
+      for (int64_t kw = 0; kw < w.kernel_w; ++kw) {
+        const int64_t ih = oh * w.stride_h - w.pad_top + kh * w.dilation_h;
+        const int64_t iw = ow * w.stride_w - w.pad_left + kw * w.dilation_w;
+        const uint8_t* p = ic->zero.data();
+        if (ih >= 0 && ih < w.in_h && iw >= 0 && iw < w.in_w)
+          p = reinterpret_cast<const uint8_t*>(kBase + static_cast<uintptr_t>(((n * w.in_h + ih) * w.in_w + iw) * w.channels));
+        ic->ptrs[static_cast<size_t>((rb * ks + kh * w.kernel_w + kw) * mr + i)] = p;
+      }
+  }
+  return ic;
+}
+
+Status out_hw(PrepareContext& ctx, const Geometry& g, const Shape& x, int64_t* oh, int64_t* ow) {
+  const int64_t eh = g.dh * (g.kh - 1) + 1, ew = g.dw * (g.kw - 1) + 1;
+  if (x[1] + g.pt + g.pb < eh || x[2] + g.pl + g.pr < ew)
+    return ctx.invalid("kernel ", g.kh, "x", g.kw, " does not fit input ", shape_to_string(x));
+  *oh = (x[1] + g.pt + g.pb - eh) / g.sh + 1;
+  *ow = (x[2] + g.pl + g.pr - ew) / g.sw + 1;
+  return Status::ok();
+}
+
+Result<KernelPtr> prepare_qconv(PrepareContext& ctx) {
+  KILN_RETURN_IF_ERROR(ctx.require_input(0));
+  const TensorInfo x = ctx.input(0);
+  if (x.dtype != DType::kInt8 && x.dtype != DType::kUInt8) return ctx.unsupported_dtype(0);
+  if (x.rank() != 4) return ctx.invalid("X must be NHWC rank 4");
+  QScalar xq;
+  KILN_RETURN_IF_ERROR(read_qscalar(ctx, 1, 2, &xq));
+  if (xq.dtype() != x.dtype) return ctx.invalid("x_zero_point dtype differs from X");
+  const Tensor* w = ctx.require_constant(3, "weights");
+  const Tensor* ws = ctx.require_constant(4, "w_scale");
+  const Tensor* b = ctx.require_constant(7, "bias");
+  if (!w || !ws || !b) return ctx.sticky_error();
+  if (w->dtype() != DType::kInt8 || w->rank() != 4) return ctx.invalid("W must be int8 of rank 4");
+  const int64_t m = w->shape()[0], c = x.shape[3];
+  if (ws->dtype() != DType::kFloat32 || ws->num_elements() != m) return ctx.invalid("w_scale must be float32[", m, "]");
+  if (b->dtype() != DType::kInt32 || b->num_elements() != m) return ctx.invalid("bias must be int32[", m, "]");
+  Geometry g;
+  KILN_RETURN_IF_ERROR(read_geometry(ctx, &g));
+  const int64_t groups = ctx.attr_int("group", 1);
+  if (groups < 1 || c % groups || m % groups || w->shape()[1] * groups != c || w->shape()[2] != g.kh ||
+      w->shape()[3] != g.kw)
+    return ctx.invalid("weights ", shape_to_string(w->shape()), " do not match input channels ", c, " in ", groups,
+                       " groups with kernel ", g.kh, "x", g.kw);
+  int64_t oh = 0, ow = 0;
+  KILN_RETURN_IF_ERROR(out_hw(ctx, g, x.shape, &oh, &ow));
+  const Shape out{x.shape[0], oh, ow, m};
+  const bool int_out = ctx.has_input(5);
+  std::vector<float> scale(static_cast<size_t>(m));
+  kernels::QParams params = kernels::float_output(-3.4e38f, 3.4e38f);
+  QScalar yq;
+  if (int_out) {
+    KILN_RETURN_IF_ERROR(read_qscalar(ctx, 5, 6, &yq));
+    int32_t qmin = 0, qmax = 0;
+    KILN_RETURN_IF_ERROR(read_qclamp(ctx, yq, &qmin, &qmax));
+    params = kernels::int8_output(yq.zero_point, yq.is_unsigned, qmin, qmax);
+  }
+  for (int64_t j = 0; j < m; ++j) {
+    const float wsj = ws->data<float>()[j];
+    if (!std::isfinite(wsj) || !(wsj > 0.f)) return ctx.invalid("w_scale must be finite and positive");
+    // The same float expression as QLinearConv's reference, so results agree bit for bit.
+    scale[j] = int_out ? xq.scale * wsj / yq.scale : xq.scale * wsj;
+  }
+  ctx.set_output(0, int_out ? yq.dtype() : DType::kFloat32, out);
+  const int32_t* bias = b->data<int32_t>();
+  const int64_t out_es = int_out ? 1 : 4;
+  const kernels::QWindow win = window_of(g, x.shape, out);
+  const kernels::QKernels& qk = kernels::qkernels();
+
+  if (groups == c && m == c) {
+    auto packed = std::make_shared<kernels::QPackedDepthwise>(kernels::pack_qdepthwise(
+        w->data<int8_t>(), bias, scale.data(), c, g.kh, g.kw, xq.zero_point, xq.is_unsigned));
+    return make_kernel(
+        [=, &qk](const KernelContext& k) {
+          const void* xp = k.in(0).data;
+          void* yp = k.out(0).data;
+          for_rows(k.pool, win.batch * win.out_h, win.batch * win.out_h * win.out_w * c * g.kh * g.kw,
+                   [&](int64_t b0, int64_t e0) { kernels::qdwconv(qk, win, xp, *packed, params, yp, b0, e0); });
+          return Status::ok();
+        },
+        "qs8_dwconv");
+  }
+
+  const int64_t cg = c / groups, mg = m / groups, taps = g.kh * g.kw;
+  const kernels::QGemmConfig& cfg = *qk.gemm;
+  auto packs = std::make_shared<std::vector<kernels::QPackedWeights>>();
+  std::vector<int8_t> mat(static_cast<size_t>(taps * cg * mg));
+  {
+    const int8_t* wd = w->data<int8_t>();
+    for (int64_t gi = 0; gi < groups; ++gi) {
+      for (int64_t mm = 0; mm < mg; ++mm)
+        for (int64_t cc = 0; cc < cg; ++cc)
+          for (int64_t t = 0; t < taps; ++t)
+            mat[static_cast<size_t>((t * cg + cc) * mg + mm)] = wd[((gi * mg + mm) * cg + cc) * taps + t];
+      packs->push_back(kernels::pack_qweights(cfg, mat.data(), taps, cg, mg, mg, false, bias + gi * mg,
+                                              scale.data() + gi * mg, xq.zero_point, xq.is_unsigned));
+    }
+  }
+  const int64_t rows = x.shape[0] * oh * ow;
+  const bool pointwise = taps == 1 && g.sh == 1 && g.sw == 1 && g.pt == 0 && g.pl == 0 && g.pb == 0 && g.pr == 0;
+  if (pointwise) {
+    return make_kernel(
+        [=, &cfg](const KernelContext& k) {
+          const uint8_t* xp = static_cast<const uint8_t*>(k.in(0).data);
+          uint8_t* yp = static_cast<uint8_t*>(k.out(0).data);
+          for (int64_t gi = 0; gi < groups; ++gi)
+            kernels::qgemm(cfg, rows, xp + gi * cg, c, (*packs)[gi], yp + gi * mg * out_es, m, params, k.pool);
+          return Status::ok();
+        },
+        cfg.name);
+  }
+  const uint8_t zero_byte = static_cast<uint8_t>(xq.zero_point);
+  std::shared_ptr<IndirectConv> ic = build_indirection(win, cg, cfg.mr, zero_byte);
+  // Few input channels (the first layer of an image or audio model): each tap would be a reduction
+  // of fewer than 4 bytes, padded to 4 in the micro-kernel. Gathering the taps of a row into one
+  // contiguous K = KH*KW*C row (im2col, in scratch) gives the kernel full-width reductions.
+  if (groups == 1 && cg < 4) {
+    const int64_t kk = taps * cg;
+    // With one group, `mat` is already the (KH*KW*C) x M matrix, rows tap-major.
+    auto flat = std::make_shared<kernels::QPackedWeights>(kernels::pack_qweights(
+        cfg, mat.data(), 1, kk, m, m, false, bias, scale.data(), xq.zero_point, xq.is_unsigned));
+    ctx.request_scratch(static_cast<size_t>(rows * kk));
+    return make_kernel(
+        [=, &cfg](const KernelContext& k) {
+          const uint8_t* base = static_cast<const uint8_t*>(k.in(0).data);
+          uint8_t* col = static_cast<uint8_t*>(k.scratch);
+          const int64_t mr = cfg.mr;
+          for (int64_t row = 0; row < rows; ++row) {
+            const int64_t rb = row / mr, i = row % mr;
+            uint8_t* dst = col + row * kk;
+            for (int64_t t = 0; t < taps; ++t) {
+              const uint8_t* p = ic->ptrs[static_cast<size_t>((rb * taps + t) * mr + i)];
+              const uint8_t* src = p == ic->zero.data() ? p : base + (reinterpret_cast<uintptr_t>(p) - kBase);
+              for (int64_t cc = 0; cc < cg; ++cc) dst[t * cg + cc] = src[cc];
+            }
+          }
+          kernels::qgemm(cfg, rows, col, kk, *flat, k.out(0).data, m, params, k.pool);
+          return Status::ok();
+        },
+        cfg.name);
+  }
+  return make_kernel(
+      [=, &cfg](const KernelContext& k) {
+        const char* base = static_cast<const char*>(k.in(0).data);
+        uint8_t* yp = static_cast<uint8_t*>(k.out(0).data);
+        for (int64_t gi = 0; gi < groups; ++gi) {
+          const ptrdiff_t offset = (base - reinterpret_cast<const char*>(kBase)) + gi * cg;
+          kernels::qigemm(cfg, ic->m, ic->ptrs.data(), offset, ic->zero.data(), (*packs)[gi], yp + gi * mg * out_es,
+                          m, params, k.pool);
+        }
+        return Status::ok();
+      },
+      cfg.name);
+}
+
+// Max pooling commutes with the (monotone) dequantisation, so it runs on the stored integers;
+// average pooling sums exactly in int32. Both then requantise as DequantizeLinear -> float pool ->
+// QuantizeLinear would: y = clamp(rint(real / y_scale) + y_zero_point).
+Result<KernelPtr> prepare_qpool(PrepareContext& ctx) {
+  KILN_RETURN_IF_ERROR(ctx.require_input(0));
+  const TensorInfo x = ctx.input(0);
+  if (x.dtype != DType::kInt8 && x.dtype != DType::kUInt8) return ctx.unsupported_dtype(0);
+  if (x.rank() != 4) return ctx.invalid("X must be NHWC rank 4");
+  QScalar xq, yq;
+  KILN_RETURN_IF_ERROR(read_qscalar(ctx, 1, 2, &xq));
+  KILN_RETURN_IF_ERROR(read_qscalar(ctx, 3, 4, &yq));
+  if (xq.dtype() != x.dtype) return ctx.invalid("x_zero_point dtype differs from X");
+  int32_t qmin = 0, qmax = 0;
+  KILN_RETURN_IF_ERROR(read_qclamp(ctx, yq, &qmin, &qmax));
+  Geometry g;
+  KILN_RETURN_IF_ERROR(read_geometry(ctx, &g));
+  const std::string kind = ctx.attr_string("kind", "");
+  if (kind != "max" && kind != "average") return ctx.invalid("kind must be 'max' or 'average'");
+  const bool include_pad = ctx.attr_int("count_include_pad", 0) != 0;
+  std::vector<int64_t> hw = ctx.attr_ints("output_hw");
+  if (hw.size() != 2 || hw[0] < 1 || hw[1] < 1) return ctx.invalid("needs output_hw [OH, OW]");
+  if ((hw[0] - 1) * g.sh >= x.shape[1] + g.pt + g.pb || (hw[1] - 1) * g.sw >= x.shape[2] + g.pl + g.pr)
+    return ctx.invalid("output_hw ", hw[0], "x", hw[1], " does not fit input ", shape_to_string(x.shape));
+  const Shape out{x.shape[0], hw[0], hw[1], x.shape[3]};
+  ctx.set_output(0, yq.dtype(), out);
+  const kernels::QWindow s = window_of(g, x.shape, out);
+  const bool is_max = kind == "max";
+  const bool xu = xq.is_unsigned, yu = yq.is_unsigned;
+  ctx.request_scratch(static_cast<size_t>(x.shape[3]) * sizeof(int32_t));
+  return make_kernel(
+      [=](const KernelContext& k) {
+        const uint8_t* xb = static_cast<const uint8_t*>(k.in(0).data);
+        uint8_t* yb = static_cast<uint8_t*>(k.out(0).data);
+        int32_t* acc = static_cast<int32_t*>(k.scratch);
+        const int64_t C = s.channels;
+        for (int64_t n = 0; n < s.batch; ++n)
+          for (int64_t oh = 0; oh < s.out_h; ++oh)
+            for (int64_t ow = 0; ow < s.out_w; ++ow) {
+              for (int64_t c = 0; c < C; ++c) acc[c] = is_max ? -1000 : 0;
+              int64_t count = 0, valid = 0;
+              for (int64_t kh = 0; kh < s.kernel_h; ++kh) {
+                const int64_t ih = oh * s.stride_h - s.pad_top + kh * s.dilation_h;
+                for (int64_t kw = 0; kw < s.kernel_w; ++kw) {
+                  const int64_t iw = ow * s.stride_w - s.pad_left + kw * s.dilation_w;
+                  if (!(ih >= 0 && ih < s.in_h && iw >= 0 && iw < s.in_w)) {
+                    // Padding inside the padded extent counts (as zero) only with count_include_pad.
+                    if (include_pad && ih < s.in_h + g.pb && iw < s.in_w + g.pr) ++count;
+                    continue;
+                  }
+                  ++count;
+                  ++valid;
+                  const uint8_t* row = xb + ((n * s.in_h + ih) * s.in_w + iw) * C;
+                  if (xu) {
+                    if (is_max) for (int64_t c = 0; c < C; ++c) acc[c] = std::max<int32_t>(acc[c], row[c]);
+                    else for (int64_t c = 0; c < C; ++c) acc[c] += row[c];
+                  } else {
+                    const int8_t* r8 = reinterpret_cast<const int8_t*>(row);
+                    if (is_max) for (int64_t c = 0; c < C; ++c) acc[c] = std::max<int32_t>(acc[c], r8[c]);
+                    else for (int64_t c = 0; c < C; ++c) acc[c] += r8[c];
+                  }
+                }
+              }
+              uint8_t* out = yb + ((n * s.out_h + oh) * s.out_w + ow) * C;
+              for (int64_t c = 0; c < C; ++c) {
+                float real;
+                if (is_max) {
+                  real = static_cast<float>(acc[c] - xq.zero_point) * xq.scale;
+                } else {
+                  // Padding taps added nothing; each tap inside owes -zero_point.
+                  real = count ? static_cast<float>(acc[c] - xq.zero_point * static_cast<int32_t>(valid)) * xq.scale /
+                                     static_cast<float>(count)
+                               : 0.f;
+                }
+                float q = std::nearbyint(real / yq.scale) + static_cast<float>(yq.zero_point);
+                q = std::min(std::max(q, static_cast<float>(qmin)), static_cast<float>(qmax));
+                const int32_t r = static_cast<int32_t>(q);
+                out[c] = yu ? static_cast<uint8_t>(r) : static_cast<uint8_t>(static_cast<int8_t>(r));
+              }
+            }
+        return Status::ok();
+      },
+      "qs8_pool_scalar");
+}
+
+constexpr OpDef kQConvOps[] = {
+    {"com.kiln", "QConv", 1, 1, prepare_qconv},
+    {"com.kiln", "QPool", 1, 1, prepare_qpool},
+};
+
+}  // namespace
+
+std::span<const OpDef> fast_qconv_ops() { return kQConvOps; }
+
+}  // namespace kiln::nn::ops

@@ -1,0 +1,77 @@
+// com.kiln.QDense: the integer fully-connected layer created by the quantized pass from
+// DequantizeLinear -> Gemm / MatMul [+ bias] [-> Relu/Clip] -> QuantizeLinear chains and from
+// QLinearMatMul with constant weights.
+//
+// Inputs: X [..., K] int8/uint8, x_scale, x_zero_point, W int8 [K, N] (or [N, K] with transB=1;
+// zero point already removed), w_scale [N], y_scale and y_zero_point (both omitted: float32
+// output), bias [N] int32 in units of x_scale * w_scale. Attributes: transB, qmin, qmax.
+// The weights are packed once here for the int8 micro-kernels (kernels/qgemm.h).
+#include <cmath>
+#include <memory>
+
+#include "kiln/nn/kernels/qgemm.h"
+#include "kiln/nn/ops/families.h"
+#include "kiln/nn/ops/op_util.h"
+#include "kiln/nn/ops/qparams.h"
+
+namespace kiln::nn::ops {
+namespace {
+
+Result<KernelPtr> prepare_qdense(PrepareContext& ctx) {
+  KILN_RETURN_IF_ERROR(ctx.require_input(0));
+  const TensorInfo x = ctx.input(0);
+  if (x.dtype != DType::kInt8 && x.dtype != DType::kUInt8) return ctx.unsupported_dtype(0);
+  if (x.rank() < 1) return ctx.invalid("X must have rank >= 1");
+  QScalar xq;
+  KILN_RETURN_IF_ERROR(read_qscalar(ctx, 1, 2, &xq));
+  if (xq.dtype() != x.dtype) return ctx.invalid("x_zero_point dtype differs from X");
+  const Tensor* w = ctx.require_constant(3, "weights");
+  const Tensor* ws = ctx.require_constant(4, "w_scale");
+  const Tensor* b = ctx.require_constant(7, "bias");
+  if (!w || !ws || !b) return ctx.sticky_error();
+  if (w->dtype() != DType::kInt8 || w->rank() != 2) return ctx.invalid("W must be int8 of rank 2");
+  const bool tb = ctx.attr_int("transB", 0) != 0;
+  const int64_t k = tb ? w->shape()[1] : w->shape()[0], n = tb ? w->shape()[0] : w->shape()[1];
+  if (x.shape.back() != k)
+    return ctx.invalid("X ", shape_to_string(x.shape), " does not match W ", shape_to_string(w->shape()));
+  if (ws->dtype() != DType::kFloat32 || ws->num_elements() != n) return ctx.invalid("w_scale must be float32[", n, "]");
+  if (b->dtype() != DType::kInt32 || b->num_elements() != n) return ctx.invalid("bias must be int32[", n, "]");
+  const bool int_out = ctx.has_input(5);
+  kernels::QParams params = kernels::float_output(-3.4e38f, 3.4e38f);
+  QScalar yq;
+  if (int_out) {
+    KILN_RETURN_IF_ERROR(read_qscalar(ctx, 5, 6, &yq));
+    int32_t qmin = 0, qmax = 0;
+    KILN_RETURN_IF_ERROR(read_qclamp(ctx, yq, &qmin, &qmax));
+    params = kernels::int8_output(yq.zero_point, yq.is_unsigned, qmin, qmax);
+  }
+  std::vector<float> scale(static_cast<size_t>(n));
+  for (int64_t j = 0; j < n; ++j) {
+    const float wsj = ws->data<float>()[j];
+    if (!std::isfinite(wsj) || !(wsj > 0.f)) return ctx.invalid("w_scale must be finite and positive");
+    scale[j] = int_out ? xq.scale * wsj / yq.scale : xq.scale * wsj;
+  }
+  Shape out = x.shape;
+  out.back() = n;
+  ctx.set_output(0, int_out ? yq.dtype() : DType::kFloat32, out);
+  const kernels::QGemmConfig& cfg = *kernels::qkernels().gemm;
+  auto packed = std::make_shared<kernels::QPackedWeights>(kernels::pack_qweights(
+      cfg, w->data<int8_t>(), 1, k, n, tb ? k : n, tb, b->data<int32_t>(), scale.data(), xq.zero_point, xq.is_unsigned));
+  const int64_t m = num_elements(std::span<const int64_t>(x.shape.data(), x.rank() - 1));
+  return make_kernel(
+      [=, &cfg](const KernelContext& kc) {
+        kernels::qgemm(cfg, m, kc.in(0).data, k, *packed, kc.out(0).data, n, params, kc.pool);
+        return Status::ok();
+      },
+      cfg.name);
+}
+
+constexpr OpDef kQDenseOps[] = {
+    {"com.kiln", "QDense", 1, 1, prepare_qdense},
+};
+
+}  // namespace
+
+std::span<const OpDef> fast_qdense_ops() { return kQDenseOps; }
+
+}  // namespace kiln::nn::ops

@@ -1,0 +1,50 @@
+// kiln/nn/ops/qparams.h — reading the quantisation parameters of the com.kiln integer operators
+// (internal to nn; the quantized pass writes them as constant scalars).
+//
+//   QScalar x;
+//   KILN_RETURN_IF_ERROR(read_qscalar(ctx, 1, 2, &x));   // x_scale, x_zero_point
+//   kernels::QParams p = kernels::int8_output(y.zero_point, y.is_unsigned, qmin, qmax);
+#pragma once
+
+#include <cmath>
+
+#include "kiln/core/status.h"
+#include "kiln/nn/kernel.h"
+
+namespace kiln::nn::ops {
+
+// real = scale * (q - zero_point), q stored as int8 or uint8.
+struct QScalar {
+  float scale = 1.f;
+  int32_t zero_point = 0;
+  bool is_unsigned = false;
+  DType dtype() const { return is_unsigned ? DType::kUInt8 : DType::kInt8; }
+};
+
+// Reads a constant float32 scale (input `scale_input`, finite and > 0) and a constant int8 or
+// uint8 zero point (input `zp_input`), both single values.
+inline Status read_qscalar(PrepareContext& ctx, size_t scale_input, size_t zp_input, QScalar* q) {
+  const Tensor* s = ctx.require_constant(scale_input, "scale");
+  const Tensor* z = ctx.require_constant(zp_input, "zero point");
+  if (!s || !z) return ctx.sticky_error();
+  if (s->dtype() != DType::kFloat32 || s->num_elements() != 1) return ctx.invalid("scale must be one float32");
+  if ((z->dtype() != DType::kInt8 && z->dtype() != DType::kUInt8) || z->num_elements() != 1)
+    return ctx.invalid("zero point must be one int8 or uint8");
+  q->scale = s->data<float>()[0];
+  if (!std::isfinite(q->scale) || !(q->scale > 0.f)) return ctx.invalid("scale must be finite and positive, got ", q->scale);
+  q->is_unsigned = z->dtype() == DType::kUInt8;
+  q->zero_point = q->is_unsigned ? z->data<uint8_t>()[0] : z->data<int8_t>()[0];
+  return Status::ok();
+}
+
+// The integer range an output may take: attributes qmin/qmax (a fused Relu or Clip), within the
+// dtype's own range.
+inline Status read_qclamp(PrepareContext& ctx, const QScalar& y, int32_t* qmin, int32_t* qmax) {
+  const int32_t lo = y.is_unsigned ? 0 : -128, hi = y.is_unsigned ? 255 : 127;
+  *qmin = static_cast<int32_t>(ctx.attr_int("qmin", lo));
+  *qmax = static_cast<int32_t>(ctx.attr_int("qmax", hi));
+  if (*qmin < lo || *qmax > hi || *qmin > *qmax) return ctx.invalid("qmin/qmax ", *qmin, "/", *qmax, " out of range");
+  return Status::ok();
+}
+
+}  // namespace kiln::nn::ops

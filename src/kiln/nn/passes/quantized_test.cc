@@ -1,0 +1,381 @@
+// Differential tests of the quantized pass (passes/quantized.cc) and the integer com.kiln
+// operators: QDQ models built here (as ONNX Runtime's quantiser writes them: asymmetric int8 or
+// uint8 activations, symmetric per-channel int8 weights, int32 biases) compiled with the pass and
+// with reference kernels only must agree within one quantisation step of the output, and the
+// integer kernels must actually be used. QLinearConv / QLinearMatMul must agree exactly.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <random>
+
+#include "kiln/nn/compile.h"
+#include "kiln/nn/testing/model_builder.h"
+
+namespace kiln::nn {
+namespace {
+
+using testing::Attr;
+using testing::make_tensor;
+using testing::ModelBuilder;
+
+Tensor random_float(Shape shape, std::mt19937& rng, float lo = -1.f, float hi = 1.f) {
+  Tensor t(DType::kFloat32, std::move(shape));
+  std::uniform_real_distribution<float> d(lo, hi);
+  for (int64_t i = 0; i < t.num_elements(); ++i) t.data<float>()[i] = d(rng);
+  return t;
+}
+
+Tensor scalar_f(float v) { return make_tensor<float>({}, {v}); }
+Tensor scalar_i8(int8_t v) { return make_tensor<int8_t>({}, {v}); }
+Tensor scalar_u8(uint8_t v) { return make_tensor<uint8_t>({}, {v}); }
+
+// Symmetric int8 weights with one scale per slice along `axis`.
+struct QuantWeights {
+  Tensor q, scale, zero;
+};
+QuantWeights quantize_weights(const Tensor& w, int64_t axis) {
+  const int64_t channels = w.shape()[axis];
+  int64_t inner = 1;
+  for (size_t d = axis + 1; d < w.rank(); ++d) inner *= w.shape()[d];
+  std::vector<float> amax(channels, 0.f);
+  for (int64_t i = 0; i < w.num_elements(); ++i) {
+    const int64_t c = (i / inner) % channels;
+    amax[c] = std::max(amax[c], std::fabs(w.data<float>()[i]));
+  }
+  QuantWeights r{Tensor(DType::kInt8, w.shape()), Tensor(DType::kFloat32, {channels}), Tensor(DType::kInt8, {channels})};
+  for (int64_t c = 0; c < channels; ++c) {
+    r.scale.data<float>()[c] = amax[c] > 0 ? amax[c] / 127.f : 1.f;
+    r.zero.data<int8_t>()[c] = 0;
+  }
+  for (int64_t i = 0; i < w.num_elements(); ++i) {
+    const int64_t c = (i / inner) % channels;
+    r.q.data<int8_t>()[i] = static_cast<int8_t>(std::nearbyint(w.data<float>()[i] / r.scale.data<float>()[c]));
+  }
+  return r;
+}
+
+struct Outputs {
+  std::vector<Tensor> values;
+  std::vector<StepInfo> steps;
+  std::vector<std::string> notes;
+};
+Outputs run(const Model& m, const std::vector<Tensor>& inputs, bool optimize) {
+  Outputs o;
+  CompileOptions opts;
+  opts.optimize = optimize;
+  Result<CompiledModel> cm = compile(m, opts);
+  EXPECT_TRUE(cm.is_ok()) << cm.status().to_string();
+  if (!cm.is_ok()) return o;
+  o.values = cm->make_outputs();
+  std::vector<TensorView> in, out;
+  for (const Tensor& t : inputs) in.push_back(t.view());
+  for (const Tensor& t : o.values) out.push_back(t.view());
+  Status s = cm->run(in, out);
+  EXPECT_TRUE(s.is_ok()) << s.to_string();
+  o.steps = cm->steps();
+  o.notes = cm->notes();
+  return o;
+}
+
+int count_op(const Outputs& o, const std::string& op) {
+  return static_cast<int>(std::count_if(o.steps.begin(), o.steps.end(), [&](const StepInfo& s) { return s.op_type == op; }));
+}
+
+// Float outputs within `step` (one quantisation step of the output), integer outputs within one.
+void expect_close(const Outputs& ref, const Outputs& fast, float step, const std::string& what, bool exact = false,
+                  bool quantised_output = true) {
+  ASSERT_EQ(ref.values.size(), fast.values.size()) << what;
+  int64_t differing = 0;
+  for (size_t i = 0; i < ref.values.size(); ++i) {
+    const Tensor& r = ref.values[i];
+    const Tensor& f = fast.values[i];
+    ASSERT_EQ(r.shape(), f.shape()) << what;
+    ASSERT_EQ(r.dtype(), f.dtype()) << what;
+    for (int64_t k = 0; k < r.num_elements(); ++k) {
+      double a, b, tol;
+      if (r.dtype() == DType::kFloat32) {
+        a = r.data<float>()[k];
+        b = f.data<float>()[k];
+        tol = step * 1.001 + 1e-6;
+      } else if (r.dtype() == DType::kInt8) {
+        a = r.data<int8_t>()[k];
+        b = f.data<int8_t>()[k];
+        tol = exact ? 0 : 1;
+      } else {
+        a = r.data<uint8_t>()[k];
+        b = f.data<uint8_t>()[k];
+        tol = exact ? 0 : 1;
+      }
+      ASSERT_LE(std::fabs(a - b), tol) << what << " output " << i << " element " << k << ": " << b << " vs " << a;
+      differing += a != b;
+    }
+  }
+  if (!quantised_output) return;
+  // Off-by-one results come only from ties at rounding boundaries: they must be rare.
+  int64_t total = 0;
+  for (const Tensor& t : ref.values) total += t.num_elements();
+  EXPECT_LE(differing * 20, total + 20) << what << ": " << differing << " of " << total << " differ";
+}
+
+struct ConvCase {
+  int64_t c, m, h, w, kh, kw, sh, sw, dh, dw, group;
+  std::vector<int64_t> pads;
+};
+
+// x -> Q -> DQ -> Conv(DQ(w), DQ(b)) [-> Relu] -> Q -> DQ -> y, the QDQ form of a quantised Conv.
+Result<Model> qdq_conv_model(const ConvCase& k, bool relu, bool u8, std::mt19937& rng, float* y_step) {
+  const float xs = 2.f / 255.f, ys = 0.05f * std::sqrt(static_cast<float>(k.c / k.group * k.kh * k.kw));
+  *y_step = ys;
+  const Tensor w = random_float({k.m, k.c / k.group, k.kh, k.kw}, rng);
+  const QuantWeights qw = quantize_weights(w, 0);
+  Tensor bq(DType::kInt32, {k.m}), bs(DType::kFloat32, {k.m}), bz(DType::kInt32, {k.m});
+  std::uniform_int_distribution<int32_t> bd(-2000, 2000);
+  for (int64_t j = 0; j < k.m; ++j) {
+    bq.data<int32_t>()[j] = bd(rng);
+    bs.data<float>()[j] = xs * qw.scale.data<float>()[j];
+    bz.data<int32_t>()[j] = 0;
+  }
+  ModelBuilder b(13);
+  b.input("x", DType::kFloat32, {2, k.c, k.h, k.w})
+      .initializer("xs", scalar_f(xs))
+      .initializer("xz", u8 ? scalar_u8(131) : scalar_i8(3))
+      .initializer("wq", qw.q).initializer("ws", qw.scale).initializer("wz", qw.zero)
+      .initializer("bq", bq).initializer("bs", bs).initializer("bz", bz)
+      .initializer("ys", scalar_f(ys))
+      .initializer("yz", u8 ? (relu ? scalar_u8(0) : scalar_u8(120)) : (relu ? scalar_i8(-128) : scalar_i8(-5)))
+      .node("QuantizeLinear", {"x", "xs", "xz"}, {"xq"})
+      .node("DequantizeLinear", {"xq", "xs", "xz"}, {"xd"})
+      .node("DequantizeLinear", {"wq", "ws", "wz"}, {"wd"}, {Attr::i("axis", 0)})
+      .node("DequantizeLinear", {"bq", "bs", "bz"}, {"bd"}, {Attr::i("axis", 0)})
+      .node("Conv", {"xd", "wd", "bd"}, {"c"},
+            {Attr::ints("kernel_shape", {k.kh, k.kw}), Attr::ints("strides", {k.sh, k.sw}),
+             Attr::ints("dilations", {k.dh, k.dw}), Attr::i("group", k.group), Attr::ints("pads", k.pads)});
+  std::string last = "c";
+  if (relu) {
+    b.node("Relu", {"c"}, {"r"});
+    last = "r";
+  }
+  b.node("QuantizeLinear", {last, "ys", "yz"}, {"yq"}).node("DequantizeLinear", {"yq", "ys", "yz"}, {"y"});
+  b.output("y", DType::kFloat32);
+  return b.build();
+}
+
+TEST(Quantized, QdqConvolutionsRunOnIntegerKernels) {
+  std::mt19937 rng(11);
+  const ConvCase cases[] = {
+      {3, 16, 9, 9, 3, 3, 1, 1, 1, 1, 1, {1, 1, 1, 1}},
+      {8, 17, 7, 6, 3, 3, 2, 2, 1, 1, 1, {0, 1, 1, 0}},    // asymmetric pads, stride 2
+      {5, 7, 11, 10, 3, 3, 1, 1, 2, 2, 1, {2, 2, 2, 2}},   // dilation
+      {16, 33, 5, 5, 1, 1, 1, 1, 1, 1, 1, {0, 0, 0, 0}},   // pointwise: GEMM on the input
+      {16, 8, 8, 8, 1, 1, 2, 2, 1, 1, 1, {0, 0, 0, 0}},    // strided pointwise
+      {32, 32, 8, 7, 3, 3, 1, 1, 1, 1, 32, {1, 1, 1, 1}},  // depthwise
+      {13, 13, 9, 9, 5, 5, 2, 2, 1, 1, 13, {2, 2, 1, 1}},  // depthwise, odd channels
+      {8, 16, 6, 6, 3, 3, 1, 1, 1, 1, 8, {1, 1, 1, 1}},    // channel multiplier 2 (grouped)
+      {12, 18, 7, 7, 3, 3, 1, 1, 1, 1, 3, {1, 1, 1, 1}},   // grouped
+      {1, 64, 49, 10, 10, 4, 2, 2, 1, 1, 1, {4, 1, 5, 1}}, // the KWS stem (one input channel)
+  };
+  for (const ConvCase& k : cases)
+    for (bool relu : {false, true})
+      for (bool u8 : {false, true}) {
+        float step = 0;
+        Result<Model> m = qdq_conv_model(k, relu, u8, rng, &step);
+        ASSERT_TRUE(m.is_ok()) << m.status().to_string();
+        const std::string what = "conv c=" + std::to_string(k.c) + " m=" + std::to_string(k.m) + " g=" +
+                                 std::to_string(k.group) + " k=" + std::to_string(k.kh) + "x" + std::to_string(k.kw) +
+                                 (relu ? " relu" : "") + (u8 ? " u8" : " s8");
+        std::vector<Tensor> in = {random_float({2, k.c, k.h, k.w}, rng)};
+        Outputs ref = run(*m, in, false), fast = run(*m, in, true);
+        EXPECT_EQ(count_op(fast, "QConv"), 1) << what;
+        EXPECT_EQ(count_op(fast, "Conv"), 0) << what;
+        expect_close(ref, fast, step, what);
+      }
+}
+
+// x -> Q -> DQ -> MatMul(DQ(w)) + DQ(b) [-> Relu] -> Q -> DQ, and the Gemm spelling with transB.
+TEST(Quantized, QdqDenseLayersRunOnIntegerKernels) {
+  std::mt19937 rng(12);
+  for (int64_t kdim : {1, 7, 64, 129})
+    for (int64_t n : {1, 5, 16, 33})
+      for (bool gemm : {false, true})
+        for (bool relu : {false, true}) {
+          const float xs = 2.f / 255.f, ys = 0.06f * std::sqrt(static_cast<float>(kdim));
+          const Tensor w = random_float(gemm ? Shape{n, kdim} : Shape{kdim, n}, rng);
+          const QuantWeights qw = quantize_weights(w, gemm ? 0 : 1);
+          Tensor bq(DType::kInt32, {n}), bs(DType::kFloat32, {n});
+          for (int64_t j = 0; j < n; ++j) {
+            bq.data<int32_t>()[j] = static_cast<int32_t>(j * 37 % 500) - 250;
+            bs.data<float>()[j] = xs * qw.scale.data<float>()[j];
+          }
+          ModelBuilder b(13);
+          b.input("x", DType::kFloat32, {3, kdim})
+              .initializer("xs", scalar_f(xs)).initializer("xz", scalar_i8(-7))
+              .initializer("wq", qw.q).initializer("ws", qw.scale).initializer("wz", qw.zero)
+              .initializer("bq", bq).initializer("bs", bs).initializer("bz", Tensor(DType::kInt32, {n}))
+              .initializer("ys", scalar_f(ys)).initializer("yz", scalar_i8(relu ? -128 : 4))
+              .node("QuantizeLinear", {"x", "xs", "xz"}, {"xq"})
+              .node("DequantizeLinear", {"xq", "xs", "xz"}, {"xd"})
+              .node("DequantizeLinear", {"wq", "ws", "wz"}, {"wd"}, {Attr::i("axis", gemm ? 0 : 1)})
+              .node("DequantizeLinear", {"bq", "bs", "bz"}, {"bd"}, {Attr::i("axis", 0)});
+          if (gemm) {
+            b.node("Gemm", {"xd", "wd", "bd"}, {"a"}, {Attr::i("transB", 1)});
+          } else {
+            b.node("MatMul", {"xd", "wd"}, {"mm"}).node("Add", {"mm", "bd"}, {"a"});
+          }
+          std::string last = "a";
+          if (relu) {
+            b.node("Relu", {"a"}, {"r"});
+            last = "r";
+          }
+          b.node("QuantizeLinear", {last, "ys", "yz"}, {"yq"}).node("DequantizeLinear", {"yq", "ys", "yz"}, {"y"});
+          b.output("y", DType::kFloat32);
+          Result<Model> m = b.build();
+          ASSERT_TRUE(m.is_ok()) << m.status().to_string();
+          const std::string what = std::string(gemm ? "gemm" : "matmul") + " k=" + std::to_string(kdim) +
+                                   " n=" + std::to_string(n) + (relu ? " relu" : "");
+          std::vector<Tensor> in = {random_float({3, kdim}, rng)};
+          Outputs ref = run(*m, in, false), fast = run(*m, in, true);
+          EXPECT_EQ(count_op(fast, "QDense"), 1) << what;
+          expect_close(ref, fast, ys, what);
+        }
+}
+
+// A Conv whose result is read in float (no QuantizeLinear after it) dequantises in the epilogue.
+TEST(Quantized, FloatOutputOfAnIntegerConvolution) {
+  std::mt19937 rng(13);
+  const float xs = 1.f / 64.f;
+  const Tensor w = random_float({6, 4, 3, 3}, rng);
+  const QuantWeights qw = quantize_weights(w, 0);
+  ModelBuilder b(13);
+  b.input("x", DType::kFloat32, {1, 4, 6, 6})
+      .initializer("xs", scalar_f(xs)).initializer("xz", scalar_i8(0))
+      .initializer("wq", qw.q).initializer("ws", qw.scale).initializer("wz", qw.zero)
+      .node("QuantizeLinear", {"x", "xs", "xz"}, {"xq"})
+      .node("DequantizeLinear", {"xq", "xs", "xz"}, {"xd"})
+      .node("DequantizeLinear", {"wq", "ws", "wz"}, {"wd"}, {Attr::i("axis", 0)})
+      .node("Conv", {"xd", "wd"}, {"y"}, {Attr::ints("kernel_shape", {3, 3}), Attr::ints("pads", {1, 1, 1, 1})})
+      .output("y", DType::kFloat32);
+  Result<Model> m = b.build();
+  ASSERT_TRUE(m.is_ok()) << m.status().to_string();
+  std::vector<Tensor> in = {random_float({1, 4, 6, 6}, rng)};
+  Outputs ref = run(*m, in, false), fast = run(*m, in, true);
+  EXPECT_EQ(count_op(fast, "QConv"), 1);
+  // Exact integer sums times a float scale: only float rounding separates the two.
+  expect_close(ref, fast, 1e-4f, "float output", false, false);
+}
+
+// Pooling, residual Add and Mul between quantised convolutions stay in int8; Softmax falls back to
+// float and is reported in the notes.
+TEST(Quantized, PoolAddMulAndFallbackNotes) {
+  std::mt19937 rng(14);
+  const float s = 1.f / 32.f;
+  const Tensor w = random_float({8, 8, 1, 1}, rng);
+  const QuantWeights qw = quantize_weights(w, 0);
+  ModelBuilder b(13);
+  b.input("x", DType::kFloat32, {1, 8, 6, 6})
+      .initializer("s", scalar_f(s)).initializer("z", scalar_i8(2))
+      .initializer("s2", scalar_f(s * 1.5f)).initializer("z2", scalar_i8(-3))
+      .initializer("wq", qw.q).initializer("ws", qw.scale).initializer("wz", qw.zero)
+      .node("QuantizeLinear", {"x", "s", "z"}, {"xq"})
+      .node("DequantizeLinear", {"xq", "s", "z"}, {"xd"})
+      .node("DequantizeLinear", {"wq", "ws", "wz"}, {"wd"}, {Attr::i("axis", 0)})
+      .node("Conv", {"xd", "wd"}, {"c"}, {Attr::ints("kernel_shape", {1, 1})})
+      .node("QuantizeLinear", {"c", "s2", "z2"}, {"cq"})
+      .node("DequantizeLinear", {"cq", "s2", "z2"}, {"cd"})
+      .node("Add", {"cd", "xd"}, {"a"})
+      .node("QuantizeLinear", {"a", "s2", "z2"}, {"aq"})
+      .node("DequantizeLinear", {"aq", "s2", "z2"}, {"ad"})
+      .node("MaxPool", {"ad"}, {"p"}, {Attr::ints("kernel_shape", {3, 3}), Attr::ints("strides", {2, 2}),
+                                       Attr::ints("pads", {1, 1, 1, 1})})
+      .node("QuantizeLinear", {"p", "s", "z"}, {"pq"})
+      .node("DequantizeLinear", {"pq", "s", "z"}, {"pd"})
+      .node("AveragePool", {"pd"}, {"v"}, {Attr::ints("kernel_shape", {2, 2}), Attr::ints("pads", {0, 0, 1, 1}),
+                                           Attr::i("count_include_pad", 1)})
+      .node("QuantizeLinear", {"v", "s", "z"}, {"vq"})
+      .node("DequantizeLinear", {"vq", "s", "z"}, {"vd"})
+      .node("Mul", {"vd", "vd"}, {"mu"})
+      .node("QuantizeLinear", {"mu", "s", "z"}, {"mq"})
+      .node("DequantizeLinear", {"mq", "s", "z"}, {"md"})
+      .node("Softmax", {"md"}, {"sm"}, {Attr::i("axis", 1)})
+      .output("sm", DType::kFloat32);
+  Result<Model> m = b.build();
+  ASSERT_TRUE(m.is_ok()) << m.status().to_string();
+  std::vector<Tensor> in = {random_float({1, 8, 6, 6}, rng, -2.f, 2.f)};
+  Outputs ref = run(*m, in, false), fast = run(*m, in, true);
+  EXPECT_EQ(count_op(fast, "QConv"), 1);
+  EXPECT_EQ(count_op(fast, "QAdd"), 1);
+  EXPECT_EQ(count_op(fast, "QPool"), 2);
+  EXPECT_EQ(count_op(fast, "QMul"), 1);
+  bool noted = false;
+  for (const std::string& n : fast.notes) noted |= n.find("Softmax") != std::string::npos;
+  EXPECT_TRUE(noted) << "the float fallback of Softmax is not reported";
+  // One step of the last int8 tensor moves a softmax probability by less than s.
+  expect_close(ref, fast, s, "pool/add/mul chain");
+}
+
+// QLinearConv / QLinearMatMul with constant weights become QConv / QDense and agree exactly.
+TEST(Quantized, QLinearOperatorsAreBitExact) {
+  std::mt19937 rng(15);
+  std::uniform_int_distribution<int> byte(0, 255);
+  for (bool u8 : {false, true}) {
+    Tensor w(u8 ? DType::kUInt8 : DType::kInt8, {8, 3, 3, 3});
+    for (int64_t i = 0; i < w.num_elements(); ++i) {
+      if (u8) w.data<uint8_t>()[i] = static_cast<uint8_t>(byte(rng));
+      else w.data<int8_t>()[i] = static_cast<int8_t>(byte(rng) - 128);
+    }
+    Tensor ws = random_float({8}, rng, 0.001f, 0.01f);
+    Tensor wz = u8 ? make_tensor<uint8_t>({8}, std::vector<uint8_t>(8, 128)) : make_tensor<int8_t>({8}, std::vector<int8_t>(8, 0));
+    Tensor bias(DType::kInt32, {8});
+    for (int64_t j = 0; j < 8; ++j) bias.data<int32_t>()[j] = static_cast<int32_t>(j * 100 - 300);
+    Tensor bm(DType::kInt8, {12, 5});
+    for (int64_t i = 0; i < bm.num_elements(); ++i) bm.data<int8_t>()[i] = static_cast<int8_t>(byte(rng) - 128);
+    ModelBuilder b(13);
+    b.input("x", DType::kUInt8, {1, 3, 7, 7})
+        .input("a", DType::kInt8, {4, 12})
+        .initializer("xs", scalar_f(0.02f)).initializer("xz", scalar_u8(120))
+        .initializer("w", w).initializer("ws", ws).initializer("wz", wz).initializer("bias", bias)
+        .initializer("ys", scalar_f(0.1f)).initializer("yz", scalar_i8(-4))
+        .initializer("as", scalar_f(0.03f)).initializer("az", scalar_i8(5))
+        .initializer("bm", bm).initializer("bs", scalar_f(0.02f)).initializer("bz", scalar_i8(0))
+        .initializer("ms", scalar_f(0.25f)).initializer("mz", scalar_u8(128))
+        .node("QLinearConv", {"x", "xs", "xz", "w", "ws", "wz", "ys", "yz", "bias"}, {"y"},
+              {Attr::ints("pads", {1, 1, 1, 1}), Attr::ints("strides", {2, 1})})
+        .node("QLinearMatMul", {"a", "as", "az", "bm", "bs", "bz", "ms", "mz"}, {"mm"})
+        .output("y", DType::kInt8)
+        .output("mm", DType::kUInt8);
+    Result<Model> m = b.build();
+    ASSERT_TRUE(m.is_ok()) << m.status().to_string();
+    Tensor x(DType::kUInt8, {1, 3, 7, 7}), a(DType::kInt8, {4, 12});
+    for (int64_t i = 0; i < x.num_elements(); ++i) x.data<uint8_t>()[i] = static_cast<uint8_t>(byte(rng));
+    for (int64_t i = 0; i < a.num_elements(); ++i) a.data<int8_t>()[i] = static_cast<int8_t>(byte(rng) - 128);
+    std::vector<Tensor> in = {x, a};
+    Outputs ref = run(*m, in, false), fast = run(*m, in, true);
+    EXPECT_EQ(count_op(fast, "QConv"), 1);
+    EXPECT_EQ(count_op(fast, "QDense"), 1);
+    expect_close(ref, fast, 0, u8 ? "qlinear u8 weights" : "qlinear s8 weights", true);
+  }
+}
+
+// A zero or NaN scale in a quantised model is an error at compile time, with or without the pass.
+TEST(Quantized, ZeroOrNanScaleIsAnError) {
+  for (float bad : {0.f, std::nanf("")}) {
+    ModelBuilder b(13);
+    b.input("x", DType::kFloat32, {1, 4})
+        .initializer("s", scalar_f(bad)).initializer("z", scalar_i8(0))
+        .node("QuantizeLinear", {"x", "s", "z"}, {"q"})
+        .node("DequantizeLinear", {"q", "s", "z"}, {"y"})
+        .output("y", DType::kFloat32);
+    Result<Model> m = b.build();
+    ASSERT_TRUE(m.is_ok()) << m.status().to_string();
+    for (bool opt : {false, true}) {
+      CompileOptions o;
+      o.optimize = opt;
+      Result<CompiledModel> cm = compile(*m, o);
+      ASSERT_FALSE(cm.is_ok());
+      EXPECT_NE(cm.status().message().find("scale"), std::string::npos) << cm.status().message();
+    }
+  }
+}
+
+}  // namespace
+}  // namespace kiln::nn
