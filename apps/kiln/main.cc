@@ -4,6 +4,7 @@
 //   kiln run MODEL --input NAME=FILE.npy ... --output-dir DIR
 //   kiln bench MODEL [--threads N] [--runs R] [--json]
 //   kiln conformance DIR... [--report md|json] [--gate]
+//   kiln quantize MODEL --calibration DIR --output OUT.onnx [--per-channel] [--method M]
 //
 // Exit codes: 0 success, 1 a requested check failed, 2 bad input (message on stderr).
 #include <CLI/CLI.hpp>
@@ -25,6 +26,7 @@ int main(int argc, char** argv) {
   kiln::cli::register_discover(app, exit_code);
   kiln::cli::register_schedule(app, exit_code);
   kiln::cli::register_cell(app, exit_code);
+  kiln::cli::register_quantize(app, exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

@@ -14,5 +14,6 @@ void register_conformance(CLI::App& app, int& exit_code);
 void register_discover(CLI::App& app, int& exit_code);
 void register_schedule(CLI::App& app, int& exit_code);
 void register_cell(CLI::App& app, int& exit_code);
+void register_quantize(CLI::App& app, int& exit_code);
 
 }  // namespace kiln::cli

@@ -142,6 +142,8 @@ class QuantizedPass {
       else if (n.op_type == "MaxPool" || n.op_type == "AveragePool" || n.op_type == "GlobalAveragePool")
         done = fuse_pool(static_cast<int>(i), n);
       else if (n.op_type == "Add" || n.op_type == "Mul") done = fuse_binary(static_cast<int>(i), n);
+      else if (n.op_type == "Reshape" || n.op_type == "Flatten" || n.op_type == "Squeeze" || n.op_type == "Unsqueeze")
+        done = fuse_shape_op(static_cast<int>(i), n);
       if (done) ++rewrites_;
     }
     // Re-create, from their NHWC twins, the int8 values someone may still read in NCHW (finish()
@@ -701,6 +703,24 @@ class QuantizedPass {
     const int node = e_.add_node(n.op_type == "Add" ? "QAdd" : "QMul", "com.kiln", name, {ia, as, az, ib, bs, bz, ys, yz},
                                  {out});
     set_clamp(e_.node(node), oq);
+    retire(index, oq.nodes);
+    return true;
+  }
+
+  // DQ -> Reshape / Flatten / Squeeze / Unsqueeze -> Q with the same parameters (what a quantiser
+  // writes around a Flatten before a classifier): the same node on the int8 tensor, a view.
+  bool fuse_shape_op(int index, const Node& n) {
+    if (n.inputs.empty() || n.outputs.size() != 1 || n.outputs[0] < 0) return false;
+    QParam xq;
+    int x_src = -1;
+    if (!activation_dq(n.inputs[0], &xq, &x_src)) return false;
+    OutputQ oq;
+    if (!output_q(n.outputs[0], &oq) || oq.nodes.size() != 1 || !oq.q.same(xq)) return false;
+    std::vector<int> inputs = n.inputs;
+    inputs[0] = x_src;
+    const int node = e_.add_node(n.op_type, "", n.name, inputs, {oq.value});
+    e_.node(node).attributes = n.attributes;
+    e_.node(node).opset = n.opset;
     retire(index, oq.nodes);
     return true;
   }

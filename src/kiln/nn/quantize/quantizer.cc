@@ -1,0 +1,568 @@
+#include "kiln/nn/quantize/quantizer.h"
+
+#include <onnx/onnx_pb.h>
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <map>
+#include <set>
+
+#include "kiln/core/npy.h"
+#include "kiln/nn/compile.h"
+#include "kiln/nn/internal/onnx_tensor.h"
+#include "kiln/nn/model.h"
+
+namespace kiln::nn::quantize {
+
+// ---- calibration data ----
+
+Result<std::vector<Tensor>> load_calibration(const std::string& dir, const std::string& input_name,
+                                             const ValueType& input) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) return Status::invalid("calibration folder '", dir, "' does not exist");
+  std::vector<std::string> files;
+  for (const auto& e : fs::directory_iterator(dir, ec))
+    if (e.is_regular_file() && e.path().extension() == ".npy") files.push_back(e.path().string());
+  if (ec) return Status::invalid("cannot read calibration folder '", dir, "': ", ec.message());
+  std::sort(files.begin(), files.end());
+  if (files.empty()) return Status::invalid("calibration folder '", dir, "' holds no .npy files");
+  if (!input.has_shape) return Status::invalid("input '", input_name, "' has no declared shape to check samples against");
+  const std::vector<Dim>& d = input.dims;
+  auto fits = [&](const Shape& s, size_t from) {  // s matches d[from..]
+    if (s.size() + from != d.size()) return false;
+    for (size_t i = 0; i < s.size(); ++i)
+      if (d[i + from].known() && d[i + from].value != s[i]) return false;
+    return true;
+  };
+  std::vector<Tensor> out;
+  for (const std::string& f : files) {
+    Result<Tensor> t = load_npy(f);
+    if (!t.is_ok()) return t.status();
+    if (t->dtype() != DType::kFloat32)
+      return Status::invalid(f, ": dtype ", dtype_name(t->dtype()), ", input '", input_name, "' needs float32");
+    const Shape s = t->shape();
+    const bool batch1 = !d.empty() && (!d[0].known() || d[0].value == 1);
+    if (fits(s, 0)) {
+      out.push_back(*t);
+    } else if (batch1 && fits(s, 1)) {  // one sample without its batch dimension
+      Shape with = s;
+      with.insert(with.begin(), 1);
+      Tensor x(DType::kFloat32, with);
+      std::copy(t->data<float>(), t->data<float>() + t->num_elements(), x.data<float>());
+      out.push_back(std::move(x));
+    } else if (!s.empty() && fits(Shape(s.begin() + 1, s.end()), 1) && batch1) {  // stacked [N, ...sample]
+      // Covered by the first case when the batch is symbolic; here the model wants batch 1.
+      Shape one = s;
+      one[0] = 1;
+      const int64_t per = num_elements(one);
+      for (int64_t i = 0; i < s[0]; ++i) {
+        Tensor x(DType::kFloat32, one);
+        std::copy(t->data<float>() + i * per, t->data<float>() + (i + 1) * per, x.data<float>());
+        out.push_back(std::move(x));
+      }
+    } else if (s.size() == d.size() + 1 && fits(Shape(s.begin() + 1, s.end()), 0)) {  // stacked full samples
+      Shape one(s.begin() + 1, s.end());
+      const int64_t per = num_elements(one);
+      for (int64_t i = 0; i < s[0]; ++i) {
+        Tensor x(DType::kFloat32, one);
+        std::copy(t->data<float>() + i * per, t->data<float>() + (i + 1) * per, x.data<float>());
+        out.push_back(std::move(x));
+      }
+    } else {
+      return Status::invalid(f, ": shape ", shape_to_string(s), " does not fit input '", input_name, "' ",
+                             input.to_string(), " (one sample, the sample without its batch dimension, or samples "
+                             "stacked along a first dimension)");
+    }
+  }
+  if (out.empty()) return Status::invalid("calibration folder '", dir, "' holds no samples");
+  return out;
+}
+
+namespace {
+
+// ---- protobuf helpers ----
+
+onnx::TensorProto to_proto(const std::string& name, const Tensor& t) {
+  onnx::TensorProto p;
+  p.set_name(name);
+  for (int64_t d : t.shape()) p.add_dims(d);
+  int32_t code = onnx::TensorProto::FLOAT;
+  if (t.dtype() == DType::kInt8) code = onnx::TensorProto::INT8;
+  else if (t.dtype() == DType::kUInt8) code = onnx::TensorProto::UINT8;
+  else if (t.dtype() == DType::kInt32) code = onnx::TensorProto::INT32;
+  p.set_data_type(code);
+  p.set_raw_data(std::string(static_cast<const char*>(t.raw()), static_cast<size_t>(t.byte_size())));
+  return p;
+}
+
+const onnx::AttributeProto* find_attr(const onnx::NodeProto& n, const char* name) {
+  for (const auto& a : n.attribute())
+    if (a.name() == name) return &a;
+  return nullptr;
+}
+int64_t attr_i(const onnx::NodeProto& n, const char* name, int64_t def) {
+  const onnx::AttributeProto* a = find_attr(n, name);
+  return a && a->type() == onnx::AttributeProto::INT ? a->i() : def;
+}
+float attr_f(const onnx::NodeProto& n, const char* name, float def) {
+  const onnx::AttributeProto* a = find_attr(n, name);
+  return a && a->type() == onnx::AttributeProto::FLOAT ? a->f() : def;
+}
+
+// A layer with constant weights: Conv, Gemm, MatMul.
+struct Layer {
+  int node = -1;
+  std::string x, w, bias, out;  // out: the node's output, or that of a Relu/Clip after it
+  int64_t axis = 0;             // output-channel axis of w
+  std::string op_type, name;
+};
+
+// One tensor's quantisation.
+struct ActParam {
+  float scale = 1.f;
+  int8_t zero_point = 0;
+};
+
+double sqnr_db(double signal, double noise) {
+  if (noise <= 0) return 200.0;
+  if (signal <= 0) return -200.0;
+  return 10.0 * std::log10(signal / noise);
+}
+
+class Quantizer {
+ public:
+  Quantizer(const QuantizeOptions& o, std::string base_dir) : opts_(o), base_dir_(std::move(base_dir)) {}
+
+  Result<std::string> run(std::string_view bytes, const std::vector<Tensor>& samples, QuantizeReport* report) {
+    if (!mp_.ParseFromArray(bytes.data(), static_cast<int>(bytes.size())))
+      return Status::invalid("the model is not a valid ONNX protobuf");
+    if (samples.empty()) return Status::invalid("no calibration samples");
+    onnx::GraphProto& g = *mp_.mutable_graph();
+    for (const auto& op : mp_.opset_import())
+      if (op.domain().empty() || op.domain() == "ai.onnx") opset_ = static_cast<int>(op.version());
+    if (opset_ < 10) return Status::invalid("QDQ models need opset >= 10; the model imports opset ", opset_);
+    if (opts_.per_channel && opset_ < 13)
+      return Status::invalid("per-channel weights need opset >= 13 (the model imports ", opset_,
+                             "); omit --per-channel or re-export the model");
+    index_graph(g);
+    if (runtime_inputs_.size() != 1)
+      return Status::unsupported("the quantiser handles models with one input; this one has ", runtime_inputs_.size());
+    find_layers(g);
+    if (layers_.empty())
+      return Status::invalid("the model has no quantisable node (Conv, Gemm or MatMul with constant weights",
+                             opts_.exclude.empty() ? "" : ", not excluded", ")");
+    KILN_RETURN_IF_ERROR(calibrate(samples));
+    KILN_RETURN_IF_ERROR(rewrite(g));
+    std::string out;
+    if (!mp_.SerializeToString(&out)) return Status::internal("serialising the quantised model failed");
+    KILN_RETURN_IF_ERROR(measure(bytes, out, samples, report));
+    report->samples = static_cast<int>(samples.size());
+    for (const Layer& l : layers_) report->quantized_nodes.push_back(l.name);
+    report->notes.insert(report->notes.end(), notes_.begin(), notes_.end());
+    return out;
+  }
+
+ private:
+  void index_graph(const onnx::GraphProto& g) {
+    for (int i = 0; i < g.initializer_size(); ++i) init_[g.initializer(i).name()] = i;
+    for (const auto& in : g.input())
+      if (!init_.count(in.name())) runtime_inputs_.push_back(in.name());
+    for (const auto& o : g.output()) graph_outputs_.insert(o.name());
+    for (int i = 0; i < g.node_size(); ++i) {
+      const auto& n = g.node(i);
+      for (int s = 0; s < n.input_size(); ++s)
+        if (!n.input(s).empty()) consumers_[n.input(s)].push_back(i);
+      for (const auto& o : n.output()) names_.insert(o);
+      names_.insert(n.name());
+    }
+    for (const auto& [k, v] : init_) names_.insert(k);
+    for (const auto& k : runtime_inputs_) names_.insert(k);
+  }
+
+  bool is_const(const std::string& v) const { return init_.count(v) > 0; }
+  bool excluded(const onnx::NodeProto& n) const {
+    return std::find(opts_.exclude.begin(), opts_.exclude.end(), n.name()) != opts_.exclude.end();
+  }
+  std::string unique(const std::string& hint) {
+    std::string s = hint;
+    for (int k = 1; names_.count(s); ++k) s = hint + "_" + std::to_string(k);
+    names_.insert(s);
+    return s;
+  }
+  Result<Tensor> initializer(const std::string& name) {
+    return internal::tensor_from_proto(mp_.graph().initializer(init_.at(name)), base_dir_);
+  }
+
+  void find_layers(const onnx::GraphProto& g) {
+    for (int i = 0; i < g.node_size(); ++i) {
+      const auto& n = g.node(i);
+      if (!n.domain().empty() && n.domain() != "ai.onnx") continue;
+      if (excluded(n)) {
+        if (n.op_type() == "Conv" || n.op_type() == "Gemm" || n.op_type() == "MatMul")
+          notes_.push_back(n.op_type() + " '" + n.name() + "' excluded: left in float");
+        continue;
+      }
+      const std::string& op = n.op_type();
+      if (op == "Conv" || op == "Gemm" || op == "MatMul") {
+        if (n.input_size() < 2 || is_const(n.input(0)) || !is_const(n.input(1)) || n.output_size() < 1) continue;
+        Layer l;
+        l.node = i;
+        l.op_type = op;
+        l.name = n.name().empty() ? op + "_" + std::to_string(i) : n.name();
+        l.x = n.input(0);
+        l.w = n.input(1);
+        const auto& wp = g.initializer(init_.at(l.w));
+        if (wp.data_type() != onnx::TensorProto::FLOAT) continue;
+        if (op == "Conv") {
+          if (wp.dims_size() != 4) continue;  // the integer kernels are 2-D
+          l.axis = 0;
+        } else if (op == "Gemm") {
+          if (wp.dims_size() != 2 || attr_i(n, "transA", 0) != 0 || attr_f(n, "alpha", 1.f) != 1.f ||
+              attr_f(n, "beta", 1.f) != 1.f)
+            continue;
+          l.axis = attr_i(n, "transB", 0) ? 0 : 1;
+        } else {
+          if (wp.dims_size() != 2) continue;
+          l.axis = 1;
+        }
+        const int64_t channels = wp.dims(static_cast<int>(l.axis));
+        if (n.input_size() > 2 && !n.input(2).empty()) {
+          const std::string& b = n.input(2);
+          if (is_const(b)) {
+            const auto& bp = g.initializer(init_.at(b));
+            int64_t count = 1;
+            for (int64_t d : bp.dims()) count *= d;
+            if (bp.data_type() == onnx::TensorProto::FLOAT && count == channels) l.bias = b;
+          }
+        }
+        l.out = n.output(0);
+        auto c = consumers_.find(l.out);
+        if (c != consumers_.end() && c->second.size() == 1 && !graph_outputs_.count(l.out)) {
+          const auto& next = g.node(c->second[0]);
+          if ((next.op_type() == "Relu" || next.op_type() == "Clip") && next.input(0) == l.out && next.output_size() == 1)
+            l.out = next.output(0);
+        }
+        add_activation(l.x);
+        add_activation(l.out);
+        layers_.push_back(l);
+      } else if (op == "MaxPool" || op == "AveragePool" || op == "GlobalAveragePool") {
+        if (n.input_size() < 1 || n.output_size() < 1 || is_const(n.input(0))) continue;
+        if (n.output_size() > 1 && !n.output(1).empty()) continue;
+        add_activation(n.input(0));
+        add_activation(n.output(0));
+      } else if (op == "Add") {
+        if (n.input_size() != 2 || is_const(n.input(0)) || is_const(n.input(1))) continue;
+        add_activation(n.input(0));
+        add_activation(n.input(1));
+        add_activation(n.output(0));
+      }
+    }
+  }
+  void add_activation(const std::string& v) {
+    if (!stats_.count(v)) {
+      order_.push_back(v);
+      stats_[v] = TensorStats();
+    }
+  }
+
+  // Compiles a model that also outputs `extra` tensors.
+  Result<CompiledModel> compile_with_outputs(const onnx::ModelProto& base, const std::vector<std::string>& extra,
+                                             const Tensor& sample, std::map<std::string, int>* index) {
+    onnx::ModelProto m = base;
+    std::set<std::string> have;
+    for (const auto& o : m.graph().output()) have.insert(o.name());
+    for (const std::string& v : extra) {
+      if (have.count(v)) continue;
+      auto* o = m.mutable_graph()->add_output();
+      o->set_name(v);
+      o->mutable_type()->mutable_tensor_type()->set_elem_type(onnx::TensorProto::FLOAT);
+      have.insert(v);
+    }
+    std::string bytes;
+    m.SerializeToString(&bytes);
+    LoadOptions lo;
+    lo.base_dir = base_dir_;
+    KILN_ASSIGN_OR_RETURN(Model model, Model::load_bytes(bytes, lo));
+    CompileOptions co;
+    co.input_shapes[runtime_inputs_[0]] = sample.shape();
+    KILN_ASSIGN_OR_RETURN(CompiledModel cm, compile(model, co));
+    index->clear();
+    for (size_t i = 0; i < cm.outputs().size(); ++i) (*index)[cm.outputs()[i].name] = static_cast<int>(i);
+    return cm;
+  }
+
+  static Status run_one(CompiledModel& cm, const Tensor& x, std::vector<Tensor>& outs) {
+    if (x.shape() != cm.inputs()[0].shape || x.dtype() != cm.inputs()[0].dtype)
+      return Status::invalid("calibration samples differ in shape: ", shape_to_string(x.shape()), " after ",
+                             shape_to_string(cm.inputs()[0].shape));
+    TensorView in[] = {x.view()};
+    std::vector<TensorView> ov;
+    for (Tensor& t : outs) ov.push_back(t.view());
+    return cm.run(in, ov);
+  }
+
+  Status calibrate(const std::vector<Tensor>& samples) {
+    std::map<std::string, int> idx;
+    KILN_ASSIGN_OR_RETURN(CompiledModel cm, compile_with_outputs(mp_, order_, samples[0], &idx));
+    std::vector<Tensor> outs = cm.make_outputs();
+    const int passes = opts_.method == CalibrationMethod::kMinMax ? 1 : 2;
+    for (int pass = 0; pass < passes; ++pass) {
+      if (pass == 1)
+        for (auto& [k, s] : stats_) s.start_histogram();
+      for (const Tensor& x : samples) {
+        KILN_RETURN_IF_ERROR(run_one(cm, x, outs));
+        for (const std::string& v : order_) {
+          auto it = idx.find(v);
+          if (it == idx.end()) continue;
+          const Tensor& t = outs[static_cast<size_t>(it->second)];
+          if (t.dtype() != DType::kFloat32) continue;
+          if (pass == 0) stats_[v].observe_range(t.data<float>(), t.num_elements());
+          else stats_[v].observe_histogram(t.data<float>(), t.num_elements());
+        }
+      }
+    }
+    for (const std::string& v : order_) {
+      auto it = idx.find(v);
+      if (it == idx.end() || cm.outputs()[static_cast<size_t>(it->second)].dtype != DType::kFloat32 ||
+          !stats_[v].seen())
+        continue;
+      ActParam p;
+      asymmetric_int8(choose_range(stats_[v], opts_.method), &p.scale, &p.zero_point);
+      params_[v] = p;
+    }
+    return Status::ok();
+  }
+
+  onnx::NodeProto qdq_node(const char* op, const std::string& name, const std::vector<std::string>& in,
+                           const std::string& out, int64_t axis = -1) {
+    onnx::NodeProto n;
+    n.set_op_type(op);
+    n.set_name(unique(name));
+    for (const std::string& s : in) n.add_input(s);
+    n.add_output(out);
+    if (axis >= 0) {
+      auto* a = n.add_attribute();
+      a->set_name("axis");
+      a->set_type(onnx::AttributeProto::INT);
+      a->set_i(axis);
+    }
+    return n;
+  }
+  void add_init(const std::string& name, const Tensor& t) { *mp_.mutable_graph()->add_initializer() = to_proto(name, t); }
+
+  Status rewrite(onnx::GraphProto& g) {
+    std::vector<onnx::NodeProto> head;                         // weight DequantizeLinear nodes
+    std::map<std::string, std::vector<onnx::NodeProto>> after;  // tensor -> its Q/DQ pair
+    std::map<std::string, std::string> dq_name;                 // activation -> its dequantised twin
+    for (const std::string& v : order_) {
+      auto it = params_.find(v);
+      if (it == params_.end()) continue;
+      Tensor s(DType::kFloat32, {}), z(DType::kInt8, {});
+      s.data<float>()[0] = it->second.scale;
+      z.data<int8_t>()[0] = it->second.zero_point;
+      const std::string sn = unique(v + "_scale"), zn = unique(v + "_zero_point");
+      add_init(sn, s);
+      add_init(zn, z);
+      const std::string qn = unique(v + "_quantized"), dn = unique(v + "_dequantized");
+      after[v].push_back(qdq_node("QuantizeLinear", v + "_QuantizeLinear", {v, sn, zn}, qn));
+      after[v].push_back(qdq_node("DequantizeLinear", v + "_DequantizeLinear", {qn, sn, zn}, dn));
+      dq_name[v] = dn;
+    }
+    std::set<std::string> retired_inits;
+    for (Layer& l : layers_) {
+      auto xp = params_.find(l.x);
+      if (xp == params_.end()) {
+        notes_.push_back(l.op_type + " '" + l.name + "': its input is not float32; left in float");
+        continue;
+      }
+      KILN_ASSIGN_OR_RETURN(Tensor w, initializer(l.w));
+      const int64_t channels = w.shape()[static_cast<size_t>(l.axis)];
+      int64_t inner = 1;
+      for (size_t d = static_cast<size_t>(l.axis) + 1; d < w.rank(); ++d) inner *= w.shape()[d];
+      const int64_t groups = opts_.per_channel ? channels : 1;
+      std::vector<float> amax(static_cast<size_t>(groups), 0.f);
+      for (int64_t i = 0; i < w.num_elements(); ++i) {
+        const int64_t c = opts_.per_channel ? (i / inner) % channels : 0;
+        const float v = std::fabs(w.data<float>()[i]);
+        if (std::isfinite(v)) amax[c] = std::max(amax[c], v);
+      }
+      Tensor ws(DType::kFloat32, opts_.per_channel ? Shape{channels} : Shape{});
+      Tensor wz(DType::kInt8, opts_.per_channel ? Shape{channels} : Shape{});
+      for (int64_t c = 0; c < groups; ++c) {
+        ws.data<float>()[c] = amax[c] > 0 ? amax[c] / 127.f : 1.f;
+        wz.data<int8_t>()[c] = 0;
+      }
+      Tensor wq(DType::kInt8, w.shape());
+      for (int64_t i = 0; i < w.num_elements(); ++i) {
+        const int64_t c = opts_.per_channel ? (i / inner) % channels : 0;
+        float q = std::nearbyint(w.data<float>()[i] / ws.data<float>()[c]);
+        if (std::isnan(q)) q = 0;
+        wq.data<int8_t>()[i] = static_cast<int8_t>(std::min(127.f, std::max(-127.f, q)));
+      }
+      const std::string wqn = unique(l.w + "_quantized"), wsn = unique(l.w + "_scale"), wzn = unique(l.w + "_zero_point");
+      const std::string wdn = unique(l.w + "_dequantized");
+      add_init(wqn, wq);
+      add_init(wsn, ws);
+      add_init(wzn, wz);
+      head.push_back(qdq_node("DequantizeLinear", l.w + "_DequantizeLinear", {wqn, wsn, wzn}, wdn,
+                              opts_.per_channel ? l.axis : -1));
+      onnx::NodeProto& node = *g.mutable_node(l.node);
+      node.set_input(1, wdn);
+      retired_inits.insert(l.w);
+      if (!l.bias.empty()) {
+        KILN_ASSIGN_OR_RETURN(Tensor b, initializer(l.bias));
+        Tensor bq(DType::kInt32, {channels}), bs(DType::kFloat32, {channels}), bz(DType::kInt32, {channels});
+        for (int64_t c = 0; c < channels; ++c) {
+          const float s = xp->second.scale * ws.data<float>()[opts_.per_channel ? c : 0];
+          bs.data<float>()[c] = s;
+          bz.data<int32_t>()[c] = 0;
+          const double q = std::nearbyint(static_cast<double>(b.data<float>()[c]) / s);
+          bq.data<int32_t>()[c] = static_cast<int32_t>(std::min(2147483647.0, std::max(-2147483647.0, q)));
+        }
+        const std::string bqn = unique(l.name + "_bias_quantized"), bsn = unique(l.name + "_bias_scale"),
+                          bzn = unique(l.name + "_bias_zero_point"), bdn = unique(l.name + "_bias_dequantized");
+        add_init(bqn, bq);
+        add_init(bsn, bs);
+        add_init(bzn, bz);
+        head.push_back(qdq_node("DequantizeLinear", l.name + "_bias_DequantizeLinear", {bqn, bsn, bzn}, bdn, 0));
+        node.set_input(2, bdn);
+        retired_inits.insert(l.bias);
+      }
+    }
+    // Consumers read the dequantised twins.
+    for (int i = 0; i < g.node_size(); ++i) {
+      onnx::NodeProto& n = *g.mutable_node(i);
+      for (int s = 0; s < n.input_size(); ++s) {
+        auto it = dq_name.find(n.input(s));
+        if (it != dq_name.end()) n.set_input(s, it->second);
+      }
+    }
+    // Drop float initializers nobody reads any more.
+    std::set<std::string> read;
+    for (const auto& n : g.node())
+      for (const auto& in : n.input()) read.insert(in);
+    for (const auto& h : head)
+      for (const auto& in : h.input()) read.insert(in);
+    for (const auto& [v, nodes] : after)
+      for (const auto& n : nodes)
+        for (const auto& in : n.input()) read.insert(in);
+    google::protobuf::RepeatedPtrField<onnx::TensorProto> kept;
+    for (const auto& t : g.initializer())
+      if (!retired_inits.count(t.name()) || read.count(t.name()) || graph_outputs_.count(t.name())) *kept.Add() = t;
+    g.mutable_initializer()->Swap(&kept);
+    google::protobuf::RepeatedPtrField<onnx::ValueInfoProto> inputs;
+    for (const auto& in : g.input())
+      if (!retired_inits.count(in.name()) || read.count(in.name())) *inputs.Add() = in;
+    g.mutable_input()->Swap(&inputs);
+    // Topological order: weight DQs, Q/DQ of the graph input, then each node followed by the Q/DQ
+    // of its outputs.
+    google::protobuf::RepeatedPtrField<onnx::NodeProto> nodes;
+    for (auto& h : head) *nodes.Add() = h;
+    for (const std::string& in : runtime_inputs_)
+      for (auto& q : after[in]) *nodes.Add() = q;
+    for (const auto& n : g.node()) {
+      *nodes.Add() = n;
+      for (const auto& o : n.output()) {
+        auto it = after.find(o);
+        if (it != after.end())
+          for (auto& q : it->second) *nodes.Add() = q;
+      }
+    }
+    g.mutable_node()->Swap(&nodes);
+    // Per-tensor QDQ works from opset 10; per-axis needs 13 (checked above).
+    return Status::ok();
+  }
+
+  // SQNR of every layer output and graph output: fp32 model vs the quantised model (run as Kiln
+  // runs it: integer kernels through the quantized pass).
+  Status measure(std::string_view fp32_bytes, const std::string& q_bytes, const std::vector<Tensor>& samples,
+                 QuantizeReport* report) {
+    onnx::ModelProto fp, q;
+    fp.ParseFromArray(fp32_bytes.data(), static_cast<int>(fp32_bytes.size()));
+    q.ParseFromString(q_bytes);
+    std::vector<std::string> f_names, q_names;
+    std::vector<const Layer*> measured;
+    std::map<std::string, std::string> dq_of;
+    for (const auto& n : q.graph().node())
+      if (n.op_type() == "DequantizeLinear" && n.input_size() > 0)
+        for (const auto& m : q.graph().node())
+          if (m.op_type() == "QuantizeLinear" && m.output_size() > 0 && m.output(0) == n.input(0) && m.input_size() > 0)
+            dq_of[m.input(0)] = n.output(0);
+    for (const Layer& l : layers_) {
+      auto it = dq_of.find(l.out);
+      if (it == dq_of.end() || graph_outputs_.count(l.out)) continue;
+      f_names.push_back(l.out);
+      q_names.push_back(it->second);
+      measured.push_back(&l);
+    }
+    std::map<std::string, int> fi, qi;
+    KILN_ASSIGN_OR_RETURN(CompiledModel fcm, compile_with_outputs(fp, f_names, samples[0], &fi));
+    KILN_ASSIGN_OR_RETURN(CompiledModel qcm, compile_with_outputs(q, q_names, samples[0], &qi));
+    std::vector<Tensor> fo = fcm.make_outputs(), qo = qcm.make_outputs();
+    std::vector<std::string> outs;
+    for (const auto& o : fp.graph().output()) outs.push_back(o.name());
+    std::vector<double> sig(measured.size() + outs.size(), 0), noise(sig.size(), 0);
+    int top1_same = 0, top1_total = 0;
+    for (const Tensor& x : samples) {
+      KILN_RETURN_IF_ERROR(run_one(fcm, x, fo));
+      KILN_RETURN_IF_ERROR(run_one(qcm, x, qo));
+      auto acc = [&](size_t slot, const Tensor& a, const Tensor& b) {
+        if (a.dtype() != DType::kFloat32 || b.dtype() != DType::kFloat32 || a.num_elements() != b.num_elements()) return;
+        for (int64_t k = 0; k < a.num_elements(); ++k) {
+          const double u = a.data<float>()[k], v = b.data<float>()[k];
+          sig[slot] += u * u;
+          noise[slot] += (u - v) * (u - v);
+        }
+      };
+      for (size_t i = 0; i < measured.size(); ++i)
+        acc(i, fo[static_cast<size_t>(fi.at(f_names[i]))], qo[static_cast<size_t>(qi.at(q_names[i]))]);
+      for (size_t i = 0; i < outs.size(); ++i) {
+        const Tensor& a = fo[static_cast<size_t>(fi.at(outs[i]))];
+        const Tensor& b = qo[static_cast<size_t>(qi.at(outs[i]))];
+        acc(measured.size() + i, a, b);
+        if (i == 0 && a.rank() == 2 && a.shape()[0] == 1 && a.shape()[1] > 1 && a.dtype() == DType::kFloat32 &&
+            b.dtype() == DType::kFloat32 && a.shape() == b.shape()) {
+          const float* pa = a.data<float>();
+          const float* pb = b.data<float>();
+          top1_same += std::max_element(pa, pa + a.shape()[1]) - pa == std::max_element(pb, pb + b.shape()[1]) - pb;
+          ++top1_total;
+        }
+      }
+    }
+    for (size_t i = 0; i < measured.size(); ++i)
+      report->layers.push_back({measured[i]->name, measured[i]->op_type, measured[i]->out, sqnr_db(sig[i], noise[i])});
+    for (size_t i = 0; i < outs.size(); ++i)
+      report->outputs.push_back({"(output)", "", outs[i], sqnr_db(sig[measured.size() + i], noise[measured.size() + i])});
+    if (top1_total > 0) report->top1_agreement = static_cast<double>(top1_same) / top1_total;
+    return Status::ok();
+  }
+
+  const QuantizeOptions& opts_;
+  std::string base_dir_;
+  onnx::ModelProto mp_;
+  int opset_ = 0;
+  std::map<std::string, int> init_;
+  std::vector<std::string> runtime_inputs_;
+  std::set<std::string> graph_outputs_, names_;
+  std::map<std::string, std::vector<int>> consumers_;
+  std::vector<Layer> layers_;
+  std::vector<std::string> order_;
+  std::map<std::string, TensorStats> stats_;
+  std::map<std::string, ActParam> params_;
+  std::vector<std::string> notes_;
+};
+
+}  // namespace
+
+Result<std::string> quantize_model(std::string_view model_bytes, const std::string& base_dir,
+                                   const std::vector<Tensor>& samples, const QuantizeOptions& options,
+                                   QuantizeReport* report) {
+  QuantizeReport local;
+  Quantizer q(options, base_dir);
+  Result<std::string> r = q.run(model_bytes, samples, report ? report : &local);
+  return r;
+}
+
+}  // namespace kiln::nn::quantize

@@ -1,0 +1,72 @@
+// kiln/nn/quantize/quantizer.h — post-training static quantisation of an fp32 ONNX model into a
+// standard QDQ ONNX model (what `kiln quantize` writes).
+//
+// The quantiser runs the fp32 model on the calibration samples, records the range of every
+// activation that feeds or leaves a quantisable node, and rewrites the model the way ONNX
+// Runtime's S8S8 QDQ quantiser does: weights of Conv / Gemm / MatMul become symmetric int8
+// initializers (per output channel with `per_channel`) behind a DequantizeLinear, biases int32 with
+// scale x_scale * w_scale, and each activation tensor gets one QuantizeLinear -> DequantizeLinear
+// pair with asymmetric int8 parameters; Relu / Clip after a layer are quantised at their output,
+// and MaxPool / AveragePool / GlobalAveragePool / Add get QDQ inputs and outputs so that the int8
+// chain continues through them. Kiln's quantized pass (passes/quantized.cc) runs the result on
+// integer kernels; ONNX Runtime loads it too.
+//
+//   KILN_ASSIGN_OR_RETURN(auto samples, quantize::load_calibration("calib/", input_type));
+//   quantize::QuantizeOptions opts;
+//   opts.per_channel = true;
+//   quantize::QuantizeReport report;
+//   KILN_ASSIGN_OR_RETURN(std::string onnx, quantize::quantize_model(bytes, ".", samples, opts, &report));
+//   KILN_RETURN_IF_ERROR(write_file_atomic("model.int8.onnx", onnx));
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "kiln/core/status.h"
+#include "kiln/core/tensor.h"
+#include "kiln/nn/ir.h"
+#include "kiln/nn/quantize/calibration.h"
+
+namespace kiln::nn::quantize {
+
+struct QuantizeOptions {
+  bool per_channel = false;
+  CalibrationMethod method = CalibrationMethod::kMinMax;
+  // Node names left in float.
+  std::vector<std::string> exclude;
+};
+
+// Signal-to-quantisation-noise ratio of one tensor over the calibration samples:
+// 10 log10(sum x^2 / sum (x - x_int8)^2), x from the fp32 model, x_int8 from the quantised one.
+struct TensorQuality {
+  std::string node;     // the layer (or graph output) it belongs to
+  std::string op_type;
+  std::string tensor;
+  double sqnr_db = 0;
+};
+
+struct QuantizeReport {
+  int samples = 0;
+  std::vector<std::string> quantized_nodes;
+  std::vector<TensorQuality> layers;   // one per quantised layer, in graph order
+  std::vector<TensorQuality> outputs;  // the model's outputs
+  // Fraction of samples whose arg-max agrees between fp32 and int8 outputs (classifier outputs
+  // only: rank 2 with batch 1; -1 otherwise).
+  double top1_agreement = -1;
+  std::vector<std::string> notes;
+};
+
+// Calibration samples for a model input of type `input`, from every `.npy` file in `dir` (sorted
+// by name). A file holds one sample (the input's shape, or that shape without its batch dimension
+// of 1) or several stacked along a first dimension. Errors name the file and what was expected.
+Result<std::vector<Tensor>> load_calibration(const std::string& dir, const std::string& input_name,
+                                             const ValueType& input);
+
+// Quantises the ONNX model `model_bytes` (external data is looked up in `base_dir`) and returns the
+// serialised QDQ model. Fails (kInvalidArgument) when no node can be quantised.
+Result<std::string> quantize_model(std::string_view model_bytes, const std::string& base_dir,
+                                   const std::vector<Tensor>& samples, const QuantizeOptions& options,
+                                   QuantizeReport* report);
+
+}  // namespace kiln::nn::quantize

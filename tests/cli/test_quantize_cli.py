@@ -1,0 +1,193 @@
+#!/usr/bin/python3
+"""`kiln quantize` from outside: a small fp32 CNN built here with the onnx helper is quantised on
+generated calibration data; the QDQ model must be valid ONNX, run on Kiln's integer kernels and
+stay close to fp32; bad inputs must exit with code 2, one message, and no output file.
+
+    /usr/bin/python3 tests/cli/test_quantize_cli.py KILN_BINARY
+"""
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import unittest
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+KILN = None
+
+
+def kiln(*args):
+    p = subprocess.run([KILN, *args], capture_output=True, text=True, timeout=300)
+    assert p.returncode >= 0, "kiln %s crashed with signal %d\n%s" % (args, -p.returncode, p.stderr)
+    return p
+
+
+def cnn_model(path, opset=13):
+    """Conv-Relu-MaxPool-Conv-Relu-GlobalAveragePool-Flatten-Gemm, input [1, 1, 8, 8]."""
+    rng = np.random.default_rng(3)
+    init = [
+        numpy_helper.from_array(rng.normal(0, 0.5, (8, 1, 3, 3)).astype(np.float32), "w1"),
+        numpy_helper.from_array(rng.normal(0, 0.1, (8,)).astype(np.float32), "b1"),
+        numpy_helper.from_array(rng.normal(0, 0.2, (16, 8, 3, 3)).astype(np.float32), "w2"),
+        numpy_helper.from_array(rng.normal(0, 0.1, (16,)).astype(np.float32), "b2"),
+        numpy_helper.from_array(rng.normal(0, 0.3, (10, 16)).astype(np.float32), "w3"),
+        numpy_helper.from_array(rng.normal(0, 0.1, (10,)).astype(np.float32), "b3"),
+    ]
+    nodes = [
+        helper.make_node("Conv", ["x", "w1", "b1"], ["c1"], name="conv1", pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["c1"], ["r1"], name="relu1"),
+        helper.make_node("MaxPool", ["r1"], ["p1"], name="pool1", kernel_shape=[2, 2], strides=[2, 2]),
+        helper.make_node("Conv", ["p1", "w2", "b2"], ["c2"], name="conv2", pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["c2"], ["r2"], name="relu2"),
+        helper.make_node("GlobalAveragePool", ["r2"], ["g"], name="gap"),
+        helper.make_node("Flatten", ["g"], ["f"], name="flatten"),
+        helper.make_node("Gemm", ["f", "w3", "b3"], ["y"], name="fc", transB=1),
+    ]
+    graph = helper.make_graph(nodes, "cnn", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, 8, 8])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 10])], init)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    model.ir_version = 8
+    onnx.save(model, path)
+
+
+class Quantize(unittest.TestCase):
+    def setUp(self):
+        self.tmp = tempfile.TemporaryDirectory()
+        self.dir = self.tmp.name
+        self.model = os.path.join(self.dir, "cnn.onnx")
+        cnn_model(self.model)
+        self.calib = os.path.join(self.dir, "calib")
+        os.mkdir(self.calib)
+        rng = np.random.default_rng(5)
+        # One stacked file of 40 samples and 10 single samples (with and without the batch dimension).
+        np.save(os.path.join(self.calib, "stack.npy"), rng.uniform(0, 1, (40, 1, 8, 8)).astype(np.float32))
+        for i in range(5):
+            np.save(os.path.join(self.calib, "s%d.npy" % i), rng.uniform(0, 1, (1, 1, 8, 8)).astype(np.float32))
+            np.save(os.path.join(self.calib, "t%d.npy" % i), rng.uniform(0, 1, (1, 8, 8)).astype(np.float32))
+        self.out = os.path.join(self.dir, "cnn.int8.onnx")
+
+    def tearDown(self):
+        self.tmp.cleanup()
+
+    def run_model(self, model, x, *extra):
+        np.save(os.path.join(self.dir, "x.npy"), x)
+        od = os.path.join(self.dir, "o")
+        p = kiln("run", model, "--input", "x=" + os.path.join(self.dir, "x.npy"), "--output-dir", od, *extra)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        return np.load(os.path.join(od, "y.npy"))
+
+    def test_writes_a_qdq_model_that_runs_on_integer_kernels(self):
+        for method in ("minmax", "percentile", "entropy"):
+            for per_channel in ([], ["--per-channel"]):
+                p = kiln("quantize", self.model, "--calibration", self.calib, "--output", self.out, "--method", method,
+                         "--json", *per_channel)
+                self.assertEqual(p.returncode, 0, p.stderr)
+                report = json.loads(p.stdout)
+                self.assertEqual(report["samples"], 50)
+                self.assertEqual(sorted(report["quantized_nodes"]), ["conv1", "conv2", "fc"])
+                self.assertEqual([l["node"] for l in report["layers"]], ["conv1", "conv2"])
+                for l in report["layers"]:
+                    self.assertGreater(l["sqnr_db"], 20, (method, per_channel, l))
+                self.assertGreater(report["outputs"][0]["sqnr_db"], 20, (method, per_channel))
+                m = onnx.load(self.out)
+                onnx.checker.check_model(m)
+                ops = [n.op_type for n in m.graph.node]
+                self.assertGreaterEqual(ops.count("QuantizeLinear"), 5)
+                weights = {t.name: numpy_helper.to_array(t) for t in m.graph.initializer}
+                self.assertNotIn("w1", weights, "the float weights must be replaced")
+                self.assertEqual(weights["w1_quantized"].dtype, np.int8)
+                self.assertEqual(weights["fc_bias_quantized"].dtype, np.int32)
+                self.assertLessEqual(np.abs(weights["w1_quantized"].astype(int)).max(), 127)
+                info = json.loads(kiln("info", self.out, "--json").stdout)
+                self.assertEqual([n.split(" ")[0] for n in info["integer_nodes"]], ["conv1", "pool1", "conv2", "gap", "fc"])
+                self.assertFalse(any("Flatten" in n for n in info["notes"]), info["notes"])
+        x = np.random.default_rng(9).uniform(0, 1, (1, 1, 8, 8)).astype(np.float32)
+        y32 = self.run_model(self.model, x)
+        y8 = self.run_model(self.out, x)
+        y8_ref = self.run_model(self.out, x, "--no-optimize")
+        scale = np.abs(y32).max()
+        self.assertLess(np.abs(y8 - y32).max(), 0.1 * scale)
+        # The integer kernels agree with the reference QDQ arithmetic within one output step.
+        self.assertLess(np.abs(y8 - y8_ref).max(), 0.02 * scale + 1e-6)
+
+    def test_exclude_leaves_a_node_in_float(self):
+        p = kiln("quantize", self.model, "--calibration", self.calib, "--output", self.out, "--exclude", "fc", "--json")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(sorted(json.loads(p.stdout)["quantized_nodes"]), ["conv1", "conv2"])
+        weights = {t.name for t in onnx.load(self.out).graph.initializer}
+        self.assertIn("w3", weights)
+
+    def assertBadInput(self, p, *fragments):
+        self.assertEqual(p.returncode, 2, "expected exit code 2, got %d; stderr: %s" % (p.returncode, p.stderr))
+        self.assertFalse(os.path.exists(self.out), "no output file may be written on bad input")
+        self.assertEqual(len([l for l in p.stderr.splitlines() if l.strip()]), 1, p.stderr)
+        for f in fragments:
+            self.assertIn(f, p.stderr)
+
+    def test_bad_calibration_data(self):
+        empty = os.path.join(self.dir, "empty")
+        os.mkdir(empty)
+        self.assertBadInput(kiln("quantize", self.model, "--calibration", empty, "--output", self.out), "no .npy")
+        self.assertBadInput(kiln("quantize", self.model, "--calibration", os.path.join(self.dir, "nope"), "--output",
+                                 self.out), "does not exist")
+        wrong_dtype = os.path.join(self.dir, "f64")
+        os.mkdir(wrong_dtype)
+        np.save(os.path.join(wrong_dtype, "a.npy"), np.zeros((1, 1, 8, 8)))
+        self.assertBadInput(kiln("quantize", self.model, "--calibration", wrong_dtype, "--output", self.out),
+                            "a.npy", "float64")
+        wrong_shape = os.path.join(self.dir, "shape")
+        os.mkdir(wrong_shape)
+        np.save(os.path.join(wrong_shape, "b.npy"), np.zeros((1, 1, 7, 8), np.float32))
+        self.assertBadInput(kiln("quantize", self.model, "--calibration", wrong_shape, "--output", self.out),
+                            "b.npy", "[1, 1, 7, 8]")
+        garbage = os.path.join(self.dir, "garbage")
+        os.mkdir(garbage)
+        with open(os.path.join(garbage, "c.npy"), "wb") as f:
+            f.write(b"\x93NUMPY garbage")
+        self.assertBadInput(kiln("quantize", self.model, "--calibration", garbage, "--output", self.out), "c.npy")
+
+    def test_bad_models_and_arguments(self):
+        # No quantisable node.
+        graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g",
+                                  [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, 8, 8])],
+                                  [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 1, 8, 8])])
+        relu = os.path.join(self.dir, "relu.onnx")
+        onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), relu)
+        self.assertBadInput(kiln("quantize", relu, "--calibration", self.calib, "--output", self.out),
+                            "no quantisable node")
+        self.assertBadInput(kiln("quantize", self.model, "--calibration", self.calib, "--output", self.out,
+                                 "--method", "magic"), "--method")
+        self.assertBadInput(kiln("quantize", self.model, "--calibration", self.calib, "--output", self.out,
+                                 "--exclude", "conv9"), "conv9")
+        old = os.path.join(self.dir, "old.onnx")
+        cnn_model(old, opset=11)
+        self.assertBadInput(kiln("quantize", old, "--calibration", self.calib, "--output", self.out, "--per-channel"),
+                            "opset")
+        broken = os.path.join(self.dir, "broken.onnx")
+        with open(broken, "wb") as f:
+            f.write(b"not a model")
+        self.assertBadInput(kiln("quantize", broken, "--calibration", self.calib, "--output", self.out))
+
+    def test_zero_or_nan_scale_in_a_quantised_model(self):
+        for bad in (0.0, float("nan")):
+            nodes = [helper.make_node("QuantizeLinear", ["x", "s", "z"], ["q"]),
+                     helper.make_node("DequantizeLinear", ["q", "s", "z"], ["y"])]
+            init = [numpy_helper.from_array(np.array(bad, np.float32), "s"),
+                    numpy_helper.from_array(np.array(0, np.int8), "z")]
+            graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+                                      [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])], init)
+            path = os.path.join(self.dir, "badscale.onnx")
+            onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), path)
+            np.save(os.path.join(self.dir, "x.npy"), np.zeros((1, 4), np.float32))
+            p = kiln("run", path, "--input", "x=" + os.path.join(self.dir, "x.npy"), "--output-dir",
+                     os.path.join(self.dir, "o"))
+            self.assertEqual(p.returncode, 2, p.stderr)
+            self.assertIn("scale", p.stderr)
+
+
+if __name__ == "__main__":
+    KILN = sys.argv.pop(1)
+    unittest.main()
