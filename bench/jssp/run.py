@@ -3,7 +3,7 @@
 
     nice bench/jssp/run.py --kiln build/release/apps/kiln/kiln [--time-limit 10] [--cpu-time]
                            [--data ../shared/data/jssp] [--only ft,la,abz,orb,ta,mk,reschedule]
-                           [--out bench/jssp/results.json] [--resume]
+                           [--seed 1] [--out bench/jssp/results.json] [--resume]
 
 For every instance of the chosen families (ft, la, abz, orb; Taillard ta11-ta50; Brandimarte
 mk01-mk10) it runs `kiln schedule --threads 1 --time-limit T`, checks the schedule here,
@@ -103,11 +103,11 @@ def check(jobs, out):
     return mk
 
 
-def run_kiln(kiln, path, fmt, limit, cpu_time, extra=()):
+def run_kiln(kiln, path, fmt, limit, cpu_time, seed, extra=()):
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "out.json")
         args = [kiln, "schedule", path, "--format", fmt, "--time-limit", str(limit), "--threads", "1",
-                "--json", out, "--quiet", *extra]
+                "--seed", str(seed), "--json", out, "--quiet", *extra]
         if cpu_time:
             args.append("--cpu-time")
         t0 = time.time()
@@ -132,6 +132,7 @@ def main():
     ap.add_argument("--only", default="ft,la,abz,orb,ta,mk,reschedule", help="families; swv and yn too if named")
     ap.add_argument("--ta", default="11-50", help="Taillard range, e.g. 11-50")
     ap.add_argument("--events", type=int, default=1000)
+    ap.add_argument("--seed", type=int, default=1, help="kiln schedule --seed (one seed per run of this script)")
     ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results.json"))
     ap.add_argument("--resume", action="store_true")
     a = ap.parse_args()
@@ -146,7 +147,8 @@ def main():
 
     def save():
         with open(a.out, "w") as f:
-            json.dump({"time_limit": a.time_limit, "cpu_time": a.cpu_time, "instances": results}, f, indent=1)
+            json.dump({"time_limit": a.time_limit, "cpu_time": a.cpu_time, "seed": a.seed, "instances": results}, f,
+                      indent=1)
 
     bounds = {r["instance"]: r for r in csv.DictReader(open(os.path.join(data, "bounds.csv")))}
     cpsat = {}
@@ -173,7 +175,7 @@ def main():
     for name, fam, path, fmt, best in todo:
         if name in results:
             continue
-        out, wall = run_kiln(a.kiln, path, fmt, a.time_limit, a.cpu_time)
+        out, wall = run_kiln(a.kiln, path, fmt, a.time_limit, a.cpu_time, a.seed)
         mk_value = check(parse_jobs(path, fmt), out)
         results[name] = {"family": fam, "makespan": mk_value, "best_known": best, "gap": gap(mk_value, best),
                          "cpsat": cpsat.get(name), "cpsat_gap": gap(cpsat[name], best) if name in cpsat else None,
@@ -188,7 +190,7 @@ def main():
             inst = os.path.join(tmp, "rand100x10.txt")
             with open(inst, "w") as f:
                 f.write(taillard_instance(100, 10, 1166510396, 164000672))
-            out, wall = run_kiln(a.kiln, inst, "jssp", a.time_limit, a.cpu_time,
+            out, wall = run_kiln(a.kiln, inst, "jssp", a.time_limit, a.cpu_time, a.seed,
                                  ("--simulate", "--events", str(a.events)))
             sim = out["simulation"]
             results["reschedule"] = {"family": "reschedule", "planned": out["makespan"], "simulation": sim}
