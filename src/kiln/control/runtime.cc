@@ -217,10 +217,6 @@ Result<RunReport> run_real(Cell& cell, const RunOptions& o) {
   RunReport rep;
   MonotonicClock& clock = monotonic_clock();
   Shared sh;
-  // Time zero a little ahead, so threads are set up before the first wake-up.
-  sh.start_ns = clock.now_ns() + 50'000'000;
-  cell.events().set_clock(&clock, sh.start_ns);
-  DeviceEnv env{&cell.image(), &cell.events(), &clock, sh.start_ns, false, &cell.safe_flag()};
   if (o.realtime) {
     std::string w = lock_memory();
     rep.memory_locked = w.empty();
@@ -228,14 +224,8 @@ Result<RunReport> run_real(Cell& cell, const RunOptions& o) {
   } else {
     rep.warnings.push_back("real-time scheduling disabled (--no-rt): loops run with normal priority");
   }
-  int started = 0;
-  Status s = start_devices(cell, env, &started);
-  if (!s.is_ok()) {
-    stop_devices(cell, started);
-    if (rep.memory_locked) munlockall();
-    return s;
-  }
-  SignalGuard sig(o.handle_signals);
+  // Loop threads first (they wait for `go`), so that locking memory, creating threads and setting
+  // their scheduling all happen before time zero is fixed; the first wake-ups are then on time.
   std::vector<std::thread> threads;
   rep.sched_fifo = o.realtime;
   for (int i = 0; i < cell.num_loops(); ++i) {
@@ -258,6 +248,21 @@ Result<RunReport> run_real(Cell& cell, const RunOptions& o) {
   bool any_prio = false;
   for (int i = 0; i < cell.num_loops(); ++i) any_prio = any_prio || cell.loop(i).priority > 0;
   if (!any_prio) rep.sched_fifo = false;
+  // Time zero a little ahead, so every thread is waiting before the first wake-up.
+  sh.start_ns = clock.now_ns() + 50'000'000;
+  cell.events().set_clock(&clock, sh.start_ns);
+  DeviceEnv env{&cell.image(), &cell.events(), &clock, sh.start_ns, false, &cell.safe_flag()};
+  int started = 0;
+  Status s = start_devices(cell, env, &started);
+  if (!s.is_ok()) {
+    sh.stop.store(true);
+    sh.go.store(true, std::memory_order_release);
+    for (auto& t : threads) t.join();
+    stop_devices(cell, started);
+    if (rep.memory_locked) munlockall();
+    return s;
+  }
+  SignalGuard sig(o.handle_signals);
   std::thread wd(watchdog_thread, std::ref(cell), std::ref(sh));
   for (const auto& w : rep.warnings) cell.events().postf(EventKind::kWarning, "%.150s", w.c_str());
   cell.events().postf(EventKind::kStart, "cell %s (%d loops, %s)", cell.name().c_str(), cell.num_loops(),
