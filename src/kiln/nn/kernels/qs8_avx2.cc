@@ -148,6 +148,9 @@ inline void dw_tap(const uint8_t* xp, int n, const int16_t* w, __m128i axor, __m
   __m128i xv;
   if (n >= 16) {
     xv = _mm_loadu_si128(reinterpret_cast<const __m128i*>(xp));
+  } else if (n == 8) {
+    // 8 channels (MobileNet-0.25 stems): a direct 8-byte load, no bounce through the stack.
+    xv = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(xp));
   } else {
     alignas(16) uint8_t tmp[16] = {0};
     std::memcpy(tmp, xp, static_cast<size_t>(n));

@@ -313,6 +313,9 @@ Result<KernelPtr> prepare_transpose(PrepareContext& ctx) {
             float* df = reinterpret_cast<float*>(d);
             for (int64_t y = b0; y < b1; ++y)
               for (int64_t xx = a0; xx < a1; ++xx) df[y * a + xx] = sf[xx * b + y];
+          } else if (es == 1) {  // int8 tensors of quantised models
+            for (int64_t y = b0; y < b1; ++y)
+              for (int64_t xx = a0; xx < a1; ++xx) d[y * a + xx] = s[xx * b + y];
           } else {
             for (int64_t y = b0; y < b1; ++y)
               for (int64_t xx = a0; xx < a1; ++xx) std::memcpy(d + (y * a + xx) * es, s + (xx * b + y) * es, es);

@@ -15,6 +15,7 @@
 // QLinearConv does.
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <memory>
 
 #include "kiln/core/thread_pool.h"
@@ -212,35 +213,56 @@ Result<KernelPtr> prepare_qconv(PrepareContext& ctx) {
         cfg.name);
   }
   const uint8_t zero_byte = static_cast<uint8_t>(xq.zero_point);
-  std::shared_ptr<IndirectConv> ic = build_indirection(win, cg, cfg.mr, zero_byte);
   // Few input channels (the first layer of an image or audio model): each tap would be a reduction
   // of fewer than 4 bytes, padded to 4 in the micro-kernel. Gathering the taps of a row into one
   // contiguous K = KH*KW*C row (im2col, in scratch) gives the kernel full-width reductions.
   if (groups == 1 && cg < 4) {
-    const int64_t kk = taps * cg;
-    // With one group, `mat` is already the (KH*KW*C) x M matrix, rows tap-major.
+    // With one group, `mat` is the (KH*KW*C) x M matrix, rows tap-major. K is padded to a multiple
+    // of 4 (zero weights; the padding bytes hold the input zero point) so that no row ends in a
+    // partial group of 4.
+    const int64_t k_real = taps * cg, kk = (k_real + 3) / 4 * 4;
+    mat.resize(static_cast<size_t>(kk * m), 0);
     auto flat = std::make_shared<kernels::QPackedWeights>(kernels::pack_qweights(
         cfg, mat.data(), 1, kk, m, m, false, bias, scale.data(), xq.zero_point, xq.is_unsigned));
     ctx.request_scratch(static_cast<size_t>(rows * kk));
+    const int64_t span = win.kernel_w * cg;
     return make_kernel(
         [=, &cfg](const KernelContext& k) {
           const uint8_t* base = static_cast<const uint8_t*>(k.in(0).data);
           uint8_t* col = static_cast<uint8_t*>(k.scratch);
-          const int64_t mr = cfg.mr;
-          for (int64_t row = 0; row < rows; ++row) {
-            const int64_t rb = row / mr, i = row % mr;
-            uint8_t* dst = col + row * kk;
-            for (int64_t t = 0; t < taps; ++t) {
-              const uint8_t* p = ic->ptrs[static_cast<size_t>((rb * taps + t) * mr + i)];
-              const uint8_t* src = p == ic->zero.data() ? p : base + (reinterpret_cast<uintptr_t>(p) - kBase);
-              for (int64_t cc = 0; cc < cg; ++cc) dst[t * cg + cc] = src[cc];
-            }
-          }
+          uint8_t* dst = col;
+          for (int64_t n = 0; n < win.batch; ++n)
+            for (int64_t oh = 0; oh < win.out_h; ++oh)
+              for (int64_t ow = 0; ow < win.out_w; ++ow, dst += kk) {
+                uint8_t* d = dst;
+                const int64_t iw0 = ow * win.stride_w - win.pad_left;
+                const bool row_inside = win.dilation_w == 1 && iw0 >= 0 && iw0 + win.kernel_w <= win.in_w;
+                for (int64_t kh = 0; kh < win.kernel_h; ++kh) {
+                  const int64_t ih = oh * win.stride_h - win.pad_top + kh * win.dilation_h;
+                  if (row_inside && ih >= 0 && ih < win.in_h) {
+                    // The taps of one kernel row are contiguous in NHWC: one copy.
+                    std::memcpy(d, base + ((n * win.in_h + ih) * win.in_w + iw0) * c, static_cast<size_t>(span));
+                    d += span;
+                    continue;
+                  }
+                  for (int64_t kw = 0; kw < win.kernel_w; ++kw, d += cg) {
+                    const int64_t iw = ow * win.stride_w - win.pad_left + kw * win.dilation_w;
+                    if (ih < 0 || ih >= win.in_h || iw < 0 || iw >= win.in_w) {
+                      for (int64_t cc = 0; cc < cg; ++cc) d[cc] = zero_byte;
+                      continue;
+                    }
+                    const uint8_t* src = base + ((n * win.in_h + ih) * win.in_w + iw) * c;
+                    for (int64_t cc = 0; cc < cg; ++cc) d[cc] = src[cc];
+                  }
+                }
+                for (int64_t kpad = k_real; kpad < kk; ++kpad) dst[kpad] = zero_byte;
+              }
           kernels::qgemm(cfg, rows, col, kk, *flat, k.out(0).data, m, params, k.pool);
           return Status::ok();
         },
         cfg.name);
   }
+  std::shared_ptr<IndirectConv> ic = build_indirection(win, cg, cfg.mr, zero_byte);
   return make_kernel(
       [=, &cfg](const KernelContext& k) {
         const char* base = static_cast<const char*>(k.in(0).data);

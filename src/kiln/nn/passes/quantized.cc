@@ -129,6 +129,7 @@ class QuantizedPass {
   QuantizedPass(GraphEditor& e, std::vector<std::string>* notes) : e_(e), g_(e.graph()), notes_(notes) {}
 
   Result<int> run() {
+    hoist_quantize_over_transpose();
     const size_t count = g_.nodes.size();
     for (size_t i = 0; i < count; ++i) {
       if (e_.is_dead(static_cast<int>(i))) continue;
@@ -161,6 +162,39 @@ class QuantizedPass {
   }
 
  private:
+  // QuantizeLinear(Transpose NHWC->NCHW (x)), as models converted from TensorFlow start: quantise
+  // the NHWC tensor first and transpose the bytes, so that the integer convolutions read the NHWC
+  // int8 tensor directly (nhwc() recognises the transpose) and no float transpose runs.
+  void hoist_quantize_over_transpose() {
+    const size_t count = g_.nodes.size();
+    for (size_t i = 0; i < count; ++i) {
+      if (e_.is_dead(static_cast<int>(i))) continue;
+      const Node q = g_.nodes[i];
+      if (!is_op(q, "QuantizeLinear") || q.inputs.size() < 2 || q.outputs.size() != 1 || q.outputs[0] < 0 ||
+          !qdq_attrs_ok(q))
+        continue;
+      float scale;
+      if (!scalar_scale(q.inputs[1], &scale) || !is_q8(e_.dtype(q.outputs[0]))) continue;
+      const int t = q.inputs[0];
+      if (t < 0 || !e_.single_use(t) || e_.producer(t) < 0 || e_.is_dead(e_.producer(t))) continue;
+      const int tp = e_.producer(t);
+      const Node tr = g_.nodes[tp];
+      if (!is_op(tr, "Transpose") || tr.inputs.size() != 1 || tr.inputs[0] < 0 ||
+          ints_attr(tr, "perm", {}) != std::vector<int64_t>{0, 3, 1, 2} || !is_4d(tr.inputs[0]))
+        continue;
+      const int x = tr.inputs[0];
+      const int qx = e_.add_value(e_.value(q.outputs[0]).name + "_nhwc", e_.dtype(q.outputs[0]), e_.shape(x));
+      std::vector<int> qin = q.inputs;
+      qin[0] = x;
+      const int nq = e_.add_node("QuantizeLinear", "", q.name, qin, {qx});
+      e_.node(nq).attributes = q.attributes;
+      const int nt = e_.add_node("Transpose", "", tr.name, {qx}, {q.outputs[0]});
+      e_.node(nt).attributes = tr.attributes;
+      e_.remove_node(static_cast<int>(i));
+      e_.remove_node(tp);
+    }
+  }
+
   // ---- reading the quantisation parameters ----
 
   // A constant float32 scalar that is a usable scale (finite, > 0).

@@ -64,6 +64,8 @@ static inline void store_row(__m256i acc0, __m256i acc1, const Epilogue& e, cons
       __m128i b = _mm_xor_si128(pack16(requantize8(acc0, e.s0, e), requantize8(acc1, e.s1, e)), e.out_xor);
       if (nc >= 16) {
         _mm_storeu_si128(static_cast<__m128i*>(c), b);
+      } else if (nc == 8) {
+        _mm_storel_epi64(static_cast<__m128i*>(c), b);
       } else {
         alignas(16) uint8_t tmp[16];
         _mm_store_si128(reinterpret_cast<__m128i*>(tmp), b);
