@@ -305,6 +305,7 @@ Result<KernelPtr> prepare_qpool(PrepareContext& ctx) {
   const kernels::QWindow s = window_of(g, x.shape, out);
   const bool is_max = kind == "max";
   const bool xu = xq.is_unsigned, yu = yq.is_unsigned;
+  const bool same_params = xq.scale == yq.scale && xq.zero_point == yq.zero_point && xu == yu;
   ctx.request_scratch(static_cast<size_t>(x.shape[3]) * sizeof(int32_t));
   return make_kernel(
       [=](const KernelContext& k) {
@@ -340,6 +341,13 @@ Result<KernelPtr> prepare_qpool(PrepareContext& ctx) {
                 }
               }
               uint8_t* out = yb + ((n * s.out_h + oh) * s.out_w + ow) * C;
+              if (is_max && same_params) {  // the max of the stored integers is the answer
+                for (int64_t c = 0; c < C; ++c) {
+                  const int32_t r = std::min(std::max(acc[c], qmin), qmax);
+                  out[c] = static_cast<uint8_t>(r);
+                }
+                continue;
+              }
               for (int64_t c = 0; c < C; ++c) {
                 float real;
                 if (is_max) {
@@ -350,7 +358,7 @@ Result<KernelPtr> prepare_qpool(PrepareContext& ctx) {
                                      static_cast<float>(count)
                                : 0.f;
                 }
-                float q = std::nearbyint(real / yq.scale) + static_cast<float>(yq.zero_point);
+                float q = round_half_even(real / yq.scale) + static_cast<float>(yq.zero_point);
                 q = std::min(std::max(q, static_cast<float>(qmin)), static_cast<float>(qmax));
                 const int32_t r = static_cast<int32_t>(q);
                 out[c] = yu ? static_cast<uint8_t>(r) : static_cast<uint8_t>(static_cast<int8_t>(r));

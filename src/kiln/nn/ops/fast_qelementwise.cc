@@ -49,7 +49,7 @@ Result<KernelPtr> prepare_qbinary(PrepareContext& ctx) {
           const float va = static_cast<float>(qa - aq.zero_point) * aq.scale;
           const float vb = static_cast<float>(qb - bq.zero_point) * bq.scale;
           const float v = kMul ? va * vb : va + vb;
-          float q = std::nearbyint(v / yq.scale) + static_cast<float>(yq.zero_point);
+          float q = round_half_even(v / yq.scale) + static_cast<float>(yq.zero_point);
           q = std::min(std::max(q, static_cast<float>(qmin)), static_cast<float>(qmax));
           const int32_t r = static_cast<int32_t>(q);
           py[i] = yq.is_unsigned ? static_cast<uint8_t>(r) : static_cast<uint8_t>(static_cast<int8_t>(r));

@@ -37,6 +37,16 @@ inline Status read_qscalar(PrepareContext& ctx, size_t scale_input, size_t zp_in
   return Status::ok();
 }
 
+// Rounds half to even like std::nearbyint in the default rounding mode, without the libm call
+// that baseline x86-64 code makes for it (no SSE4.1 roundss): adding and subtracting 1.5 * 2^23
+// leaves the nearest integer for |v| < 2^22; larger values are clamped first (they saturate the
+// int8 output anyway). NaN stays NaN.
+inline float round_half_even(float v) {
+  v = v < -4.0e6f ? -4.0e6f : (v > 4.0e6f ? 4.0e6f : v);
+  constexpr float m = 12582912.f;  // not folded: Kiln is built without -ffast-math
+  return (v + m) - m;
+}
+
 // The integer range an output may take: attributes qmin/qmax (a fused Relu or Clip), within the
 // dtype's own range.
 inline Status read_qclamp(PrepareContext& ctx, const QScalar& y, int32_t* qmin, int32_t* qmax) {
