@@ -181,6 +181,34 @@ TEST(Optimize, PoolingAndElementwiseInChannelsLastRegion) {
   expect_same(*m, {random_tensor({1, 5, 11, 11}, rng)}, "pool region");
 }
 
+// MobileNetV3 as PyTorch exports it below opset 14: HardSwish as x * HardSigmoid(x; 1/6, 1/2),
+// and a squeeze-excite gate Conv -> HardSigmoid. Both fuse into the Conv epilogues; a
+// HardSigmoid with other constants is not a HardSwish and must stay as it is.
+TEST(Optimize, HardSwishAsHardSigmoidTimesXFusesIntoConv) {
+  std::mt19937 rng(35);
+  for (float alpha : {1.f / 6.f, 0.2f}) {
+    ModelBuilder b(13);
+    b.input("x", DType::kFloat32, {1, 4, 9, 9})
+        .initializer("w", random_tensor({8, 4, 3, 3}, rng))
+        .initializer("wg", random_tensor({8, 8, 1, 1}, rng))
+        .node("Conv", {"x", "w"}, {"c"}, {Attr::ints("kernel_shape", {3, 3}), Attr::ints("pads", {1, 1, 1, 1})})
+        .node("HardSigmoid", {"c"}, {"hs"}, {Attr::f("alpha", alpha), Attr::f("beta", 0.5f)})
+        .node("Mul", {"c", "hs"}, {"h"})
+        .node("Conv", {"h", "wg"}, {"g"}, {Attr::ints("kernel_shape", {1, 1})})
+        .node("HardSigmoid", {"g"}, {"gate"}, {Attr::f("alpha", 1.f / 6.f), Attr::f("beta", 0.5f)})
+        .node("Mul", {"h", "gate"}, {"y"})
+        .output("y", DType::kFloat32);
+    Result<Model> m = b.build();
+    ASSERT_TRUE(m.is_ok()) << m.status().to_string();
+    expect_same(*m, {random_tensor({1, 4, 9, 9}, rng, 3.f)}, "hardswish alpha " + std::to_string(alpha));
+    Result<CompiledModel> cm = compile(*m, CompileOptions{});
+    ASSERT_TRUE(cm.is_ok());
+    int hardsigmoids = 0;
+    for (const StepInfo& s : cm->steps()) hardsigmoids += s.op_type == "HardSigmoid";
+    EXPECT_EQ(hardsigmoids, alpha == 0.2f ? 1 : 0) << "alpha " << alpha;
+  }
+}
+
 TEST(Optimize, DenseLayersMatchReference) {
   std::mt19937 rng(34);
   for (int64_t n : {1, 7, 16, 33}) {

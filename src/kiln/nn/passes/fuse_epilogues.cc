@@ -2,7 +2,11 @@
 //   producer -> Add(other same-shaped tensor)     becomes producer(..., residual = other)
 //   producer -> Relu / Clip / HardSwish / ...     becomes producer(activation = ...)
 //   producer -> x * Sigmoid(x)                     becomes producer(activation = silu)
+//   producer -> x * HardSigmoid(x; 1/6, 1/2)       becomes producer(activation = hardswish)
+//                                                  (how PyTorch exports HardSwish below opset 14)
 // The producer takes over the last fused node's output, so graph output names survive.
+#include <cmath>
+
 #include "kiln/nn/ops/fused_activation.h"
 #include "kiln/nn/passes/passes.h"
 
@@ -104,21 +108,31 @@ Result<int> fuse_epilogues(GraphEditor& e) {
       }
       break;
     }
-    // x * Sigmoid(x) (SiLU / Swish, as EfficientNet exports it): the output has two uses.
+    // x * Sigmoid(x) (SiLU / Swish, as EfficientNet exports it) and x * HardSigmoid(x) with
+    // alpha 1/6, beta 1/2 (HardSwish, as MobileNetV3 exports it): the output has two uses.
     int out = g.nodes[i].outputs[0];
     if (has_activation(g.nodes[i]) || e.is_graph_output(out) || e.uses(out).size() != 2) continue;
     const Use a = e.uses(out)[0], b = e.uses(out)[1];
     if (e.is_dead(a.node) || e.is_dead(b.node)) continue;
     const Node& na = g.nodes[a.node];
     const Node& nb = g.nodes[b.node];
-    const Node* sig = na.op_type == "Sigmoid" ? &na : nb.op_type == "Sigmoid" ? &nb : nullptr;
+    auto is_gate = [](const Node& n) { return n.op_type == "Sigmoid" || n.op_type == "HardSigmoid"; };
+    const Node* sig = is_gate(na) ? &na : is_gate(nb) ? &nb : nullptr;
     const Node* mul = na.op_type == "Mul" ? &na : nb.op_type == "Mul" ? &nb : nullptr;
     if (!sig || !mul || !sig->domain.empty() || !mul->domain.empty()) continue;
     const int sig_node = sig == &na ? a.node : b.node, mul_node = mul == &na ? a.node : b.node;
     int s = sig->outputs[0];
     if (!e.single_use(s) || e.uses(s)[0].node != mul_node) continue;
     if (!((mul->inputs[0] == out && mul->inputs[1] == s) || (mul->inputs[1] == out && mul->inputs[0] == s))) continue;
-    set_activation(g.nodes[i], "silu", {});
+    std::string act = "silu";
+    if (sig->op_type == "HardSigmoid") {
+      const Attribute* al = sig->attribute("alpha");
+      const Attribute* be = sig->attribute("beta");
+      const float alpha = al ? al->f : 0.2f, beta = be ? be->f : 0.5f;
+      if (std::fabs(alpha - 1.f / 6.f) > 1e-6f || std::fabs(beta - 0.5f) > 1e-6f) continue;
+      act = "hardswish";
+    }
+    set_activation(g.nodes[i], act, {});
     e.set_output(static_cast<int>(i), 0, mul->outputs[0]);
     e.remove_node(sig_node);
     e.remove_node(mul_node);
