@@ -167,7 +167,7 @@ Result<std::unique_ptr<Block>> make_moving_average(Params& p) {
   auto b = std::make_unique<MovingAverage>();
   KILN_ASSIGN_OR_RETURN(b->in, p.tag("in", kScalarTags));
   KILN_ASSIGN_OR_RETURN(b->out, p.tag("out", kFloatTag));
-  KILN_ASSIGN_OR_RETURN(int64_t n, p.integer("n", 0, 1, 1 << 20, true));
+  KILN_ASSIGN_OR_RETURN(int64_t n, p.integer("n", 0, 1, 65536, true));
   b->ring.assign(static_cast<size_t>(n), 0.0);
   b->reads = {b->in};
   b->writes = {b->out};
@@ -200,7 +200,8 @@ Result<std::unique_ptr<Block>> make_band_energy(Params& p) {
   KILN_ASSIGN_OR_RETURN(double rate, p.number_in("sample_rate", 0, 1e-3, 1e9, true));
   int len = env.image->spec(b->in).length;
   YAML::Node nn = p.child("n");
-  KILN_ASSIGN_OR_RETURN(int64_t n, p.integer("n", len, 8, 65536));
+  KILN_ASSIGN_OR_RETURN(int64_t n, p.integer("n", len, 8, 16384));
+  if (n > 16384) return located(env, nn.IsDefined() ? nn : p.node(), "at most 16384 samples per FFT; give a smaller 'n'");
   if ((n & (n - 1)) != 0) return located(env, nn.IsDefined() ? nn : p.node(), "'n' must be a power of two, got ", n);
   if (n > len) return located(env, nn.IsDefined() ? nn : p.node(), "'n' (", n, ") is longer than window '", env.image->spec(b->in).name, "' (", len, " samples)");
   YAML::Node bands = p.child("bands");

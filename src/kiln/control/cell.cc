@@ -199,8 +199,15 @@ class CellBuilder {
       seen[s.name] = static_cast<int>(specs.size());
       specs.push_back(std::move(s));
     }
+    size_t elements = 0;
+    for (const TagSpec& s : specs)
+      if (!is_scalar(s.type)) elements += static_cast<size_t>(s.length);
     if (specs.size() > 100000) {
       error(located(env_, tags, "more than 100000 tags"));
+      specs.clear();
+    } else if (elements > (size_t{1} << 23)) {
+      // Windows hold twice their length: keep the image under 64 MiB.
+      error(located(env_, tags, "arrays and windows hold ", elements, " elements in all; at most ", size_t{1} << 23));
       specs.clear();
     }
     cell_.image_ = std::make_unique<ProcessImage>(std::move(specs));
@@ -255,6 +262,10 @@ class CellBuilder {
   void parse_loops(const YAML::Node& loops, const YAML::Node& root) {
     if (!loops.IsDefined() || !loops.IsSequence() || loops.size() == 0) {
       error(located(env_, loops.IsDefined() ? loops : root, "'loops' must be a list with at least one loop"));
+      return;
+    }
+    if (loops.size() > 64) {
+      error(located(env_, loops, "at most 64 loops (one thread each)"));
       return;
     }
     for (const YAML::Node& ln : loops) {
@@ -323,6 +334,10 @@ class CellBuilder {
         error(located(env_, bn, "'blocks' must be a list"));
       } else if (bn.IsDefined()) {
         for (const YAML::Node& b : bn) {
+          if (++blocks_ > 4096) {
+            error(located(env_, b, "more than 4096 blocks in the cell"));
+            break;
+          }
           if (!b.IsMap()) {
             error(located(env_, b, "a block is a mapping {type: ..., ...}"));
             continue;
@@ -546,6 +561,7 @@ class CellBuilder {
   BuildEnv env_;
   std::vector<std::string> errors_;
   std::map<const Block*, std::string> block_where_;
+  int blocks_ = 0;
 };
 
 Result<std::unique_ptr<Cell>> Cell::load_text(std::string_view text, const std::string& file, DriverTable drivers,

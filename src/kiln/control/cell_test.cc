@@ -184,6 +184,27 @@ TEST_F(InferCell, RunsTheModelWithScaling) {
   EXPECT_EQ(c->models()[0]->runs, 1u);
 }
 
+TEST_F(InferCell, NanFromTheModelIsAFaultAndTheSafeState) {
+  nn::testing::ModelBuilder b(13);
+  b.input("x", DType::kFloat32, {1, 4}).node("Sqrt", {"x"}, {"r"}).node("ReduceSum", {"r"}, {"y"}, {nn::testing::Attr::i("keepdims", 1)})
+      .output("y", DType::kFloat32, {1, 1});
+  std::ofstream(dir_ + "/sqrt.onnx", std::ios::binary) << b.serialize();
+  auto c = load(cell("sqrt.onnx", "tag: feats"), "cell.yaml", testing::kTestDrivers, options_);
+  ASSERT_TRUE(c);
+  const float ok[4] = {1, 4, 9, 16};
+  c->image().write_array(testing::tag(*c, "feats"), ok);
+  cycle(*c, "main");
+  EXPECT_DOUBLE_EQ(get(*c, "score"), 2 * 10 + 1);
+  EXPECT_FALSE(c->in_safe_state());
+  const float bad[4] = {1, -4, 9, 16};
+  c->image().write_array(testing::tag(*c, "feats"), bad);
+  cycle(*c, "main");
+  EXPECT_TRUE(c->in_safe_state());
+  EXPECT_DOUBLE_EQ(get(*c, "score"), 21);  // the NaN was not published
+  EXPECT_DOUBLE_EQ(get(*c, "power"), 0);   // safe values forced
+  EXPECT_EQ(c->models()[0]->failures, 1u);
+}
+
 TEST_F(InferCell, InputShapeMismatchIsLocated) {
   std::string e = error_of(cell("dot4.onnx", "tags: [temp, power, score]"), options_);
   EXPECT_NE(e.find("cell.yaml:16:25:"), std::string::npos) << e;

@@ -125,6 +125,41 @@ TEST(CycleAllocations, NoCycleOfAnyLoopAllocates) {
   EXPECT_GT(trips, 0);
 }
 
+// The same cell on real threads (one per loop, clock_nanosleep, the watchdog): while no event is
+// posted, the whole process allocates nothing between two status callbacks (the main thread
+// only sleeps and drains an empty event log meanwhile).
+TEST(CycleAllocations, RealTimeThreadsDoNotAllocate) {
+  std::string dir = write_model(testing::temp_dir("alloc_rt"));
+  CellOptions options;
+  options.model_dirs = {dir};
+  std::string quiet = kCell;  // no interlock and no state machine: no events in steady state
+  quiet = quiet.substr(0, quiet.find("      - type: state_machine")) + quiet.substr(quiet.find("devices:"));
+  quiet = quiet.substr(0, quiet.find("interlocks:"));
+  auto cell = testing::load(quiet, "cell.yaml", testing::kTestDrivers, options);
+  ASSERT_TRUE(cell);
+  RunOptions o;
+  o.duration_s = 2;
+  o.realtime = false;
+  o.handle_signals = false;
+  uint64_t last_allocs = 0, last_posted = 0, intervals = 0, allocating = 0;
+  Cell* c = cell.get();
+  o.on_status = [&](double t) {
+    uint64_t allocs = heap_allocation_count(), posted = c->events().posted();
+    if (t > 0.5 && last_allocs != 0 && posted == last_posted) {
+      ++intervals;
+      allocating += allocs != last_allocs;
+    }
+    last_posted = posted;
+    last_allocs = heap_allocation_count();
+  };
+  auto r = run_cell(*cell, o);
+  ASSERT_TRUE(r.is_ok()) << r.status().message();
+  EXPECT_GT(cell->models()[0]->runs, 50u);
+  EXPECT_GT(cell->loop(0).cycles, 1000u);
+  EXPECT_GT(intervals, 0u);
+  EXPECT_EQ(allocating, 0u) << "of " << intervals << " quiet intervals";
+}
+
 TEST(CycleAllocations, CountingWorks) {
   // The counter sees allocations at all (otherwise the test above proves nothing).
   uint64_t before = heap_allocation_count();
