@@ -8,6 +8,7 @@
 #pragma once
 
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <memory>
@@ -21,9 +22,12 @@ namespace kiln::control::testing {
 
 inline const DriverDef kTestDrivers[] = {sim::kSimulatedDriver};
 
-// A fresh folder under the test temporary directory.
+// A fresh folder under the test temporary directory, private to this process and test (ctest
+// runs test cases in parallel processes).
 inline std::string temp_dir(const std::string& name) {
-  std::filesystem::path p = std::filesystem::path(::testing::TempDir()) / ("kiln_control_" + name);
+  const ::testing::TestInfo* t = ::testing::UnitTest::GetInstance()->current_test_info();
+  std::string unique = "kiln_control_" + name + "_" + (t ? std::string(t->name()) : "") + "_" + std::to_string(getpid());
+  std::filesystem::path p = std::filesystem::path(::testing::TempDir()) / unique;
   std::filesystem::remove_all(p);
   std::filesystem::create_directories(p);
   return p.string();
