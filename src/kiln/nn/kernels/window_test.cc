@@ -49,13 +49,16 @@ const Geometry kGeometries[] = {
     {10, 9, 3, 3, 1, 1, 2, 2, 2, 2, 2, 2},  // dilation 2
     {5, 12, 1, 7, 1, 1, 1, 1, 0, 3, 0, 3},  // 1 x 7
     {4, 4, 3, 3, 2, 2, 1, 1, 0, 0, 1, 1},   // window past the input on the bottom/right
+    {5, 21, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1},  // wide rows: several interior quads, stride 1
+    {6, 23, 3, 3, 2, 2, 1, 1, 0, 1, 1, 0},  // wide rows, stride 2, asymmetric pads
+    {4, 19, 3, 3, 1, 2, 1, 1, 0, 0, 0, 0},  // stride 1 down, 2 across, no padding
 };
 
 TEST(WindowKernels, DepthwiseMatchesReference) {
   std::mt19937 rng(21);
   for (const WindowKernels* k : available_window_kernels()) {
     for (const Geometry& g : kGeometries) {
-      for (int64_t c : {1, 7, 8, 9, 24, 31, 32, 33, 70}) {
+      for (int64_t c : {1, 7, 8, 9, 24, 31, 32, 33, 48, 70}) {
         Window2d s = make(g, 2, c);
         auto x = random_vector(s.batch * s.in_h * s.in_w * c, rng);
         auto wraw = random_vector(c * g.kh * g.kw, rng);
