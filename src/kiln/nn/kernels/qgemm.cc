@@ -29,10 +29,14 @@ uint8_t kernel_a_xor(bool kernel_unsigned, bool a_unsigned) { return kernel_unsi
 
 // Splits the (row block, panel) grid into tasks, as gemm.cc does: rows first (each task keeps
 // its weight panels hot), panels when there are fewer row blocks than threads.
+// Below this many multiply-adds a GEMM runs on the calling thread: waking a worker and joining it
+// costs more (int8 MACs are cheaper than fp32 ones, so the bar is higher than gemm.cc's).
+constexpr int64_t kMinParallelMacs = 1 << 18;
+
 template <typename F>
-void for_each_tile(int64_t m, int mr, int64_t panels, ThreadPool* pool, F&& f) {
+void for_each_tile(int64_t m, int mr, int64_t panels, int64_t macs, ThreadPool* pool, F&& f) {
   const int64_t row_blocks = (m + mr - 1) / mr;
-  if (!pool || pool->threads() == 1) {
+  if (!pool || pool->threads() == 1 || macs < kMinParallelMacs) {
     for (int64_t rb = 0; rb < row_blocks; ++rb)
       for (int64_t p = 0; p < panels; ++p) f(rb, p);
     return;
@@ -156,7 +160,7 @@ void qgemm(const QGemmConfig& cfg, int64_t m, const void* a, int64_t lda, const 
   QParams p = params;
   p.a_xor = w.a_xor;
   const size_t es = out_size(p);
-  for_each_tile(m, cfg.mr, w.panels(), pool, [&](int64_t rb, int64_t panel) {
+  for_each_tile(m, cfg.mr, w.panels(), m * w.n * w.kc, pool, [&](int64_t rb, int64_t panel) {
     QTile t;
     const int64_t i0 = rb * cfg.mr, j0 = panel * cfg.nr;
     t.mr = static_cast<int>(std::min<int64_t>(cfg.mr, m - i0));
@@ -178,7 +182,7 @@ void qigemm(const QGemmConfig& cfg, int64_t m, const uint8_t* const* a_ptrs, ptr
   QParams p = params;
   p.a_xor = w.a_xor;
   const size_t es = out_size(p);
-  for_each_tile(m, cfg.mr, w.panels(), pool, [&](int64_t rb, int64_t panel) {
+  for_each_tile(m, cfg.mr, w.panels(), m * w.n * w.kc * w.ks, pool, [&](int64_t rb, int64_t panel) {
     QTile t;
     const int64_t i0 = rb * cfg.mr, j0 = panel * cfg.nr;
     t.mr = static_cast<int>(std::min<int64_t>(cfg.mr, m - i0));
