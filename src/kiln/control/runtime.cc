@@ -264,9 +264,12 @@ Result<RunReport> run_real(Cell& cell, const RunOptions& o) {
   }
   SignalGuard sig(o.handle_signals);
   std::thread wd(watchdog_thread, std::ref(cell), std::ref(sh));
-  for (const auto& w : rep.warnings) cell.events().postf(EventKind::kWarning, "%.150s", w.c_str());
-  cell.events().postf(EventKind::kStart, "cell %s (%d loops, %s)", cell.name().c_str(), cell.num_loops(),
-                      rep.sched_fifo ? "SCHED_FIFO" : "normal scheduling");
+  // Stamped at time zero (they are posted just before it).
+  for (const auto& w : rep.warnings) cell.events().post_at(sh.start_ns, EventKind::kWarning, w.c_str());
+  char started_msg[EventLog::kDetailBytes];
+  std::snprintf(started_msg, sizeof started_msg, "cell %s (%d loops, %s)", cell.name().c_str(), cell.num_loops(),
+                rep.sched_fifo ? "SCHED_FIFO" : "normal scheduling");
+  cell.events().post_at(sh.start_ns, EventKind::kStart, started_msg);
   sh.go.store(true, std::memory_order_release);
   clock.sleep_until_ns(sh.start_ns);
   int64_t last_status = 0;
