@@ -150,7 +150,10 @@ Result<KernelPtr> prepare_qconv(PrepareContext& ctx) {
   const Shape out{x.shape[0], oh, ow, m};
   const bool int_out = ctx.has_input(5);
   std::vector<float> scale(static_cast<size_t>(m));
-  kernels::QParams params = kernels::float_output(-3.4e38f, 3.4e38f);
+  // int32_output=1: the raw sums (ConvInteger / MatMulInteger); w_scale is then ignored.
+  const bool sums_out = ctx.attr_int("int32_output", 0) != 0;
+  if (sums_out && int_out) return ctx.invalid("int32_output excludes y_scale / y_zero_point");
+  kernels::QParams params = sums_out ? kernels::int32_output() : kernels::float_output(-3.4e38f, 3.4e38f);
   QScalar yq;
   if (int_out) {
     KILN_RETURN_IF_ERROR(read_qscalar(ctx, 5, 6, &yq));
@@ -164,7 +167,7 @@ Result<KernelPtr> prepare_qconv(PrepareContext& ctx) {
     // The same float expression as QLinearConv's reference, so results agree bit for bit.
     scale[j] = int_out ? xq.scale * wsj / yq.scale : xq.scale * wsj;
   }
-  ctx.set_output(0, int_out ? yq.dtype() : DType::kFloat32, out);
+  ctx.set_output(0, int_out ? yq.dtype() : sums_out ? DType::kInt32 : DType::kFloat32, out);
   const int32_t* bias = b->data<int32_t>();
   const int64_t out_es = int_out ? 1 : 4;
   const kernels::QWindow win = window_of(g, x.shape, out);

@@ -37,7 +37,10 @@ Result<KernelPtr> prepare_qdense(PrepareContext& ctx) {
   if (ws->dtype() != DType::kFloat32 || ws->num_elements() != n) return ctx.invalid("w_scale must be float32[", n, "]");
   if (b->dtype() != DType::kInt32 || b->num_elements() != n) return ctx.invalid("bias must be int32[", n, "]");
   const bool int_out = ctx.has_input(5);
-  kernels::QParams params = kernels::float_output(-3.4e38f, 3.4e38f);
+  // int32_output=1: the raw sums (ConvInteger / MatMulInteger); w_scale is then ignored.
+  const bool sums_out = ctx.attr_int("int32_output", 0) != 0;
+  if (sums_out && int_out) return ctx.invalid("int32_output excludes y_scale / y_zero_point");
+  kernels::QParams params = sums_out ? kernels::int32_output() : kernels::float_output(-3.4e38f, 3.4e38f);
   QScalar yq;
   if (int_out) {
     KILN_RETURN_IF_ERROR(read_qscalar(ctx, 5, 6, &yq));
@@ -53,7 +56,7 @@ Result<KernelPtr> prepare_qdense(PrepareContext& ctx) {
   }
   Shape out = x.shape;
   out.back() = n;
-  ctx.set_output(0, int_out ? yq.dtype() : DType::kFloat32, out);
+  ctx.set_output(0, int_out ? yq.dtype() : sums_out ? DType::kInt32 : DType::kFloat32, out);
   const kernels::QGemmConfig& cfg = *kernels::qkernels().gemm;
   auto packed = std::make_shared<kernels::QPackedWeights>(kernels::pack_qweights(
       cfg, w->data<int8_t>(), 1, k, n, tb ? k : n, tb, b->data<int32_t>(), scale.data(), xq.zero_point, xq.is_unsigned));

@@ -140,6 +140,8 @@ class QuantizedPass {
       else if (n.op_type == "Gemm" || n.op_type == "MatMul") done = fuse_dense(static_cast<int>(i), n);
       else if (n.op_type == "QLinearConv") done = fuse_qlinear_conv(static_cast<int>(i), n);
       else if (n.op_type == "QLinearMatMul") done = fuse_qlinear_matmul(static_cast<int>(i), n);
+      else if (n.op_type == "ConvInteger") done = fuse_conv_integer(static_cast<int>(i), n);
+      else if (n.op_type == "MatMulInteger") done = fuse_matmul_integer(static_cast<int>(i), n);
       else if (n.op_type == "MaxPool" || n.op_type == "AveragePool" || n.op_type == "GlobalAveragePool")
         done = fuse_pool(static_cast<int>(i), n);
       else if (n.op_type == "Add" || n.op_type == "Mul") done = fuse_binary(static_cast<int>(i), n);
@@ -667,6 +669,59 @@ class QuantizedPass {
     oq.qmin = yq.dtype == DType::kUInt8 ? 0 : -128;
     oq.qmax = yq.dtype == DType::kUInt8 ? 255 : 127;
     add_qdense(n.name, a, aq, w, false, std::vector<int32_t>(static_cast<size_t>(cols), 0), &oq, n.outputs[0]);
+    retire(index, {});
+    return true;
+  }
+
+  // ConvInteger / MatMulInteger with constant weights: the same integer kernels, returning the
+  // int32 sums (what dynamically quantised models feed to their float rescaling).
+  static Tensor ones(int64_t n) {
+    Tensor t(DType::kFloat32, {n});
+    std::fill(t.data<float>(), t.data<float>() + n, 1.f);
+    return t;
+  }
+  bool fuse_conv_integer(int index, const Node& n) {
+    if (n.inputs.size() < 2 || n.outputs.size() != 1 || n.outputs[0] < 0) return false;
+    const int x = n.inputs[0], y = n.outputs[0];
+    if (!is_4d(x) || !is_4d(y) || !is_q8(e_.dtype(x)) || e_.constant(x)) return false;
+    QParam xq;
+    if (!scalar_zero_point(n.inputs.size() > 2 ? n.inputs[2] : -1, e_.dtype(x), &xq)) return false;
+    xq.scale = 1.f;
+    const Tensor* wt = e_.constant(n.inputs[1]);
+    if (!wt || !is_q8(wt->dtype()) || wt->rank() != 4) return false;
+    const bool has_wz = n.inputs.size() > 3 && n.inputs[3] >= 0;
+    const Tensor* wz = has_wz ? e_.constant(n.inputs[3]) : nullptr;
+    if (has_wz && (!wz || wz->dtype() != wt->dtype())) return false;
+    const int64_t m = wt->shape()[0];
+    QWeights w;
+    if (!integer_weights(*wt, ones(1), wz, 0, m, &w)) return false;
+    ConvGeometry geo;
+    if (!conv_geometry(n, e_.shape(x), wt->shape(), &geo)) return false;
+    const int twin = e_.add_value(e_.value(y).name + "_nhwc", DType::kInt32, to_nhwc(e_.shape(y)));
+    const int node = add_qconv(n.name, x, xq, w, std::vector<int32_t>(static_cast<size_t>(m), 0), geo, nullptr, twin);
+    e_.node(node).attributes["int32_output"] = make_int(1);
+    add_transpose(twin, y, "nchw");
+    retire(index, {});
+    return true;
+  }
+  bool fuse_matmul_integer(int index, const Node& n) {
+    if (n.inputs.size() < 2 || n.outputs.size() != 1 || n.outputs[0] < 0) return false;
+    const int a = n.inputs[0];
+    if (a < 0 || e_.constant(a) || !is_q8(e_.dtype(a)) || e_.shape(a).size() < 2) return false;
+    QParam aq;
+    if (!scalar_zero_point(n.inputs.size() > 2 ? n.inputs[2] : -1, e_.dtype(a), &aq)) return false;
+    aq.scale = 1.f;
+    const Tensor* b = e_.constant(n.inputs[1]);
+    if (!b || !is_q8(b->dtype()) || b->rank() != 2) return false;
+    const bool has_bz = n.inputs.size() > 3 && n.inputs[3] >= 0;
+    const Tensor* bz = has_bz ? e_.constant(n.inputs[3]) : nullptr;
+    if (has_bz && (!bz || bz->dtype() != b->dtype() || bz->rank() > 1)) return false;
+    const int64_t cols = b->shape()[1];
+    QWeights w;
+    if (!integer_weights(*b, ones(1), bz, 1, cols, &w)) return false;
+    const int node = add_qdense(n.name, a, aq, w, false, std::vector<int32_t>(static_cast<size_t>(cols), 0), nullptr,
+                                n.outputs[0]);
+    e_.node(node).attributes["int32_output"] = make_int(1);
     retire(index, {});
     return true;
   }

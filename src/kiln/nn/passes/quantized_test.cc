@@ -98,6 +98,10 @@ void expect_close(const Outputs& ref, const Outputs& fast, float step, const std
         a = r.data<float>()[k];
         b = f.data<float>()[k];
         tol = step * 1.001 + 1e-6;
+      } else if (r.dtype() == DType::kInt32) {
+        a = r.data<int32_t>()[k];
+        b = f.data<int32_t>()[k];
+        tol = 0;
       } else if (r.dtype() == DType::kInt8) {
         a = r.data<int8_t>()[k];
         b = f.data<int8_t>()[k];
@@ -354,6 +358,39 @@ TEST(Quantized, QLinearOperatorsAreBitExact) {
     EXPECT_EQ(count_op(fast, "QDense"), 1);
     expect_close(ref, fast, 0, u8 ? "qlinear u8 weights" : "qlinear s8 weights", true);
   }
+}
+
+// ConvInteger / MatMulInteger with constant weights (and zero points) run on the integer kernels and
+// return the same int32 sums.
+TEST(Quantized, IntegerOperatorsAreExact) {
+  std::mt19937 rng(16);
+  std::uniform_int_distribution<int> byte(0, 255);
+  Tensor w(DType::kUInt8, {6, 4, 3, 3});
+  for (int64_t i = 0; i < w.num_elements(); ++i) w.data<uint8_t>()[i] = static_cast<uint8_t>(byte(rng) / 2 + 64);
+  Tensor b(DType::kInt8, {10, 7});
+  // |b - bz| must fit int8 for the weights to be folded (else MatMulInteger stays on the reference).
+  for (int64_t i = 0; i < b.num_elements(); ++i) b.data<int8_t>()[i] = static_cast<int8_t>(byte(rng) * 240 / 255 - 120);
+  Tensor bz(DType::kInt8, {7});
+  for (int64_t j = 0; j < 7; ++j) bz.data<int8_t>()[j] = static_cast<int8_t>(j - 3);
+  ModelBuilder mb(13);
+  mb.input("x", DType::kUInt8, {2, 4, 6, 5})
+      .input("a", DType::kInt8, {3, 10})
+      .initializer("w", w).initializer("xz", scalar_u8(100)).initializer("wz", scalar_u8(128))
+      .initializer("b", b).initializer("az", scalar_i8(-9)).initializer("bz", bz)
+      .node("ConvInteger", {"x", "w", "xz", "wz"}, {"y"}, {Attr::ints("pads", {1, 0, 1, 2}), Attr::ints("strides", {1, 2})})
+      .node("MatMulInteger", {"a", "b", "az", "bz"}, {"mm"})
+      .output("y", DType::kInt32)
+      .output("mm", DType::kInt32);
+  Result<Model> m = mb.build();
+  ASSERT_TRUE(m.is_ok()) << m.status().to_string();
+  Tensor x(DType::kUInt8, {2, 4, 6, 5}), a(DType::kInt8, {3, 10});
+  for (int64_t i = 0; i < x.num_elements(); ++i) x.data<uint8_t>()[i] = static_cast<uint8_t>(byte(rng));
+  for (int64_t i = 0; i < a.num_elements(); ++i) a.data<int8_t>()[i] = static_cast<int8_t>(byte(rng) - 128);
+  std::vector<Tensor> in = {x, a};
+  Outputs ref = run(*m, in, false), fast = run(*m, in, true);
+  EXPECT_EQ(count_op(fast, "QConv"), 1);
+  EXPECT_EQ(count_op(fast, "QDense"), 1);
+  expect_close(ref, fast, 0, "ConvInteger / MatMulInteger", true);
 }
 
 // A zero or NaN scale in a quantised model is an error at compile time, with or without the pass.
