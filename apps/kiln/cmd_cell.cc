@@ -214,6 +214,7 @@ int run_run(const CellArgs& a) {
     if (!ts.is_ok()) return fail("cell run", ts);
     o.on_cycle = [&](const ctl::Loop& l, int64_t t_ns) { trace.record(c, l, t_ns); };
   }
+  o.on_warning = [](const std::string& w) { std::fprintf(stderr, "kiln cell run: warning: %s\n", w.c_str()); };
   const bool tty = isatty(STDERR_FILENO) != 0;
   double last_line = -1e9;
   if (!a.quiet) {
@@ -246,7 +247,6 @@ int run_run(const CellArgs& a) {
   auto rep = ctl::run_cell(c, o);
   if (tty && !a.quiet) std::fprintf(stderr, "\n");
   if (!rep.is_ok()) return fail("cell run", rep.status());
-  for (const auto& w : rep->warnings) std::fprintf(stderr, "kiln cell run: warning: %s\n", w.c_str());
   if (!a.trace.empty()) {
     Status ts = trace.close();
     if (!ts.is_ok()) return fail("cell run", ts);

@@ -265,7 +265,10 @@ Result<RunReport> run_real(Cell& cell, const RunOptions& o) {
   SignalGuard sig(o.handle_signals);
   std::thread wd(watchdog_thread, std::ref(cell), std::ref(sh));
   // Stamped at time zero (they are posted just before it).
-  for (const auto& w : rep.warnings) cell.events().post_at(sh.start_ns, EventKind::kWarning, w.c_str());
+  for (const auto& w : rep.warnings) {
+    cell.events().post_at(sh.start_ns, EventKind::kWarning, w.c_str());
+    if (o.on_warning) o.on_warning(w);
+  }
   char started_msg[EventLog::kDetailBytes];
   std::snprintf(started_msg, sizeof started_msg, "cell %s (%d loops, %s)", cell.name().c_str(), cell.num_loops(),
                 rep.sched_fifo ? "SCHED_FIFO" : "normal scheduling");

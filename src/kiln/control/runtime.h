@@ -47,6 +47,9 @@ struct RunOptions {
   // Called from the calling thread about four times a second (real time) or every simulated
   // second (sim clock), with the seconds elapsed. Not real-time; may print.
   std::function<void(double t_s)> on_status;
+  // Called on the calling thread, before the loops start, with each thing the system refused
+  // (SCHED_FIFO, mlockall, a CPU); the run goes on. Also listed in RunReport::warnings.
+  std::function<void(const std::string& warning)> on_warning;
   // Simulated clock only: called after every cycle of every loop, on the calling thread, with the
   // loop and the cycle's time (ns since the start). For recording traces (`kiln cell run --trace`).
   std::function<void(const Loop& loop, int64_t t_ns)> on_cycle;
