@@ -60,7 +60,8 @@ void loop_thread(Cell& cell, Loop& l, Shared& sh) {
   MonotonicClock& clock = monotonic_clock();
   const int64_t period = l.period_ns;
   int64_t next = sh.start_ns;
-  l.last_beat_ns.store(clock.now_ns(), std::memory_order_relaxed);
+  // The watchdog counts from time zero: waiting for the first wake-up is not silence.
+  l.last_beat_ns.store(std::max(clock.now_ns(), sh.start_ns), std::memory_order_relaxed);
   while (!sh.stop.load(std::memory_order_relaxed)) {
     clock.sleep_until_ns(next);
     int64_t woke = clock.now_ns();
