@@ -44,8 +44,18 @@ Result<std::vector<Tensor>> load_calibration(const std::string& dir, const std::
       return Status::invalid(f, ": dtype ", dtype_name(t->dtype()), ", input '", input_name, "' needs float32");
     const Shape s = t->shape();
     const bool batch1 = !d.empty() && (!d[0].known() || d[0].value == 1);
-    if (fits(s, 0)) {
+    const bool symbolic_batch = !d.empty() && !d[0].known();
+    if (fits(s, 0) && !symbolic_batch) {
       out.push_back(*t);
+    } else if (fits(s, 0) && !s.empty()) {  // a symbolic batch: each leading row is one sample
+      Shape one = s;
+      one[0] = 1;
+      const int64_t per = num_elements(one);
+      for (int64_t i = 0; i < s[0]; ++i) {
+        Tensor x(DType::kFloat32, one);
+        std::copy(t->data<float>() + i * per, t->data<float>() + (i + 1) * per, x.data<float>());
+        out.push_back(std::move(x));
+      }
     } else if (batch1 && fits(s, 1)) {  // one sample without its batch dimension
       Shape with = s;
       with.insert(with.begin(), 1);
@@ -53,7 +63,6 @@ Result<std::vector<Tensor>> load_calibration(const std::string& dir, const std::
       std::copy(t->data<float>(), t->data<float>() + t->num_elements(), x.data<float>());
       out.push_back(std::move(x));
     } else if (!s.empty() && fits(Shape(s.begin() + 1, s.end()), 1) && batch1) {  // stacked [N, ...sample]
-      // Covered by the first case when the batch is symbolic; here the model wants batch 1.
       Shape one = s;
       one[0] = 1;
       const int64_t per = num_elements(one);

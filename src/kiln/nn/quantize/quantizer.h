@@ -59,7 +59,8 @@ struct QuantizeReport {
 
 // Calibration samples for a model input of type `input`, from every `.npy` file in `dir` (sorted
 // by name). A file holds one sample (the input's shape, or that shape without its batch dimension
-// of 1) or several stacked along a first dimension. Errors name the file and what was expected.
+// of 1) or several stacked along a first dimension; with a symbolic batch dimension each leading
+// row is one sample (of batch 1). Errors name the file and what was expected.
 Result<std::vector<Tensor>> load_calibration(const std::string& dir, const std::string& input_name,
                                              const ValueType& input);
 
