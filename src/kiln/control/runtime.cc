@@ -156,6 +156,7 @@ Result<RunReport> run_sim(Cell& cell, const RunOptions& o) {
   Status s = start_devices(cell, env, &started);
   if (!s.is_ok()) {
     stop_devices(cell, started);
+    cell.events().set_clock(&monotonic_clock(), monotonic_clock().now_ns());
     return s;
   }
   SignalGuard sig(o.handle_signals);
@@ -211,6 +212,8 @@ Result<RunReport> run_sim(Cell& cell, const RunOptions& o) {
   cell.events().postf(EventKind::kStop, "cell %s stopped (%s)", cell.name().c_str(), rep.stop_reason.c_str());
   stop_devices(cell, started);
   cell.events().drain();
+  // The simulated clock dies with this function; whatever is posted later is stamped in real time.
+  cell.events().set_clock(&monotonic_clock(), monotonic_clock().now_ns());
   return rep;
 }
 
