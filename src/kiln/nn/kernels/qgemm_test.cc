@@ -6,6 +6,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -314,6 +315,44 @@ TEST(QConvert, QuantizeAndDequantizeMatchTheOperatorDefinition) {
       for (size_t i = 0; i < x.size(); ++i) {
         const int32_t v = is_unsigned ? q[i] : static_cast<int8_t>(q[i]);
         ASSERT_EQ(back[i], static_cast<float>(v - zp) * scale) << qk->name << " i=" << i;
+      }
+    }
+  }
+}
+
+}  // namespace
+}  // namespace kiln::nn::kernels
+
+namespace kiln::nn::kernels {
+namespace {
+
+// QAdd / QMul: every kernel set computes DQ(a) op DQ(b) -> Q exactly as the operator definitions
+// chain them (float ops in the same order, round half to even), including the tail after the
+// last full vector, mixed int8/uint8 operands and a Relu clamp.
+TEST(QBinary, EveryKernelSetMatchesTheUnfusedFloatChain) {
+  std::mt19937 rng(91);
+  std::uniform_int_distribution<int> byte(0, 255);
+  for (const QKernels* qk : available_qkernels()) {
+    for (int64_t n : {1, 7, 8, 9, 33, 100}) {
+      for (int variant = 0; variant < 4; ++variant) {
+        QBinaryParams p{0.031f, 0.017f, variant & 1 ? 0.02f : 0.0004f, 3, variant & 2 ? 140 : -7, variant & 1 ? -128 : 10,
+                        variant & 1 ? -100 : -128, 127, (variant & 1) != 0, false, (variant & 2) != 0, false};
+        std::vector<uint8_t> a(static_cast<size_t>(n)), b(a.size()), got(a.size()), want(a.size());
+        for (size_t i = 0; i < a.size(); ++i) {
+          a[i] = static_cast<uint8_t>(byte(rng));
+          b[i] = static_cast<uint8_t>(byte(rng));
+        }
+        qk->binary(a.data(), b.data(), n, p, got.data());
+        for (size_t i = 0; i < a.size(); ++i) {
+          const int32_t qa = static_cast<int8_t>(a[i]);
+          const int32_t qb = p.b_unsigned ? b[i] : static_cast<int8_t>(b[i]);
+          const float va = static_cast<float>(qa - p.a_zero) * p.a_scale;
+          const float vb = static_cast<float>(qb - p.b_zero) * p.b_scale;
+          float q = std::nearbyint((p.mul ? va * vb : va + vb) / p.y_scale) + static_cast<float>(p.y_zero);
+          q = std::min(std::max(q, static_cast<float>(p.qmin)), static_cast<float>(p.qmax));
+          want[i] = static_cast<uint8_t>(static_cast<int32_t>(q));
+        }
+        EXPECT_EQ(got, want) << qk->name << " n=" << n << " variant " << variant;
       }
     }
   }

@@ -243,6 +243,30 @@ void qs8_dequantize_avx2(const void* x, int64_t n, float scale, int32_t zero_poi
   }
 }
 
+void qs8_binary_avx2(const uint8_t* a, const uint8_t* b, int64_t n, const QBinaryParams& p, uint8_t* y) {
+  const __m256 as = _mm256_set1_ps(p.a_scale), bs = _mm256_set1_ps(p.b_scale), ys = _mm256_set1_ps(p.y_scale);
+  const __m256i az = _mm256_set1_epi32(p.a_zero), bz = _mm256_set1_epi32(p.b_zero);
+  const __m256 yz = _mm256_set1_ps(static_cast<float>(p.y_zero));
+  const __m256 lo = _mm256_set1_ps(static_cast<float>(p.qmin)), hi = _mm256_set1_ps(static_cast<float>(p.qmax));
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m128i ra = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(a + i));
+    const __m128i rb = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(b + i));
+    const __m256i ia = p.a_unsigned ? _mm256_cvtepu8_epi32(ra) : _mm256_cvtepi8_epi32(ra);
+    const __m256i ib = p.b_unsigned ? _mm256_cvtepu8_epi32(rb) : _mm256_cvtepi8_epi32(rb);
+    const __m256 va = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(ia, az)), as);
+    const __m256 vb = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(ib, bz)), bs);
+    const __m256 v = p.mul ? _mm256_mul_ps(va, vb) : _mm256_add_ps(va, vb);
+    __m256 q = _mm256_round_ps(_mm256_div_ps(v, ys), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    q = _mm256_min_ps(_mm256_max_ps(_mm256_add_ps(q, yz), lo), hi);
+    const __m256i qi = _mm256_cvtps_epi32(q);
+    const __m128i w16 = _mm_packs_epi32(_mm256_castsi256_si128(qi), _mm256_extracti128_si256(qi, 1));
+    const __m128i bytes = p.y_unsigned ? _mm_packus_epi16(w16, w16) : _mm_packs_epi16(w16, w16);
+    _mm_storel_epi64(reinterpret_cast<__m128i*>(y + i), bytes);
+  }
+  if (i < n) qs8_binary_portable(a + i, b + i, n - i, p, y + i);
+}
+
 const QGemmConfig kQs8GemmAvx2 = {"qs8_gemm_avx2", kMR, kNR, false, QWeightLayout::kPairs16, gemm_any, igemm_any};
 
 }  // namespace kiln::nn::kernels

@@ -1,6 +1,7 @@
 // int8 micro-kernels in portable C++: GEMM / IGEMM 4 x 8 tiles, depthwise convolution, per-tensor
 // quantize / dequantize. The path for CPUs without AVX2 (and KILN_ISA=portable); the compiler
 // vectorises the inner loops with the baseline SSE2 of x86-64.
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 
@@ -145,5 +146,22 @@ void qs8_dequantize_portable(const void* x, int64_t n, float scale, int32_t zero
 
 const QGemmConfig kQs8GemmPortable = {"qs8_gemm_portable", kMR, kNR, false, QWeightLayout::kGroup4, gemm_any,
                                       igemm_any};
+
+}  // namespace kiln::nn::kernels
+
+namespace kiln::nn::kernels {
+
+void qs8_binary_portable(const uint8_t* a, const uint8_t* b, int64_t n, const QBinaryParams& p, uint8_t* y) {
+  for (int64_t i = 0; i < n; ++i) {
+    const int32_t qa = p.a_unsigned ? a[i] : static_cast<int8_t>(a[i]);
+    const int32_t qb = p.b_unsigned ? b[i] : static_cast<int8_t>(b[i]);
+    const float va = static_cast<float>(qa - p.a_zero) * p.a_scale;
+    const float vb = static_cast<float>(qb - p.b_zero) * p.b_scale;
+    const float v = p.mul ? va * vb : va + vb;
+    float q = std::nearbyint(v / p.y_scale) + static_cast<float>(p.y_zero);
+    q = std::min(std::max(q, static_cast<float>(p.qmin)), static_cast<float>(p.qmax));
+    y[i] = static_cast<uint8_t>(static_cast<int32_t>(q));
+  }
+}
 
 }  // namespace kiln::nn::kernels

@@ -5,8 +5,9 @@
 //                         the output's shape, or one of them holds a single value.
 //   com.kiln.Quantize     X float32, scale, zero_point -> int8/uint8 (per-tensor QuantizeLinear)
 //   com.kiln.Dequantize   X int8/uint8, scale, zero_point -> float32 (per-tensor DequantizeLinear)
-// Quantize and Dequantize run on the vectorised conversions of kernels/qgemm.h; QAdd and QMul
-// compute each element with the float operations the unfused chain would use.
+// Quantize, Dequantize and same-shaped QAdd / QMul run on the vectorised kernels of
+// kernels/qgemm.h; QAdd / QMul with a single-value operand run a plain loop. Both compute each
+// element with the float operations the unfused chain would use.
 #include <algorithm>
 #include <cmath>
 
@@ -17,6 +18,24 @@
 
 namespace kiln::nn::ops {
 namespace {
+
+// One pass over the bytes, with the float operations of the unfused chain
+// (DequantizeLinear: float(q - zp) * scale; QuantizeLinear: round(v / y_scale) + zp), typed so
+// that the loop vectorises. A or B may be one value (stride 0).
+template <bool kMul, typename TA, typename TB, typename TY>
+void qbinary_loop(const TA* __restrict pa, int64_t sa, const TB* __restrict pb, int64_t sb, TY* __restrict py,
+                  int64_t n, QScalar aq, QScalar bq, QScalar yq, float qmin, float qmax) {
+  const float az = static_cast<float>(aq.zero_point), bz = static_cast<float>(bq.zero_point);
+  const float yz = static_cast<float>(yq.zero_point);
+  for (int64_t i = 0; i < n; ++i) {
+    const float va = (static_cast<float>(pa[i * sa]) - az) * aq.scale;
+    const float vb = (static_cast<float>(pb[i * sb]) - bz) * bq.scale;
+    const float v = kMul ? va * vb : va + vb;
+    float q = round_half_even(v / yq.scale) + yz;
+    q = std::min(std::max(q, qmin), qmax);  // branch-free: a Relu clamps half the values
+    py[i] = static_cast<TY>(static_cast<int32_t>(q));
+  }
+}
 
 template <bool kMul>
 Result<KernelPtr> prepare_qbinary(PrepareContext& ctx) {
@@ -37,26 +56,40 @@ Result<KernelPtr> prepare_qbinary(PrepareContext& ctx) {
   else return ctx.invalid("operands ", shape_to_string(a.shape), " and ", shape_to_string(b.shape), " differ");
   ctx.set_output(0, yq.dtype(), out);
   const int64_t n = num_elements(out);
-  return make_kernel(
-      [=](const KernelContext& k) {
-        const uint8_t* pa = static_cast<const uint8_t*>(k.in(0).data);
-        const uint8_t* pb = static_cast<const uint8_t*>(k.in(3).data);
-        uint8_t* py = static_cast<uint8_t*>(k.out(0).data);
-        const int64_t sa = na == 1 ? 0 : 1, sb = nb == 1 ? 0 : 1;
-        for (int64_t i = 0; i < n; ++i) {
-          const int32_t qa = aq.is_unsigned ? pa[i * sa] : static_cast<int8_t>(pa[i * sa]);
-          const int32_t qb = bq.is_unsigned ? pb[i * sb] : static_cast<int8_t>(pb[i * sb]);
-          const float va = static_cast<float>(qa - aq.zero_point) * aq.scale;
-          const float vb = static_cast<float>(qb - bq.zero_point) * bq.scale;
-          const float v = kMul ? va * vb : va + vb;
-          float q = round_half_even(v / yq.scale) + static_cast<float>(yq.zero_point);
-          q = std::min(std::max(q, static_cast<float>(qmin)), static_cast<float>(qmax));
-          const int32_t r = static_cast<int32_t>(q);
-          py[i] = yq.is_unsigned ? static_cast<uint8_t>(r) : static_cast<uint8_t>(static_cast<int8_t>(r));
-        }
-        return Status::ok();
-      },
-      "qs8_binary_scalar");
+  const int64_t sa = na == 1 ? 0 : 1, sb = nb == 1 ? 0 : 1;
+  const float lo = static_cast<float>(qmin), hi = static_cast<float>(qmax);
+  if (sa == 1 && sb == 1) {  // same shapes (a residual Add): the vectorised kernel
+    const kernels::QKernels& qk = kernels::qkernels();
+    kernels::QBinaryParams p{aq.scale, bq.scale, yq.scale, aq.zero_point, bq.zero_point, yq.zero_point,
+                             qmin, qmax, kMul, aq.is_unsigned, bq.is_unsigned, yq.is_unsigned};
+    return make_kernel(
+        [=, &qk](const KernelContext& kc) {
+          qk.binary(static_cast<const uint8_t*>(kc.in(0).data), static_cast<const uint8_t*>(kc.in(3).data), n, p,
+                    static_cast<uint8_t*>(kc.out(0).data));
+          return Status::ok();
+        },
+        qk.name);
+  }
+  KernelPtr k;
+  using Bytes = TypeList<int8_t, uint8_t>;
+  visit_dtype<Bytes>(a.dtype, [&](auto ta) {
+    using TA = typename decltype(ta)::type;
+    visit_dtype<Bytes>(b.dtype, [&](auto tb) {
+      using TB = typename decltype(tb)::type;
+      visit_dtype<Bytes>(yq.dtype(), [&](auto ty) {
+        using TY = typename decltype(ty)::type;
+        k = make_kernel(
+            [=](const KernelContext& kc) {
+              qbinary_loop<kMul>(kc.in(0).as<const TA>(), sa, kc.in(3).as<const TB>(), sb, kc.out(0).as<TY>(), n, aq,
+                                 bq, yq, lo, hi);
+              return Status::ok();
+            },
+            "qs8_binary");
+      });
+    });
+  });
+  if (!k) return ctx.unsupported_dtype(0);
+  return k;
 }
 
 Result<KernelPtr> prepare_quantize(PrepareContext& ctx) {

@@ -6,6 +6,7 @@
 //   kernels::QParams p = kernels::int8_output(y.zero_point, y.is_unsigned, qmin, qmax);
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 
 #include "kiln/core/status.h"
@@ -42,7 +43,7 @@ inline Status read_qscalar(PrepareContext& ctx, size_t scale_input, size_t zp_in
 // leaves the nearest integer for |v| < 2^22; larger values are clamped first (they saturate the
 // int8 output anyway). NaN stays NaN.
 inline float round_half_even(float v) {
-  v = v < -4.0e6f ? -4.0e6f : (v > 4.0e6f ? 4.0e6f : v);
+  v = std::min(std::max(v, -4.0e6f), 4.0e6f);  // minss / maxss: no data-dependent branch
   constexpr float m = 12582912.f;  // not folded: Kiln is built without -ffast-math
   return (v + m) - m;
 }

@@ -246,13 +246,7 @@ class Quantizer {
             if (bp.data_type() == onnx::TensorProto::FLOAT && count == channels) l.bias = b;
           }
         }
-        l.out = n.output(0);
-        auto c = consumers_.find(l.out);
-        if (c != consumers_.end() && c->second.size() == 1 && !graph_outputs_.count(l.out)) {
-          const auto& next = g.node(c->second[0]);
-          if ((next.op_type() == "Relu" || next.op_type() == "Clip") && next.input(0) == l.out && next.output_size() == 1)
-            l.out = next.output(0);
-        }
+        l.out = after_activation(g, n.output(0));
         add_activation(l.x);
         add_activation(l.out);
         layers_.push_back(l);
@@ -265,10 +259,21 @@ class Quantizer {
         if (n.input_size() != 2 || is_const(n.input(0)) || is_const(n.input(1))) continue;
         add_activation(n.input(0));
         add_activation(n.input(1));
-        add_activation(n.output(0));
+        add_activation(after_activation(g, n.output(0)));
       }
     }
   }
+  // `v`, or the output of the Relu / Clip that is its only reader: quantising there lets the
+  // activation fuse into the integer operator as an output clamp.
+  std::string after_activation(const onnx::GraphProto& g, const std::string& v) const {
+    auto c = consumers_.find(v);
+    if (c == consumers_.end() || c->second.size() != 1 || graph_outputs_.count(v)) return v;
+    const auto& next = g.node(c->second[0]);
+    if ((next.op_type() == "Relu" || next.op_type() == "Clip") && next.input(0) == v && next.output_size() == 1)
+      return next.output(0);
+    return v;
+  }
+
   void add_activation(const std::string& v) {
     if (!stats_.count(v)) {
       order_.push_back(v);

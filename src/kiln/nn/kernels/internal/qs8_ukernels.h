@@ -90,12 +90,24 @@ using QDwConvFn = void (*)(const QWindow& s, const uint8_t* x, const uint8_t* w,
 using QuantizeFn = void (*)(const float* x, int64_t n, float scale, int32_t zero_point, bool is_unsigned, void* y);
 using DequantizeFn = void (*)(const void* x, int64_t n, float scale, int32_t zero_point, bool is_unsigned, float* y);
 
+// Elementwise y = Q(DQ(a) + DQ(b)) (or *) over n same-shaped int8/uint8 tensors, with the float
+// operations of the unfused chain: va = float(a - a_zero) * a_scale (same for b), v = va + vb,
+// y = clamp(round_half_even(v / y_scale) + y_zero, qmin, qmax); qmin/qmax in y's own values.
+struct QBinaryParams {
+  float a_scale, b_scale, y_scale;
+  int32_t a_zero, b_zero, y_zero;
+  int32_t qmin, qmax;
+  bool mul, a_unsigned, b_unsigned, y_unsigned;
+};
+using QBinaryFn = void (*)(const uint8_t* a, const uint8_t* b, int64_t n, const QBinaryParams& p, uint8_t* y);
+
 struct QKernels {
   const char* name;     // "qs8_avx2", ...
   const QGemmConfig* gemm;
   QDwConvFn dwconv;
   QuantizeFn quantize;
   DequantizeFn dequantize;
+  QBinaryFn binary;
 };
 
 // Defined in qs8_<isa>.cc; qgemm.cc assembles them into QKernels sets. The VNNI units provide
@@ -111,6 +123,8 @@ void qs8_dwconv_portable(const QWindow& s, const uint8_t* x, const uint8_t* w, i
 void qs8_quantize_avx2(const float* x, int64_t n, float scale, int32_t zero_point, bool is_unsigned, void* y);
 void qs8_quantize_portable(const float* x, int64_t n, float scale, int32_t zero_point, bool is_unsigned, void* y);
 void qs8_dequantize_avx2(const void* x, int64_t n, float scale, int32_t zero_point, bool is_unsigned, float* y);
+void qs8_binary_avx2(const uint8_t* a, const uint8_t* b, int64_t n, const QBinaryParams& p, uint8_t* y);
+void qs8_binary_portable(const uint8_t* a, const uint8_t* b, int64_t n, const QBinaryParams& p, uint8_t* y);
 void qs8_dequantize_portable(const void* x, int64_t n, float scale, int32_t zero_point, bool is_unsigned, float* y);
 
 }  // namespace kiln::nn::kernels
