@@ -1,0 +1,241 @@
+#include "kiln/io/modbus_client.h"
+
+#include <modbus/modbus.h>
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <cmath>
+#include <condition_variable>
+#include <cstring>
+#include <limits>
+#include <mutex>
+#include <thread>
+
+#include "kiln/io/modbus_map.h"
+#include "kiln/io/net_util.h"
+
+namespace kiln::io {
+namespace {
+
+using control::EventKind;
+
+enum class OnLoss { kHold, kSafe, kNan };
+
+class ModbusClient final : public control::Device {
+ public:
+  std::string host;
+  int port = 502;
+  int unit_id = 1;
+  int64_t period_ms = 100, timeout_ms = 500, backoff_min_ms = 100, backoff_max_ms = 5000;
+  int status_tag = -1;
+  OnLoss on_loss = OnLoss::kHold;
+  ModbusMap map;
+
+  ~ModbusClient() override { stop(); }
+
+  Status start(const control::DeviceEnv& env) override {
+    env_ = env;
+    last_written_.assign(map.entries.size(), std::numeric_limits<double>::quiet_NaN());
+    // Resolved again at start: the address may have changed since the cell was checked.
+    KILN_ASSIGN_OR_RETURN(std::string ip, resolve_ipv4(host));
+    ctx_ = modbus_new_tcp(ip.c_str(), port);
+    if (ctx_ == nullptr) return Status::io("cannot create a Modbus context for ", host, ":", port, ": ", modbus_strerror(errno));
+    modbus_set_slave(ctx_, unit_id);
+    const uint32_t s = static_cast<uint32_t>(timeout_ms / 1000), us = static_cast<uint32_t>((timeout_ms % 1000) * 1000);
+    modbus_set_response_timeout(ctx_, s, us);
+    modbus_set_byte_timeout(ctx_, s, us);
+    if (status_tag >= 0) env_.image->set(status_tag, 0);
+    stop_ = false;
+    thread_ = std::thread([this] { run(); });
+    return Status::ok();
+  }
+
+  void stop() override {
+    {
+      std::lock_guard<std::mutex> g(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    if (thread_.joinable()) thread_.join();
+    if (ctx_ != nullptr) {
+      modbus_close(ctx_);
+      modbus_free(ctx_);
+      ctx_ = nullptr;
+    }
+  }
+
+ private:
+  // Sleeps up to ms, waking early when stop() is called. Returns false when stopping.
+  bool wait_ms(int64_t ms) {
+    std::unique_lock<std::mutex> l(mu_);
+    cv_.wait_for(l, std::chrono::milliseconds(ms), [this] { return stop_.load(); });
+    return !stop_;
+  }
+
+  // Connecting to a free port of the local ephemeral range can connect the socket to itself
+  // (TCP simultaneous open); that is no peer.
+  static bool self_connected(int fd) {
+    sockaddr_storage a{}, b{};
+    socklen_t la = sizeof a, lb = sizeof b;
+    if (fd < 0 || getsockname(fd, reinterpret_cast<sockaddr*>(&a), &la) != 0 || getpeername(fd, reinterpret_cast<sockaddr*>(&b), &lb) != 0)
+      return false;
+    return la == lb && std::memcmp(&a, &b, la) == 0;
+  }
+
+  void lost(const char* why) {
+    modbus_close(ctx_);
+    connected_ = false;
+    if (status_tag >= 0) env_.image->set(status_tag, 0);
+    for (const ModbusEntry& e : map.entries) {
+      if (e.writable) continue;
+      const control::TagSpec& s = env_.image->spec(e.tag);
+      if (on_loss == OnLoss::kSafe && s.has_safe) env_.image->set(e.tag, s.safe);
+      if (on_loss == OnLoss::kNan) env_.image->set(e.tag, std::numeric_limits<double>::quiet_NaN());
+    }
+    std::fill(last_written_.begin(), last_written_.end(), std::numeric_limits<double>::quiet_NaN());
+    env_.events->postf(EventKind::kDisconnected, "%s: Modbus peer %s:%d down (%s); reconnecting with backoff", name.c_str(), host.c_str(),
+                       port, why);
+  }
+
+  // One request per entry. Returns false when the connection is gone (timeouts included);
+  // an exception from the peer (a bad address, say) is reported once and the poll goes on.
+  bool poll() {
+    uint16_t w[2];
+    uint8_t b = 0;
+    for (size_t i = 0; i < map.entries.size(); ++i) {
+      const ModbusEntry& e = map.entries[i];
+      int rc = 0;
+      if (e.writable) {
+        const double v = env_.image->get(e.tag);
+        if (v == last_written_[i]) continue;
+        encode_value(e, map.word_order, v, w);
+        if (e.table == ModbusTable::kCoil) rc = modbus_write_bit(ctx_, e.address, w[0]);
+        else if (e.width == 1) rc = modbus_write_register(ctx_, e.address, w[0]);
+        else rc = modbus_write_registers(ctx_, e.address, 2, w);
+        if (rc >= 0) last_written_[i] = v;
+      } else {
+        switch (e.table) {
+          case ModbusTable::kCoil: rc = modbus_read_bits(ctx_, e.address, 1, &b); break;
+          case ModbusTable::kDiscrete: rc = modbus_read_input_bits(ctx_, e.address, 1, &b); break;
+          case ModbusTable::kHolding: rc = modbus_read_registers(ctx_, e.address, e.width, w); break;
+          case ModbusTable::kInput: rc = modbus_read_input_registers(ctx_, e.address, e.width, w); break;
+        }
+        if (rc >= 0) {
+          if (e.type == ModbusType::kBit) w[0] = b;
+          env_.image->set(e.tag, decode_value(e, map.word_order, w));
+        }
+      }
+      if (rc < 0) {
+        const int err = errno;
+        if (err > MODBUS_ENOBASE && err <= EMBXGTAR) {
+          if (!reported_[i]) {
+            reported_[i] = true;
+            env_.events->postf(EventKind::kWarning, "%s: peer refused %s %d (tag '%s'): %s", name.c_str(), modbus_table_name(e.table),
+                               e.address, env_.image->spec(e.tag).name.c_str(), modbus_strerror(err));
+          }
+          continue;
+        }
+        lost(modbus_strerror(err));
+        return false;
+      }
+    }
+    return true;
+  }
+
+  void run() {
+    reported_.assign(map.entries.size(), false);
+    Backoff backoff(backoff_min_ms, backoff_max_ms);
+    bool first = true;
+    auto next = std::chrono::steady_clock::now();
+    while (!stop_) {
+      if (!connected_) {
+        int rc = modbus_connect(ctx_);
+        int err = errno;
+        if (rc == 0 && self_connected(modbus_get_socket(ctx_))) {
+          rc = -1;
+          err = ECONNREFUSED;
+        }
+        if (rc != 0) {
+          modbus_close(ctx_);
+          if (first) {
+            env_.events->postf(EventKind::kDisconnected, "%s: Modbus peer %s:%d unreachable (%s); retrying with backoff", name.c_str(),
+                               host.c_str(), port, modbus_strerror(err));
+          }
+          first = false;
+          if (!wait_ms(backoff.next())) break;
+          continue;
+        }
+        first = false;
+        connected_ = true;
+        backoff.reset();
+        if (status_tag >= 0) env_.image->set(status_tag, 1);
+        env_.events->postf(EventKind::kConnected, "%s: connected to Modbus peer %s:%d", name.c_str(), host.c_str(), port);
+        next = std::chrono::steady_clock::now();
+      }
+      if (!poll()) {
+        if (!wait_ms(backoff.next())) break;
+        continue;
+      }
+      if (status_tag >= 0) env_.image->set(status_tag, 1);
+      next += std::chrono::milliseconds(period_ms);
+      auto now = std::chrono::steady_clock::now();
+      if (next < now) next = now;  // a slow peer: poll again at once, do not try to catch up
+      std::unique_lock<std::mutex> l(mu_);
+      cv_.wait_until(l, next, [this] { return stop_.load(); });
+    }
+  }
+
+  modbus_t* ctx_ = nullptr;
+  bool connected_ = false;
+  std::vector<double> last_written_;
+  std::vector<bool> reported_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<control::Device>> create_modbus_client(control::Params& p) {
+  const control::BuildEnv& env = p.env();
+  auto d = std::make_unique<ModbusClient>();
+  YAML::Node hn = p.child("host");
+  KILN_ASSIGN_OR_RETURN(d->host, p.string("host", "", true));
+  KILN_ASSIGN_OR_RETURN(int64_t port, p.integer("port", 502, 1, 65535));
+  d->port = static_cast<int>(port);
+  KILN_ASSIGN_OR_RETURN(int64_t unit, p.integer("unit_id", 1, 0, 255));
+  d->unit_id = static_cast<int>(unit);
+  KILN_ASSIGN_OR_RETURN(d->period_ms, p.integer("period_ms", 100, 1, 3'600'000));
+  KILN_ASSIGN_OR_RETURN(d->timeout_ms, p.integer("timeout_ms", 500, 1, 60'000));
+  YAML::Node bn = p.child("backoff_ms");
+  if (bn.IsDefined()) {
+    if (!bn.IsSequence() || bn.size() != 2) return control::located(env, bn, "backoff_ms is [first, most] in milliseconds");
+    KILN_ASSIGN_OR_RETURN(double lo, p.number_of(bn[0]));
+    KILN_ASSIGN_OR_RETURN(double hi, p.number_of(bn[1]));
+    if (!(lo >= 1 && hi >= lo && hi <= 3'600'000)) return control::located(env, bn, "backoff_ms needs 1 <= first <= most <= 3600000");
+    d->backoff_min_ms = static_cast<int64_t>(lo);
+    d->backoff_max_ms = static_cast<int64_t>(hi);
+  }
+  KILN_ASSIGN_OR_RETURN(d->status_tag, p.tag("status", control::kBoolTag | control::kIntTag, false));
+  YAML::Node ln = p.child("on_loss");
+  KILN_ASSIGN_OR_RETURN(std::string loss, p.string("on_loss", "hold"));
+  if (loss == "hold") d->on_loss = OnLoss::kHold;
+  else if (loss == "safe") d->on_loss = OnLoss::kSafe;
+  else if (loss == "nan") d->on_loss = OnLoss::kNan;
+  else return control::located(env, ln, "on_loss '", loss.substr(0, 32), "' must be hold, safe or nan");
+  KILN_ASSIGN_OR_RETURN(d->map, parse_modbus_map(p, /*server=*/false));
+  KILN_RETURN_IF_ERROR(p.finish());
+  if (auto ip = resolve_ipv4(d->host); !ip.is_ok()) return control::located(env, hn, ip.status().message());
+  for (const ModbusEntry& e : d->map.entries) {
+    auto& v = e.writable ? d->reads : d->writes;
+    if (std::find(v.begin(), v.end(), e.tag) == v.end()) v.push_back(e.tag);
+  }
+  if (d->status_tag >= 0) d->writes.push_back(d->status_tag);
+  return std::unique_ptr<control::Device>(std::move(d));
+}
+
+}  // namespace kiln::io
