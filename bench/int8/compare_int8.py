@@ -6,8 +6,9 @@ fp32-vs-int8 agreement on the MLPerf Tiny sample input available in ../shared/da
         [--data ../shared/data/models] [--digits DIR] [--runs 2000] [--threads 1,2]
 
 Pairs: MLPerf Tiny KWS (DS-CNN) and AD (FC autoencoder) as converted by tf2onnx (their own int8 QDQ
-files), VWW (MobileNetV1-0.25) quantised here by `kiln quantize` (random calibration data: for
-speed only), and the digits CNN / MLP of digits_accuracy.py when --digits names its --out folder.
+files); VWW (MobileNetV1-0.25) and the generated ResNet-8 and MobileNetV2 (../shared/data/models/
+generated) quantised here by `kiln quantize` (random calibration data: for speed only); the digits
+CNN / MLP of digits_accuracy.py when --digits names its --out folder.
 ONNX Runtime is onnxruntime-node (bench/ort_bench.js, installed by scripts/install-deps --bench);
 its figures include Node's per-call overhead (~10 us, see bench/README.md). Prints a markdown table.
 """
@@ -91,9 +92,9 @@ def main():
     pairs = []
     if os.path.isdir(tiny):
         pairs.append(("MLPerf Tiny KWS (DS-CNN)", os.path.join(tiny, "kws_ref_model_float32.onnx"),
-                      os.path.join(tiny, "kws_ref_model.onnx")))
+                      os.path.join(tiny, "kws_ref_model.onnx"), None))
         pairs.append(("MLPerf Tiny AD (FC autoencoder)", os.path.join(tiny, "ad01_fp32.onnx"),
-                      os.path.join(tiny, "ad01_int8.onnx")))
+                      os.path.join(tiny, "ad01_int8.onnx"), None))
         calib = os.path.join(work, "vww_calib")
         os.makedirs(calib)
         np.save(os.path.join(calib, "random.npy"),
@@ -101,16 +102,29 @@ def main():
         vww8 = os.path.join(work, "vww_96.int8.onnx")
         run([a.kiln, "quantize", os.path.join(tiny, "vww_96_float.onnx"), "--calibration", calib, "--output", vww8,
              "--per-channel"])
-        pairs.append(("MLPerf Tiny VWW (MobileNetV1-0.25), kiln quantize", os.path.join(tiny, "vww_96_float.onnx"), vww8))
+        pairs.append(("MLPerf Tiny VWW (MobileNetV1-0.25), kiln quantize", os.path.join(tiny, "vww_96_float.onnx"), vww8,
+                      None))
+    gen = os.path.join(a.data, "generated")
+    for name, shape, runs in (("resnet8_cifar_32", (16, 1, 3, 32, 32), None), ("mobilenet_v2_224", (8, 1, 3, 224, 224), 60)):
+        src = os.path.join(gen, name + ".onnx")
+        if not os.path.exists(src):
+            continue
+        calib = os.path.join(work, name + "_calib")
+        os.makedirs(calib)
+        np.save(os.path.join(calib, "random.npy"), np.random.default_rng(0).normal(0, 1, shape).astype(np.float32))
+        dst = os.path.join(work, name + ".int8.onnx")
+        run([a.kiln, "quantize", src, "--calibration", calib, "--output", dst, "--per-channel"])
+        pairs.append(("%s (generated), kiln quantize" % name, src, dst, runs))
     if a.digits:
         for name in ("cnn", "mlp"):
             pairs.append(("digits %s, kiln quantize" % name.upper(), os.path.join(a.digits, name + ".onnx"),
-                          os.path.join(a.digits, name + ".int8.minmax.onnx")))
+                          os.path.join(a.digits, name + ".int8.minmax.onnx"), None))
     rows = []
-    for label, fp32, int8 in pairs:
+    for label, fp32, int8, pair_runs in pairs:
+        runs = pair_runs or a.runs
         for t in [int(x) for x in a.threads.split(",")]:
-            r = {"model": label, "threads": t, "kiln_fp32_us": kiln_p50(a.kiln, fp32, t, a.runs),
-                 "kiln_int8_us": kiln_p50(a.kiln, int8, t, a.runs), "ort_int8_us": ort_p50(int8, t),
+            r = {"model": label, "threads": t, "kiln_fp32_us": kiln_p50(a.kiln, fp32, t, runs),
+                 "kiln_int8_us": kiln_p50(a.kiln, int8, t, runs), "ort_int8_us": ort_p50(int8, t),
                  "ort_fp32_us": ort_p50(fp32, t)}
             rows.append(r)
             print(json.dumps(r), file=sys.stderr)
