@@ -65,13 +65,13 @@ class Mosquitto:
 class KilnCell:
     """`kiln cell run FILE` in the background; the cell text is written to a file first."""
 
-    def __init__(self, kiln, workdir, text, name="cell.yaml", duration=0):
+    def __init__(self, kiln, workdir, text, name="cell.yaml", duration=0, rt=False):
         self.path = os.path.join(workdir, name)
         with open(self.path, "w") as f:
             f.write(text)
         self.stats = os.path.join(workdir, name + ".stats.json")
         self.out = open(os.path.join(workdir, name + ".out"), "w+")
-        args = [kiln, "cell", "run", self.path, "--no-rt", "--quiet", "--stats", self.stats]
+        args = [kiln, "cell", "run", self.path, "--quiet", "--stats", self.stats] + ([] if rt else ["--no-rt"])
         if duration:
             args += ["--duration", str(duration)]
         self.proc = subprocess.Popen(args, stdout=self.out, stderr=subprocess.STDOUT)
