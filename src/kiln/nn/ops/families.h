@@ -35,6 +35,7 @@ std::span<const OpDef> fast_matmul_ops();     // fast_matmul.cc: MatMul with a r
 std::span<const OpDef> fast_rnn_ops();        // fast_rnn.cc: LSTM
 std::span<const OpDef> fast_qconv_ops();      // fast_qconv.cc: int8 NHWC QConv (incl. depthwise), QPool
 std::span<const OpDef> fast_qdense_ops();     // fast_qdense.cc: int8 QDense
-std::span<const OpDef> fast_qelementwise_ops();  // fast_qelementwise.cc: QAdd QMul Quantize Dequantize
+std::span<const OpDef> fast_qelementwise_ops();  // fast_qelementwise.cc: QAdd QMul Quantize Dequantize,
+                                                  // com.microsoft QLinearAdd QLinearMul
 
 }  // namespace kiln::nn::ops

@@ -5,6 +5,7 @@
 //                         the output's shape, or one of them holds a single value.
 //   com.kiln.Quantize     X float32, scale, zero_point -> int8/uint8 (per-tensor QuantizeLinear)
 //   com.kiln.Dequantize   X int8/uint8, scale, zero_point -> float32 (per-tensor DequantizeLinear)
+//   com.microsoft.QLinearAdd / QLinearMul (ONNX Runtime's QOperator format) run as QAdd / QMul.
 // Quantize, Dequantize and same-shaped QAdd / QMul run on the vectorised kernels of
 // kernels/qgemm.h; QAdd / QMul with a single-value operand run a plain loop. Both compute each
 // element with the float operations the unfused chain would use.
@@ -53,7 +54,9 @@ Result<KernelPtr> prepare_qbinary(PrepareContext& ctx) {
   if (a.shape == b.shape) out = a.shape;
   else if (nb == 1) out = a.shape;
   else if (na == 1) out = b.shape;
-  else return ctx.invalid("operands ", shape_to_string(a.shape), " and ", shape_to_string(b.shape), " differ");
+  else
+    return ctx.unsupported("operands ", shape_to_string(a.shape), " and ", shape_to_string(b.shape),
+                           " (only equal shapes or a single value are supported)");
   ctx.set_output(0, yq.dtype(), out);
   const int64_t n = num_elements(out);
   const int64_t sa = na == 1 ? 0 : 1, sb = nb == 1 ? 0 : 1;
@@ -131,6 +134,10 @@ constexpr OpDef kQElementwiseOps[] = {
     {"com.kiln", "QMul", 1, 1, prepare_qbinary<true>},
     {"com.kiln", "Quantize", 1, 1, prepare_quantize},
     {"com.kiln", "Dequantize", 1, 1, prepare_dequantize},
+    // ONNX Runtime's QOperator contrib ops: the same inputs in the same order (zero points given;
+    // operands of the same shape or one of them a single value).
+    {"com.microsoft", "QLinearAdd", 1, 1, prepare_qbinary<false>},
+    {"com.microsoft", "QLinearMul", 1, 1, prepare_qbinary<true>},
 };
 
 }  // namespace

@@ -130,6 +130,7 @@ class QuantizedPass {
 
   Result<int> run() {
     hoist_quantize_over_transpose();
+    sink_dequantize_below_shape_ops();
     const size_t count = g_.nodes.size();
     for (size_t i = 0; i < count; ++i) {
       if (e_.is_dead(static_cast<int>(i))) continue;
@@ -194,6 +195,42 @@ class QuantizedPass {
       e_.node(nt).attributes = tr.attributes;
       e_.remove_node(static_cast<int>(i));
       e_.remove_node(tp);
+    }
+  }
+
+  // DQ(q) -> Reshape / Flatten / Squeeze / Unsqueeze -> consumer: the shape op moves onto the int8
+  // tensor and the DequantizeLinear after it (per-tensor parameters do not care about shape), so
+  // that a Gemm after a Flatten sees DQ directly.
+  void sink_dequantize_below_shape_ops() {
+    const size_t count = g_.nodes.size();
+    for (size_t i = 0; i < count; ++i) {
+      if (e_.is_dead(static_cast<int>(i))) continue;
+      const Node n = g_.nodes[i];
+      if (!n.domain.empty() || n.inputs.empty() || n.outputs.size() != 1 || n.outputs[0] < 0) continue;
+      if (n.op_type != "Reshape" && n.op_type != "Flatten" && n.op_type != "Squeeze" && n.op_type != "Unsqueeze")
+        continue;
+      for (size_t k = 1; k < n.inputs.size(); ++k)
+        if (n.inputs[k] >= 0 && !e_.constant(n.inputs[k])) goto next;
+      {
+        QParam q;
+        int src = -1;
+        const int v = n.inputs[0];
+        if (v < 0 || !e_.single_use(v) || !activation_dq(v, &q, &src)) continue;
+        const Node dq = g_.nodes[e_.producer(v)];
+        const int y = n.outputs[0];
+        const int reshaped = e_.add_value(e_.value(y).name + "_int8", e_.dtype(src), e_.shape(y));
+        std::vector<int> ins = n.inputs;
+        ins[0] = src;
+        const int sn = e_.add_node(n.op_type, "", n.name, ins, {reshaped});
+        e_.node(sn).attributes = n.attributes;
+        std::vector<int> dq_in = dq.inputs;
+        dq_in[0] = reshaped;
+        const int dn = e_.add_node("DequantizeLinear", "", dq.name + "_moved", dq_in, {y});
+        e_.node(dn).attributes = dq.attributes;
+        e_.remove_node(static_cast<int>(i));
+        e_.remove_node(e_.producer(v));
+      }
+    next:;
     }
   }
 

@@ -9,6 +9,7 @@
 #include <cmath>
 #include <random>
 
+#include "kiln/core/alloc_counter.h"
 #include "kiln/nn/compile.h"
 #include "kiln/nn/testing/model_builder.h"
 
@@ -391,6 +392,98 @@ TEST(Quantized, IntegerOperatorsAreExact) {
   EXPECT_EQ(count_op(fast, "QConv"), 1);
   EXPECT_EQ(count_op(fast, "QDense"), 1);
   expect_close(ref, fast, 0, "ConvInteger / MatMulInteger", true);
+}
+
+// The integer path keeps the hot-path rule: run() allocates nothing, with and without threads
+// (the QDQ model of the KWS stem, a depthwise layer, a residual QAdd, pooling, a dense layer).
+TEST(Quantized, IntegerRunAllocatesNothing) {
+  std::mt19937 rng(17);
+  const float s = 1.f / 32.f;
+  const QuantWeights w1 = quantize_weights(random_float({16, 1, 3, 3}, rng), 0);
+  const QuantWeights w2 = quantize_weights(random_float({16, 1, 3, 3}, rng), 0);
+  const QuantWeights w3 = quantize_weights(random_float({10, 16}, rng), 0);
+  ModelBuilder b(13);
+  b.input("x", DType::kFloat32, {1, 1, 12, 10})
+      .initializer("s", scalar_f(s)).initializer("z", scalar_i8(-3))
+      .initializer("w1", w1.q).initializer("w1s", w1.scale).initializer("w1z", w1.zero)
+      .initializer("w2", w2.q).initializer("w2s", w2.scale).initializer("w2z", w2.zero)
+      .initializer("w3", w3.q).initializer("w3s", w3.scale).initializer("w3z", w3.zero)
+      .node("QuantizeLinear", {"x", "s", "z"}, {"xq"})
+      .node("DequantizeLinear", {"xq", "s", "z"}, {"xd"})
+      .node("DequantizeLinear", {"w1", "w1s", "w1z"}, {"w1d"}, {Attr::i("axis", 0)})
+      .node("DequantizeLinear", {"w2", "w2s", "w2z"}, {"w2d"}, {Attr::i("axis", 0)})
+      .node("DequantizeLinear", {"w3", "w3s", "w3z"}, {"w3d"}, {Attr::i("axis", 0)})
+      .node("Conv", {"xd", "w1d"}, {"c1"}, {Attr::ints("kernel_shape", {3, 3}), Attr::ints("pads", {1, 1, 1, 1})})
+      .node("QuantizeLinear", {"c1", "s", "z"}, {"c1q"})
+      .node("DequantizeLinear", {"c1q", "s", "z"}, {"c1d"})
+      .node("Conv", {"c1d", "w2d"}, {"c2"}, {Attr::ints("kernel_shape", {3, 3}), Attr::ints("pads", {1, 1, 1, 1}),
+                                              Attr::i("group", 16)})
+      .node("QuantizeLinear", {"c2", "s", "z"}, {"c2q"})
+      .node("DequantizeLinear", {"c2q", "s", "z"}, {"c2d"})
+      .node("Add", {"c2d", "c1d"}, {"a"})
+      .node("QuantizeLinear", {"a", "s", "z"}, {"aq"})
+      .node("DequantizeLinear", {"aq", "s", "z"}, {"ad"})
+      .node("GlobalAveragePool", {"ad"}, {"g"})
+      .node("QuantizeLinear", {"g", "s", "z"}, {"gq"})
+      .node("DequantizeLinear", {"gq", "s", "z"}, {"gd"})
+      .node("Flatten", {"gd"}, {"f"})
+      .node("Gemm", {"f", "w3d"}, {"y"}, {Attr::i("transB", 1)})
+      .output("y", DType::kFloat32);
+  Result<Model> m = b.build();
+  ASSERT_TRUE(m.is_ok()) << m.status().to_string();
+  for (int threads : {1, 2}) {
+    CompileOptions o;
+    o.threads = threads;
+    Result<CompiledModel> cm = compile(*m, o);
+    ASSERT_TRUE(cm.is_ok()) << cm.status().to_string();
+    int integer = 0;
+    for (const StepInfo& st : cm->steps()) integer += st.op_type[0] == 'Q' && st.op_type != "Quantize";
+    std::string ops;
+    for (const StepInfo& st : cm->steps()) ops += st.op_type + " ";
+    EXPECT_EQ(integer, 5) << "QConv x2, QAdd, QPool, QDense expected: " << ops;
+    Tensor x = random_float({1, 1, 12, 10}, rng);
+    std::vector<Tensor> outs = cm->make_outputs();
+    TensorView in[] = {x.view()};
+    TensorView out[] = {outs[0].view()};
+    ASSERT_TRUE(cm->run(in, out).is_ok());
+    const uint64_t before = heap_allocation_count();
+    for (int i = 0; i < 50; ++i) ASSERT_TRUE(cm->run(in, out).is_ok());
+    EXPECT_EQ(heap_allocation_count() - before, 0u) << threads << " threads";
+  }
+}
+
+// ONNX Runtime's com.microsoft QLinearAdd / QLinearMul compute what DQ -> Add / Mul -> Q does.
+TEST(Quantized, MicrosoftQLinearAddAndMul) {
+  std::mt19937 rng(18);
+  std::uniform_int_distribution<int> byte(0, 255);
+  for (const char* op : {"Add", "Mul"}) {
+    ModelBuilder q(13), f(13);
+    q.opset("com.microsoft", 1);
+    for (ModelBuilder* b : {&q, &f})
+      b->input("a", DType::kInt8, {2, 37})
+          .input("b", DType::kInt8, {2, 37})
+          .initializer("as", scalar_f(0.05f)).initializer("az", scalar_i8(4))
+          .initializer("bs", scalar_f(0.02f)).initializer("bz", scalar_i8(-9))
+          .initializer("ys", scalar_f(op[0] == 'A' ? 0.06f : 0.5f)).initializer("yz", scalar_i8(1));
+    q.node(std::string("QLinear") + op, {"a", "as", "az", "b", "bs", "bz", "ys", "yz"}, {"y"}, {}, "com.microsoft")
+        .output("y", DType::kInt8);
+    f.node("DequantizeLinear", {"a", "as", "az"}, {"ad"})
+        .node("DequantizeLinear", {"b", "bs", "bz"}, {"bd"})
+        .node(op, {"ad", "bd"}, {"r"})
+        .node("QuantizeLinear", {"r", "ys", "yz"}, {"y"})
+        .output("y", DType::kInt8);
+    Result<Model> mq = q.build(), mf = f.build();
+    ASSERT_TRUE(mq.is_ok()) << mq.status().to_string();
+    ASSERT_TRUE(mf.is_ok()) << mf.status().to_string();
+    Tensor a(DType::kInt8, {2, 37}), b(DType::kInt8, {2, 37});
+    for (int64_t i = 0; i < a.num_elements(); ++i) {
+      a.data<int8_t>()[i] = static_cast<int8_t>(byte(rng) - 128);
+      b.data<int8_t>()[i] = static_cast<int8_t>(byte(rng) - 128);
+    }
+    std::vector<Tensor> in = {a, b};
+    expect_close(run(*mf, in, false), run(*mq, in, false), 0, std::string("QLinear") + op, true);
+    expect_close(run(*mf, in, false), run(*mq, in, true), 0, std::string("QLinear") + op + " optimised", true);
+  }
 }
 
 // A zero or NaN scale in a quantised model is an error at compile time, with or without the pass.
