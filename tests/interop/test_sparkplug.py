@@ -83,7 +83,8 @@ class Subscriber:
         self.c.disconnect()
 
 
-def cell_text(port):
+def cell_text(port, device=""):
+    dev = "    device: %s\n" % device if device else ""
     return f"""
 cell: sparkplug_interop
 tags:
@@ -104,7 +105,7 @@ devices:
     port: {port}
     group: {GROUP}
     node: {NODE}
-    scan_ms: 50
+{dev}    scan_ms: 50
     keepalive_s: 2
     backoff_ms: [100, 400]
     status: broker_ok
@@ -250,6 +251,42 @@ def main():
         finally:
             if cell2.alive():
                 cell2.stop(signal.SIGKILL)
+        # With a device: NBIRTH has only the node's metrics, the tags go in DBIRTH/DDATA, writes by DCMD.
+        cell3 = KilnCell(kiln, work, cell_text(port, device="furnace"), name="cell3.yaml")
+        try:
+            n8 = sub.count()
+            nb = by_name(codec.decode(wait_until(lambda: sub.since(n8, "NBIRTH"), 20, "NBIRTH with a device")[0]))
+            assert sorted(nb) == ["Node Control/Rebirth", "bdSeq"], sorted(nb)
+            db = codec.decode(wait_until(lambda: sub.since(n8, "DBIRTH"), 10, "DBIRTH")[0])
+            assert db["seq"] == 1, db
+            dm = by_name(db)
+            assert sorted(dm) == ["Process/Out", "running", "sp", "ticks"], sorted(dm)
+            assert dm["sp"]["type"] == "Double" and dm["sp"]["alias"], dm["sp"]
+            with sub.lock:
+                topics = [t for t, _ in sub.msgs[n8:]]
+            assert "spBv1.0/%s/DBIRTH/%s/furnace" % (GROUP, NODE) in topics, topics
+            n9 = sub.count()
+            sub.publish("spBv1.0/%s/NCMD/%s" % (GROUP, NODE),
+                        codec.encode({"metrics": [{"name": "sp", "type": "Double", "value": 30.0}]}))
+            sub.publish("spBv1.0/%s/DCMD/%s/furnace" % (GROUP, NODE),
+                        codec.encode({"metrics": [{"name": "sp", "type": "Double", "value": 20.0}]}))
+
+            def ddata_sp():
+                return [x["value"] for p in sub.since(n9, "DDATA") for x in codec.decode(p)["metrics"] if x["alias"] == dm["sp"]["alias"]]
+            wait_until(lambda: 20.0 in ddata_sp(), 10, "DDATA with sp = 20 after the DCMD")
+            assert 30.0 not in ddata_sp(), "an NCMD wrote a device metric"
+            assert not sub.since(n9, "NDATA"), "node data published although the tags belong to the device"
+            n10 = sub.count()
+            assert cell3.stop(signal.SIGTERM) == 0, cell3.output()
+            wait_until(lambda: sub.since(n10, "NDEATH"), 10, "NDEATH after DDEATH")
+            assert sub.since(n10, "DDEATH"), "no DDEATH on an orderly stop"
+            with sub.lock:
+                kinds = [t.split("/")[2] for t, _ in sub.msgs[n10:]]
+            assert kinds.index("DDEATH") < kinds.index("NDEATH"), kinds
+            print("device ok: DBIRTH, DDATA, DCMD write, DDEATH before NDEATH")
+        finally:
+            if cell3.alive():
+                cell3.stop(signal.SIGKILL)
         sub.close()
         broker.stop()
     codec.close()

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cmath>
 #include <condition_variable>
+#include <cstring>
 #include <limits>
 #include <mutex>
 #include <thread>
@@ -44,7 +45,7 @@ bool acceptable(const control::TagSpec& s, double v) {
 
 class SparkplugNode final : public control::Device {
  public:
-  std::string host = "127.0.0.1", group, node, client_id;
+  std::string host = "127.0.0.1", group, node, device, client_id;
   int port = 1883;
   int64_t scan_ms = 100, keepalive_s = 10, connect_timeout_s = 5, backoff_min_ms = 200, backoff_max_ms = 10000;
   int status_tag = -1;
@@ -62,6 +63,12 @@ class SparkplugNode final : public control::Device {
     death_topic_ = base + "NDEATH/" + node;
     data_topic_ = base + "NDATA/" + node;
     cmd_topic_ = base + "NCMD/" + node;
+    if (!device.empty()) {
+      dbirth_topic_ = base + "DBIRTH/" + node + "/" + device;
+      ddeath_topic_ = base + "DDEATH/" + node + "/" + device;
+      data_topic_ = base + "DDATA/" + node + "/" + device;
+      dcmd_topic_ = base + "DCMD/" + node + "/" + device;
+    }
     if (status_tag >= 0) env_.image->set(status_tag, 0);
     stop_ = false;
     thread_ = std::thread([this] { run(); });
@@ -109,13 +116,19 @@ class SparkplugNode final : public control::Device {
     out.reserve(metrics.size() + 2);
     out.push_back({.name = "bdSeq", .datatype = kSpUInt64, .value = static_cast<double>(bdseq_), .timestamp_ms = now});
     out.push_back({.name = kRebirth, .datatype = kSpBoolean, .value = 0, .timestamp_ms = now});
+    // With a `device`, the tags are that device's metrics (DBIRTH); else the node's own.
+    std::vector<OutMetric> dev;
+    std::vector<OutMetric>& tags = device.empty() ? out : dev;
     for (size_t i = 0; i < metrics.size(); ++i) {
       Metric& m = metrics[i];
       m.last = env_.image->get(m.tag);
-      out.push_back({.name = m.name, .alias = i + 1, .datatype = m.datatype, .value = m.last, .timestamp_ms = now});
+      tags.push_back({.name = m.name, .alias = i + 1, .datatype = m.datatype, .value = m.last, .timestamp_ms = now});
     }
     seq_ = 0;
-    return publish(birth_topic_, encode_payload(now, seq_, out), 0);
+    if (!publish(birth_topic_, encode_payload(now, seq_, out), 0)) return false;
+    if (device.empty()) return true;
+    seq_ = (seq_ + 1) & 0xff;
+    return publish(dbirth_topic_, encode_payload(now, seq_, dev), 0);
   }
 
   bool changed(const Metric& m, double v) const {
@@ -139,14 +152,15 @@ class SparkplugNode final : public control::Device {
     return publish(data_topic_, encode_payload(now, seq_, out_), 0);
   }
 
-  void command(const uint8_t* data, size_t size) {
+  // An NCMD (node) or DCMD (device) payload: rebirth requests and writes to writable metrics.
+  void command(const uint8_t* data, size_t size, const char* kind) {
     auto cmd = decode_command(data, size);
     if (!cmd.is_ok()) {
-      env_.events->postf(EventKind::kWarning, "%s: NCMD ignored: %s", name.c_str(), cmd.status().message().c_str());
+      env_.events->postf(EventKind::kWarning, "%s: %s ignored: %s", name.c_str(), kind, cmd.status().message().c_str());
       return;
     }
     for (const CommandMetric& c : *cmd) {
-      if (c.name == kRebirth) {
+      if (c.name == kRebirth && std::strcmp(kind, "NCMD") == 0) {
         if (c.numeric && c.value != 0) {
           env_.events->postf(EventKind::kRebirth, "%s: rebirth requested by NCMD; NBIRTH republished (bdSeq %llu)", name.c_str(),
                              static_cast<unsigned long long>(bdseq_));
@@ -155,20 +169,22 @@ class SparkplugNode final : public control::Device {
         continue;
       }
       Metric* m = nullptr;
-      for (size_t i = 0; i < metrics.size() && m == nullptr; ++i)
+      // With a device, the tags are its metrics: only a DCMD addresses them.
+      const bool ours = device.empty() || std::strcmp(kind, "DCMD") == 0;
+      for (size_t i = 0; ours && i < metrics.size() && m == nullptr; ++i)
         if ((!c.name.empty() && c.name == metrics[i].name) || (c.name.empty() && c.has_alias && c.alias == i + 1)) m = &metrics[i];
       const std::string label = !c.name.empty() ? c.name : "alias " + std::to_string(c.alias);
       if (m == nullptr) {
-        env_.events->postf(EventKind::kWarning, "%s: NCMD for unknown metric '%.60s' ignored", name.c_str(), label.c_str());
+        env_.events->postf(EventKind::kWarning, "%s: %s for unknown metric '%.60s' ignored", name.c_str(), kind, label.c_str());
       } else if (!m->writable) {
-        env_.events->postf(EventKind::kWarning, "%s: NCMD for read-only metric '%.60s' ignored", name.c_str(), label.c_str());
+        env_.events->postf(EventKind::kWarning, "%s: %s for read-only metric '%.60s' ignored", name.c_str(), kind, label.c_str());
       } else if (!c.numeric || !acceptable(env_.image->spec(m->tag), c.value)) {
         const control::TagSpec& s = env_.image->spec(m->tag);
-        env_.events->postf(EventKind::kWarning, "%s: NCMD %.60s = %g refused (tag '%s' takes %s values in [%g, %g])", name.c_str(),
-                           label.c_str(), c.value, s.name.c_str(), control::tag_type_name(s.type), s.min, s.max);
+        env_.events->postf(EventKind::kWarning, "%s: %s %.60s = %g refused (tag '%s' takes %s values in [%g, %g])", name.c_str(),
+                           kind, label.c_str(), c.value, s.name.c_str(), control::tag_type_name(s.type), s.min, s.max);
       } else {
         env_.image->set(m->tag, c.value);
-        env_.events->postf(EventKind::kInfo, "%s: NCMD set %s = %g", name.c_str(), env_.image->spec(m->tag).name.c_str(), c.value);
+        env_.events->postf(EventKind::kInfo, "%s: %s set %s = %g", name.c_str(), kind, env_.image->spec(m->tag).name.c_str(), c.value);
       }
     }
   }
@@ -192,7 +208,8 @@ class SparkplugNode final : public control::Device {
       last_error_ = rc;
       return false;
     }
-    if (MQTTClient_subscribe(client_, cmd_topic_.c_str(), 0) != MQTTCLIENT_SUCCESS || !birth()) {
+    if (MQTTClient_subscribe(client_, cmd_topic_.c_str(), 0) != MQTTCLIENT_SUCCESS ||
+        (!device.empty() && MQTTClient_subscribe(client_, dcmd_topic_.c_str(), 0) != MQTTCLIENT_SUCCESS) || !birth()) {
       MQTTClient_disconnect(client_, 0);
       last_error_ = -1;
       return false;
@@ -238,7 +255,8 @@ class SparkplugNode final : public control::Device {
       MQTTClient_message* msg = nullptr;
       const int rc = MQTTClient_receive(client_, &topic, &topic_len, &msg, static_cast<unsigned long>(std::clamp<int64_t>(left, 1, 1000)));
       if (msg != nullptr) {
-        command(static_cast<const uint8_t*>(msg->payload), static_cast<size_t>(std::max(0, msg->payloadlen)));
+        const bool dcmd = !device.empty() && topic != nullptr && dcmd_topic_ == std::string(topic, topic_len > 0 ? topic_len : std::strlen(topic));
+        command(static_cast<const uint8_t*>(msg->payload), static_cast<size_t>(std::max(0, msg->payloadlen)), dcmd ? "DCMD" : "NCMD");
         MQTTClient_freeMessage(&msg);
       }
       if (topic != nullptr) MQTTClient_free(topic);
@@ -260,6 +278,10 @@ class SparkplugNode final : public control::Device {
     }
     if (connected_) {
       // An orderly goodbye: NDEATH ourselves (the broker drops the will on a clean disconnect).
+      if (!device.empty()) {
+        seq_ = (seq_ + 1) & 0xff;
+        publish(ddeath_topic_, encode_payload(wall_ms(), seq_, {}), 1);
+      }
       publish(death_topic_, death_payload(), 1);
       MQTTClient_disconnect(client_, 1000);
       connected_ = false;
@@ -268,7 +290,7 @@ class SparkplugNode final : public control::Device {
   }
 
   MQTTClient client_ = nullptr;
-  std::string birth_topic_, death_topic_, data_topic_, cmd_topic_;
+  std::string birth_topic_, death_topic_, data_topic_, cmd_topic_, dbirth_topic_, ddeath_topic_, dcmd_topic_;
   uint64_t bdseq_ = 0;
   int64_t seq_ = 0;
   int last_error_ = 0;
@@ -301,6 +323,10 @@ Result<std::unique_ptr<control::Device>> create_mqtt_sparkplug(control::Params& 
   KILN_ASSIGN_OR_RETURN(d->node, p.string("node", "", true));
   if (!valid_id(d->group)) return control::located(env, gn, "group id '", d->group.substr(0, 64), "' must be 1-128 characters without / + #");
   if (!valid_id(d->node)) return control::located(env, nn, "node id '", d->node.substr(0, 64), "' must be 1-128 characters without / + #");
+  YAML::Node dn = p.child("device");
+  KILN_ASSIGN_OR_RETURN(d->device, p.string("device", ""));
+  if (p.has("device") && !valid_id(d->device))
+    return control::located(env, dn, "device id '", d->device.substr(0, 64), "' must be 1-128 characters without / + #");
   KILN_ASSIGN_OR_RETURN(d->client_id, p.string("client_id", "kiln-" + d->group + "-" + d->node));
   KILN_ASSIGN_OR_RETURN(d->scan_ms, p.integer("scan_ms", 100, 1, 3'600'000));
   KILN_ASSIGN_OR_RETURN(d->keepalive_s, p.integer("keepalive_s", 10, 1, 65535));

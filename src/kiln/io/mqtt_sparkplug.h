@@ -9,6 +9,7 @@
 //       port: ${KILN_MQTT_PORT:-1883}
 //       group: pilot_line               # Sparkplug group id
 //       node: cell1                     # edge node id
+//       device: furnace                 # optional: publish the tags as this device's metrics
 //       client_id: kiln-pilot-cell1     # default kiln-<group>-<node>
 //       scan_ms: 100                    # values are compared (report by exception) this often
 //       keepalive_s: 10
@@ -33,7 +34,10 @@
 // their deadband. An NCMD `Node Control/Rebirth` = true republishes NBIRTH (same bdSeq). When the
 // broker goes away the driver posts a `disconnected` event and reconnects with exponential
 // backoff; the new session has bdSeq + 1 and a new NBIRTH. stop() publishes NDEATH and
-// disconnects. Everything runs on the driver's own thread; loops never wait for the broker.
+// disconnects. With `device`, NBIRTH carries only bdSeq and the rebirth control, the tags go
+// in DBIRTH / DDATA on spBv1.0/<group>/<type>/<node>/<device> (seq shared with the node), writes
+// come by DCMD, and stop() sends DDEATH before NDEATH. Everything runs on the driver's own
+// thread; loops never wait for the broker.
 #pragma once
 
 #include <memory>
