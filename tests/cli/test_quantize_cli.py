@@ -120,6 +120,27 @@ class Quantize(unittest.TestCase):
         weights = {t.name for t in onnx.load(self.out).graph.initializer}
         self.assertIn("w3", weights)
 
+    def test_weights_already_stored_as_int8_are_kept(self):
+        # tf2onnx stores some weights as int8 behind a DequantizeLinear: they stay, the layer is quantised.
+        m = onnx.load(self.model)
+        w1 = [t for t in m.graph.initializer if t.name == "w1"][0]
+        w = numpy_helper.to_array(w1)
+        scale = (np.abs(w).reshape(8, -1).max(axis=1) / 127).astype(np.float32)
+        q = np.clip(np.rint(w / scale[:, None, None, None]), -127, 127).astype(np.int8)
+        m.graph.initializer.remove(w1)
+        m.graph.initializer.extend([numpy_helper.from_array(q, "w1_q"), numpy_helper.from_array(scale, "w1_s"),
+                                    numpy_helper.from_array(np.zeros(8, np.int8), "w1_z")])
+        m.graph.node.insert(0, helper.make_node("DequantizeLinear", ["w1_q", "w1_s", "w1_z"], ["w1"], axis=0))
+        pre = os.path.join(self.dir, "pre.onnx")
+        onnx.save(m, pre)
+        p = kiln("quantize", pre, "--calibration", self.calib, "--output", self.out, "--json")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(sorted(json.loads(p.stdout)["quantized_nodes"]), ["conv1", "conv2", "fc"])
+        out = {t.name: numpy_helper.to_array(t) for t in onnx.load(self.out).graph.initializer}
+        np.testing.assert_array_equal(out["w1_q"], q)
+        info = json.loads(kiln("info", self.out, "--json").stdout)
+        self.assertIn("conv1", [n.split(" ")[0] for n in info["integer_nodes"]])
+
     def assertBadInput(self, p, *fragments):
         self.assertEqual(p.returncode, 2, "expected exit code 2, got %d; stderr: %s" % (p.returncode, p.stderr))
         self.assertFalse(os.path.exists(self.out), "no output file may be written on bad input")

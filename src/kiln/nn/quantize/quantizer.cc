@@ -126,6 +126,10 @@ struct Layer {
   std::string x, w, bias, out;  // out: the node's output, or that of a Relu/Clip after it
   int64_t axis = 0;             // output-channel axis of w
   std::string op_type, name;
+  // Weights the model already stores as int8 behind a DequantizeLinear (tf2onnx writes some
+  // that way): kept as they are; `w_scale` names their scale initializer.
+  bool prequantized = false;
+  std::string w_scale;
 };
 
 // One tensor's quantisation.
@@ -183,7 +187,10 @@ class Quantizer {
       const auto& n = g.node(i);
       for (int s = 0; s < n.input_size(); ++s)
         if (!n.input(s).empty()) consumers_[n.input(s)].push_back(i);
-      for (const auto& o : n.output()) names_.insert(o);
+      for (const auto& o : n.output()) {
+        names_.insert(o);
+        producer_[o] = i;
+      }
       names_.insert(n.name());
     }
     for (const auto& [k, v] : init_) names_.insert(k);
@@ -215,15 +222,36 @@ class Quantizer {
       }
       const std::string& op = n.op_type();
       if (op == "Conv" || op == "Gemm" || op == "MatMul") {
-        if (n.input_size() < 2 || is_const(n.input(0)) || !is_const(n.input(1)) || n.output_size() < 1) continue;
+        if (n.input_size() < 2 || is_const(n.input(0)) || n.output_size() < 1) continue;
         Layer l;
         l.node = i;
         l.op_type = op;
         l.name = n.name().empty() ? op + "_" + std::to_string(i) : n.name();
         l.x = n.input(0);
         l.w = n.input(1);
-        const auto& wp = g.initializer(init_.at(l.w));
-        if (wp.data_type() != onnx::TensorProto::FLOAT) continue;
+        std::string w_init = l.w;
+        if (!is_const(l.w)) {
+          auto pi = producer_.find(l.w);
+          if (pi == producer_.end()) continue;
+          const auto& dq = g.node(pi->second);
+          if (dq.op_type() != "DequantizeLinear" || dq.input_size() < 2 || !is_const(dq.input(0)) ||
+              !is_const(dq.input(1)))
+            continue;
+          if (dq.input_size() > 2 && !dq.input(2).empty()) {  // the zero point must be 0 (symmetric)
+            if (!is_const(dq.input(2))) continue;
+            Result<Tensor> z = internal::tensor_from_proto(g.initializer(init_.at(dq.input(2))), base_dir_);
+            if (!z.is_ok()) continue;
+            bool all_zero = true;
+            for (int64_t k = 0; k < z->num_elements(); ++k)
+              all_zero &= z->dtype() == DType::kInt8 && z->data<int8_t>()[k] == 0;
+            if (!all_zero) continue;
+          }
+          w_init = dq.input(0);
+          l.prequantized = true;
+          l.w_scale = dq.input(1);
+        }
+        const auto& wp = g.initializer(init_.at(w_init));
+        if (wp.data_type() != (l.prequantized ? onnx::TensorProto::INT8 : onnx::TensorProto::FLOAT)) continue;
         if (op == "Conv") {
           if (wp.dims_size() != 4) continue;  // the integer kernels are 2-D
           l.axis = 0;
@@ -237,6 +265,16 @@ class Quantizer {
           l.axis = 1;
         }
         const int64_t channels = wp.dims(static_cast<int>(l.axis));
+        if (l.prequantized) {
+          const auto& sp = g.initializer(init_.at(l.w_scale));
+          int64_t count = 1;
+          for (int64_t d : sp.dims()) count *= d;
+          const auto& dq = g.node(producer_.at(l.w));
+          int64_t dq_axis = attr_i(dq, "axis", 1);
+          if (dq_axis < 0) dq_axis += wp.dims_size();
+          if (sp.data_type() != onnx::TensorProto::FLOAT || (count != 1 && (count != channels || dq_axis != l.axis)))
+            continue;
+        }
         if (n.input_size() > 2 && !n.input(2).empty()) {
           const std::string& b = n.input(2);
           if (is_const(b)) {
@@ -391,45 +429,57 @@ class Quantizer {
         notes_.push_back(l.op_type + " '" + l.name + "': its input is not float32; left in float");
         continue;
       }
-      KILN_ASSIGN_OR_RETURN(Tensor w, initializer(l.w));
-      const int64_t channels = w.shape()[static_cast<size_t>(l.axis)];
-      int64_t inner = 1;
-      for (size_t d = static_cast<size_t>(l.axis) + 1; d < w.rank(); ++d) inner *= w.shape()[d];
-      const int64_t groups = opts_.per_channel ? channels : 1;
-      std::vector<float> amax(static_cast<size_t>(groups), 0.f);
-      for (int64_t i = 0; i < w.num_elements(); ++i) {
-        const int64_t c = opts_.per_channel ? (i / inner) % channels : 0;
-        const float v = std::fabs(w.data<float>()[i]);
-        if (std::isfinite(v)) amax[c] = std::max(amax[c], v);
-      }
-      Tensor ws(DType::kFloat32, opts_.per_channel ? Shape{channels} : Shape{});
-      Tensor wz(DType::kInt8, opts_.per_channel ? Shape{channels} : Shape{});
-      for (int64_t c = 0; c < groups; ++c) {
-        ws.data<float>()[c] = amax[c] > 0 ? amax[c] / 127.f : 1.f;
-        wz.data<int8_t>()[c] = 0;
-      }
-      Tensor wq(DType::kInt8, w.shape());
-      for (int64_t i = 0; i < w.num_elements(); ++i) {
-        const int64_t c = opts_.per_channel ? (i / inner) % channels : 0;
-        float q = std::nearbyint(w.data<float>()[i] / ws.data<float>()[c]);
-        if (std::isnan(q)) q = 0;
-        wq.data<int8_t>()[i] = static_cast<int8_t>(std::min(127.f, std::max(-127.f, q)));
-      }
-      const std::string wqn = unique(l.w + "_quantized"), wsn = unique(l.w + "_scale"), wzn = unique(l.w + "_zero_point");
-      const std::string wdn = unique(l.w + "_dequantized");
-      add_init(wqn, wq);
-      add_init(wsn, ws);
-      add_init(wzn, wz);
-      head.push_back(qdq_node("DequantizeLinear", l.w + "_DequantizeLinear", {wqn, wsn, wzn}, wdn,
-                              opts_.per_channel ? l.axis : -1));
       onnx::NodeProto& node = *g.mutable_node(l.node);
-      node.set_input(1, wdn);
-      retired_inits.insert(l.w);
+      std::vector<float> wscale;  // per output channel
+      int64_t channels = 0;
+      if (l.prequantized) {
+        KILN_ASSIGN_OR_RETURN(Tensor sc, initializer(l.w_scale));
+        const auto& dq = g.node(producer_.at(l.w));
+        const auto& wp = g.initializer(init_.at(dq.input(0)));
+        channels = wp.dims(static_cast<int>(l.axis));
+        for (int64_t c = 0; c < channels; ++c) wscale.push_back(sc.data<float>()[sc.num_elements() == 1 ? 0 : c]);
+      } else {
+        KILN_ASSIGN_OR_RETURN(Tensor w, initializer(l.w));
+        channels = w.shape()[static_cast<size_t>(l.axis)];
+        int64_t inner = 1;
+        for (size_t d = static_cast<size_t>(l.axis) + 1; d < w.rank(); ++d) inner *= w.shape()[d];
+        const int64_t groups = opts_.per_channel ? channels : 1;
+        std::vector<float> amax(static_cast<size_t>(groups), 0.f);
+        for (int64_t i = 0; i < w.num_elements(); ++i) {
+          const int64_t c = opts_.per_channel ? (i / inner) % channels : 0;
+          const float v = std::fabs(w.data<float>()[i]);
+          if (std::isfinite(v)) amax[c] = std::max(amax[c], v);
+        }
+        Tensor ws(DType::kFloat32, opts_.per_channel ? Shape{channels} : Shape{});
+        Tensor wz(DType::kInt8, opts_.per_channel ? Shape{channels} : Shape{});
+        for (int64_t c = 0; c < groups; ++c) {
+          ws.data<float>()[c] = amax[c] > 0 ? amax[c] / 127.f : 1.f;
+          wz.data<int8_t>()[c] = 0;
+        }
+        Tensor wq(DType::kInt8, w.shape());
+        for (int64_t i = 0; i < w.num_elements(); ++i) {
+          const int64_t c = opts_.per_channel ? (i / inner) % channels : 0;
+          float q = std::nearbyint(w.data<float>()[i] / ws.data<float>()[c]);
+          if (std::isnan(q)) q = 0;
+          wq.data<int8_t>()[i] = static_cast<int8_t>(std::min(127.f, std::max(-127.f, q)));
+        }
+        const std::string wqn = unique(l.w + "_quantized"), wsn = unique(l.w + "_scale");
+        const std::string wzn = unique(l.w + "_zero_point");
+        const std::string wdn = unique(l.w + "_dequantized");
+        add_init(wqn, wq);
+        add_init(wsn, ws);
+        add_init(wzn, wz);
+        head.push_back(qdq_node("DequantizeLinear", l.w + "_DequantizeLinear", {wqn, wsn, wzn}, wdn,
+                                opts_.per_channel ? l.axis : -1));
+        node.set_input(1, wdn);
+        retired_inits.insert(l.w);
+        for (int64_t c = 0; c < channels; ++c) wscale.push_back(ws.data<float>()[opts_.per_channel ? c : 0]);
+      }
       if (!l.bias.empty()) {
         KILN_ASSIGN_OR_RETURN(Tensor b, initializer(l.bias));
         Tensor bq(DType::kInt32, {channels}), bs(DType::kFloat32, {channels}), bz(DType::kInt32, {channels});
         for (int64_t c = 0; c < channels; ++c) {
-          const float s = xp->second.scale * ws.data<float>()[opts_.per_channel ? c : 0];
+          const float s = xp->second.scale * wscale[static_cast<size_t>(c)];
           bs.data<float>()[c] = s;
           bz.data<int32_t>()[c] = 0;
           const double q = std::nearbyint(static_cast<double>(b.data<float>()[c]) / s);
@@ -561,6 +611,7 @@ class Quantizer {
   std::vector<std::string> runtime_inputs_;
   std::set<std::string> graph_outputs_, names_;
   std::map<std::string, std::vector<int>> consumers_;
+  std::map<std::string, int> producer_;
   std::vector<Layer> layers_;
   std::vector<std::string> order_;
   std::map<std::string, TensorStats> stats_;
