@@ -100,46 +100,112 @@ class ModbusClient final : public control::Device {
                        port, why);
   }
 
-  // One request per entry. Returns false when the connection is gone (timeouts included);
-  // an exception from the peer (a bad address, say) is reported once and the poll goes on.
+  // Read entries of one table at consecutive addresses, fetched by one request.
+  struct Span {
+    ModbusTable table;
+    int start = 0, count = 0;
+    std::vector<size_t> entries;
+  };
+
+  void plan_spans() {
+    std::vector<size_t> reads;
+    for (size_t i = 0; i < map.entries.size(); ++i)
+      if (!map.entries[i].writable) reads.push_back(i);
+    std::stable_sort(reads.begin(), reads.end(), [&](size_t x, size_t y) {
+      const ModbusEntry &a = map.entries[x], &b = map.entries[y];
+      return a.table != b.table ? a.table < b.table : a.address < b.address;
+    });
+    spans_.clear();
+    for (size_t i : reads) {
+      const ModbusEntry& e = map.entries[i];
+      const bool bits = e.table == ModbusTable::kCoil || e.table == ModbusTable::kDiscrete;
+      const int limit = bits ? MODBUS_MAX_READ_BITS : MODBUS_MAX_READ_REGISTERS;
+      if (!spans_.empty()) {
+        Span& s = spans_.back();
+        // Only back to back: a gap might be an address the peer does not serve.
+        if (s.table == e.table && e.address == s.start + s.count && s.count + e.width <= limit) {
+          s.count += e.width;
+          s.entries.push_back(i);
+          continue;
+        }
+      }
+      spans_.push_back({e.table, e.address, e.width, {i}});
+    }
+  }
+
+  // A Modbus exception from the peer (an address it does not serve, say): a span of several
+  // entries is split so that each is read alone from now on; a single entry is reported once.
+  void refused(size_t k, int err) {
+    Span s = spans_[k];
+    if (s.entries.size() > 1) {
+      spans_.erase(spans_.begin() + static_cast<long>(k));
+      for (size_t i : s.entries) {
+        const ModbusEntry& e = map.entries[i];
+        spans_.push_back({e.table, e.address, e.width, {i}});
+      }
+      return;
+    }
+    report_refusal(s.entries[0], err);
+  }
+
+  void report_refusal(size_t i, int err) {
+    if (reported_[i]) return;
+    reported_[i] = true;
+    const ModbusEntry& e = map.entries[i];
+    env_.events->postf(EventKind::kWarning, "%s: peer refused %s %d (tag '%s'): %s", name.c_str(), modbus_table_name(e.table), e.address,
+                       env_.image->spec(e.tag).name.c_str(), modbus_strerror(err));
+  }
+
+  static bool is_exception(int err) { return err > MODBUS_ENOBASE && err <= EMBXGTAR; }
+
+  // Writes changed tags (one request each), then reads every span. Returns false when the
+  // connection is gone (timeouts included).
   bool poll() {
     uint16_t w[2];
-    uint8_t b = 0;
     for (size_t i = 0; i < map.entries.size(); ++i) {
       const ModbusEntry& e = map.entries[i];
-      int rc = 0;
-      if (e.writable) {
-        const double v = env_.image->get(e.tag);
-        if (v == last_written_[i]) continue;
-        encode_value(e, map.word_order, v, w);
-        if (e.table == ModbusTable::kCoil) rc = modbus_write_bit(ctx_, e.address, w[0]);
-        else if (e.width == 1) rc = modbus_write_register(ctx_, e.address, w[0]);
-        else rc = modbus_write_registers(ctx_, e.address, 2, w);
-        if (rc >= 0) last_written_[i] = v;
+      if (!e.writable) continue;
+      const double v = env_.image->get(e.tag);
+      if (v == last_written_[i]) continue;
+      encode_value(e, map.word_order, v, w);
+      int rc;
+      if (e.table == ModbusTable::kCoil) rc = modbus_write_bit(ctx_, e.address, w[0]);
+      else if (e.width == 1) rc = modbus_write_register(ctx_, e.address, w[0]);
+      else rc = modbus_write_registers(ctx_, e.address, 2, w);
+      if (rc >= 0) {
+        last_written_[i] = v;
+      } else if (is_exception(errno)) {
+        report_refusal(i, errno);
+        last_written_[i] = v;  // not again until the value changes
       } else {
-        switch (e.table) {
-          case ModbusTable::kCoil: rc = modbus_read_bits(ctx_, e.address, 1, &b); break;
-          case ModbusTable::kDiscrete: rc = modbus_read_input_bits(ctx_, e.address, 1, &b); break;
-          case ModbusTable::kHolding: rc = modbus_read_registers(ctx_, e.address, e.width, w); break;
-          case ModbusTable::kInput: rc = modbus_read_input_registers(ctx_, e.address, e.width, w); break;
-        }
-        if (rc >= 0) {
-          if (e.type == ModbusType::kBit) w[0] = b;
-          env_.image->set(e.tag, decode_value(e, map.word_order, w));
-        }
+        lost(modbus_strerror(errno));
+        return false;
+      }
+    }
+    for (size_t k = 0; k < spans_.size(); ++k) {
+      const Span& s = spans_[k];
+      int rc = 0;
+      switch (s.table) {
+        case ModbusTable::kCoil: rc = modbus_read_bits(ctx_, s.start, s.count, bits_); break;
+        case ModbusTable::kDiscrete: rc = modbus_read_input_bits(ctx_, s.start, s.count, bits_); break;
+        case ModbusTable::kHolding: rc = modbus_read_registers(ctx_, s.start, s.count, regs_); break;
+        case ModbusTable::kInput: rc = modbus_read_input_registers(ctx_, s.start, s.count, regs_); break;
       }
       if (rc < 0) {
         const int err = errno;
-        if (err > MODBUS_ENOBASE && err <= EMBXGTAR) {
-          if (!reported_[i]) {
-            reported_[i] = true;
-            env_.events->postf(EventKind::kWarning, "%s: peer refused %s %d (tag '%s'): %s", name.c_str(), modbus_table_name(e.table),
-                               e.address, env_.image->spec(e.tag).name.c_str(), modbus_strerror(err));
-          }
+        if (is_exception(err)) {
+          refused(k, err);
           continue;
         }
         lost(modbus_strerror(err));
         return false;
+      }
+      for (size_t i : s.entries) {
+        const ModbusEntry& e = map.entries[i];
+        const int off = e.address - s.start;
+        uint16_t b = bits_[off];
+        const uint16_t* src = (e.type == ModbusType::kBit) ? &b : regs_ + off;
+        env_.image->set(e.tag, decode_value(e, map.word_order, src));
       }
     }
     return true;
@@ -147,6 +213,7 @@ class ModbusClient final : public control::Device {
 
   void run() {
     reported_.assign(map.entries.size(), false);
+    plan_spans();
     Backoff backoff(backoff_min_ms, backoff_max_ms);
     bool first = true;
     auto next = std::chrono::steady_clock::now();
@@ -192,6 +259,9 @@ class ModbusClient final : public control::Device {
   bool connected_ = false;
   std::vector<double> last_written_;
   std::vector<bool> reported_;
+  std::vector<Span> spans_;
+  uint16_t regs_[MODBUS_MAX_READ_REGISTERS] = {};
+  uint8_t bits_[MODBUS_MAX_READ_BITS] = {};
   std::mutex mu_;
   std::condition_variable cv_;
   std::atomic<bool> stop_{false};

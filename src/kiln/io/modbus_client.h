@@ -18,7 +18,8 @@
 //         - {tag: valve_cmd,  register: holding, address: 5, type: uint16, scale: 100, writable: true}
 //
 // Entries read the peer into their tags, except `writable` ones, which write their tag to the
-// peer whenever its value changes (and after each reconnection). Everything runs on the
+// peer whenever its value changes (and after each reconnection). Reads of back-to-back addresses
+// in one table share a request (split again, entry by entry, if the peer refuses it). Everything runs on the
 // driver's own thread: loops only see tags change, never wait. A lost peer is a `disconnected`
 // event, the status tag goes to 0, read tags follow `on_loss` (`safe`: the tag's safe value,
 // `nan`: NaN, which the cell's NaN policy then handles), and the driver reconnects with
