@@ -141,7 +141,7 @@ class CellBuilder {
         error(located(env_, it->first, "tag '", s.name, "' declared twice"));
         continue;
       }
-      const YAML::Node& v = it->second;
+      const YAML::Node v = it->second;  // a copy: `it->second` lives in a temporary
       if (v.IsScalar()) {
         // Short form: `speed: float`.
         if (!parse_type(v, &s)) continue;
@@ -475,7 +475,7 @@ class CellBuilder {
           }
           const TagSpec& s = cell_.image_->spec(*t);
           double v = 0;
-          const YAML::Node& vn = it->second;
+          const YAML::Node vn = it->second;
           if (vn.IsScalar() && vn.Scalar() == "safe") {
             if (!s.has_safe) {
               error(located(env_, vn, "tag '", s.name, "' has no safe value; give one in its declaration or a number here"));
