@@ -4,8 +4,13 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
+
+# ctest stops a test that runs too long with SIGTERM: turn it into an exception so that the
+# tests' `finally` blocks stop the brokers and peers they started.
+signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
 
 def free_port():

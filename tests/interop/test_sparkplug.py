@@ -143,152 +143,154 @@ def main():
         port = free_port()
         broker = Mosquitto(work, port)
         broker.start()
-        sub = Subscriber(port)
-        wait_until(lambda: sub.c.is_connected(), 10, "the observer to connect")
-        time.sleep(0.2)  # the SUBACK
-        cell = KilnCell(kiln, work, cell_text(port))
         try:
-            births = wait_until(lambda: sub.since(0, "NBIRTH"), 20, "NBIRTH")
-            birth = codec.decode(births[0])
-            m = check_birth(birth, 0)
-            alias = {n: m[n]["alias"] for n in ("sp", "Process/Out", "ticks", "running")}
-            assert m["sp"]["value"] == 5, m["sp"]
-            print("NBIRTH ok:", sorted(m))
+            sub = Subscriber(port)
+            wait_until(lambda: sub.c.is_connected(), 10, "the observer to connect")
+            time.sleep(0.2)  # the SUBACK
+            cell = KilnCell(kiln, work, cell_text(port))
+            try:
+                births = wait_until(lambda: sub.since(0, "NBIRTH"), 20, "NBIRTH")
+                birth = codec.decode(births[0])
+                m = check_birth(birth, 0)
+                alias = {n: m[n]["alias"] for n in ("sp", "Process/Out", "ticks", "running")}
+                assert m["sp"]["value"] == 5, m["sp"]
+                print("NBIRTH ok:", sorted(m))
 
-            cmd_topic = "spBv1.0/%s/NCMD/%s" % (GROUP, NODE)
+                cmd_topic = "spBv1.0/%s/NCMD/%s" % (GROUP, NODE)
 
-            def ncmd(metrics):
-                sub.publish(cmd_topic, codec.encode({"timestamp": int(time.time() * 1000), "metrics": metrics}))
+                def ncmd(metrics):
+                    sub.publish(cmd_topic, codec.encode({"timestamp": int(time.time() * 1000), "metrics": metrics}))
 
-            def ndata_values(n0):
-                """alias -> list of values, over every NDATA since message n0."""
-                vals = {}
-                for p in sub.since(n0, "NDATA"):
-                    d = codec.decode(p)
-                    for x in d["metrics"]:
-                        assert not x.get("name"), "NDATA should carry aliases only: %s" % x
-                        vals.setdefault(x["alias"], []).append(x["value"])
-                return vals
+                def ndata_values(n0):
+                    """alias -> list of values, over every NDATA since message n0."""
+                    vals = {}
+                    for p in sub.since(n0, "NDATA"):
+                        d = codec.decode(p)
+                        for x in d["metrics"]:
+                            assert not x.get("name"), "NDATA should carry aliases only: %s" % x
+                            vals.setdefault(x["alias"], []).append(x["value"])
+                    return vals
 
-            # A change beyond the deadband reaches NDATA; sp (deadband 0) and out follow.
-            n0 = sub.count()
-            ncmd([{"name": "sp", "type": "Double", "value": 10.0}])
-            wait_until(lambda: 10.0 in ndata_values(n0).get(alias["Process/Out"], []), 10, "NDATA with out = 10")
-            assert ndata_values(n0)[alias["sp"]][-1] == 10.0
-            # 10 -> 10.5: sp changes, out (deadband 1) does not; then 12: out follows again.
-            n1 = sub.count()
-            ncmd([{"name": "sp", "type": "Double", "value": 10.5}])
-            wait_until(lambda: 10.5 in ndata_values(n1).get(alias["sp"], []), 10, "NDATA with sp = 10.5")
-            time.sleep(0.5)  # several scans and cycles: out would have been reported by now
-            assert alias["Process/Out"] not in ndata_values(n1), "out moved 0.5 < deadband 1 but was sent: %s" % ndata_values(n1)
-            n2 = sub.count()
-            ncmd([{"name": "sp", "type": "Double", "value": 12.0}])
-            wait_until(lambda: 12.0 in ndata_values(n2).get(alias["Process/Out"], []), 10, "NDATA with out = 12")
-            # ticks changes every cycle but its deadband is huge: never in NDATA.
-            assert alias["ticks"] not in ndata_values(0), "ticks sent despite its deadband"
-            # Out of range and read-only writes are refused: no NDATA for sp, value stays 12.
-            n3 = sub.count()
-            ncmd([{"name": "sp", "type": "Double", "value": 500.0}, {"name": "running", "type": "Boolean", "value": False}])
-            time.sleep(0.5)
-            v = ndata_values(n3)
-            assert alias["sp"] not in v and alias["running"] not in v, v
-            # seq counts up by one per message since NBIRTH.
-            seqs = [codec.decode(p)["seq"] for p in sub.since(0, "NDATA")]
-            assert seqs == [(i + 1) % 256 for i in range(len(seqs))], seqs
-            print("NDATA ok: deadbands respected, %d messages in sequence" % len(seqs))
+                # A change beyond the deadband reaches NDATA; sp (deadband 0) and out follow.
+                n0 = sub.count()
+                ncmd([{"name": "sp", "type": "Double", "value": 10.0}])
+                wait_until(lambda: 10.0 in ndata_values(n0).get(alias["Process/Out"], []), 10, "NDATA with out = 10")
+                assert ndata_values(n0)[alias["sp"]][-1] == 10.0
+                # 10 -> 10.5: sp changes, out (deadband 1) does not; then 12: out follows again.
+                n1 = sub.count()
+                ncmd([{"name": "sp", "type": "Double", "value": 10.5}])
+                wait_until(lambda: 10.5 in ndata_values(n1).get(alias["sp"], []), 10, "NDATA with sp = 10.5")
+                time.sleep(0.5)  # several scans and cycles: out would have been reported by now
+                assert alias["Process/Out"] not in ndata_values(n1), "out moved 0.5 < deadband 1 but was sent: %s" % ndata_values(n1)
+                n2 = sub.count()
+                ncmd([{"name": "sp", "type": "Double", "value": 12.0}])
+                wait_until(lambda: 12.0 in ndata_values(n2).get(alias["Process/Out"], []), 10, "NDATA with out = 12")
+                # ticks changes every cycle but its deadband is huge: never in NDATA.
+                assert alias["ticks"] not in ndata_values(0), "ticks sent despite its deadband"
+                # Out of range and read-only writes are refused: no NDATA for sp, value stays 12.
+                n3 = sub.count()
+                ncmd([{"name": "sp", "type": "Double", "value": 500.0}, {"name": "running", "type": "Boolean", "value": False}])
+                time.sleep(0.5)
+                v = ndata_values(n3)
+                assert alias["sp"] not in v and alias["running"] not in v, v
+                # seq counts up by one per message since NBIRTH.
+                seqs = [codec.decode(p)["seq"] for p in sub.since(0, "NDATA")]
+                assert seqs == [(i + 1) % 256 for i in range(len(seqs))], seqs
+                print("NDATA ok: deadbands respected, %d messages in sequence" % len(seqs))
 
-            # Rebirth: a new NBIRTH, same bdSeq, current values.
-            n4 = sub.count()
-            ncmd([{"name": "Node Control/Rebirth", "type": "Boolean", "value": True}])
-            rb = codec.decode(wait_until(lambda: sub.since(n4, "NBIRTH"), 10, "NBIRTH after rebirth")[0])
-            m = check_birth(rb, 0)
-            assert m["sp"]["value"] == 12.0, m["sp"]
-            ticks_before = m["ticks"]["value"]
-            print("rebirth ok")
+                # Rebirth: a new NBIRTH, same bdSeq, current values.
+                n4 = sub.count()
+                ncmd([{"name": "Node Control/Rebirth", "type": "Boolean", "value": True}])
+                rb = codec.decode(wait_until(lambda: sub.since(n4, "NBIRTH"), 10, "NBIRTH after rebirth")[0])
+                m = check_birth(rb, 0)
+                assert m["sp"]["value"] == 12.0, m["sp"]
+                ticks_before = m["ticks"]["value"]
+                print("rebirth ok")
 
-            # Broker stops and comes back on the same port: kiln reconnects, NBIRTH with bdSeq 1.
-            broker.stop()
-            time.sleep(1.0)
-            assert cell.alive(), cell.output()
-            n5 = sub.count()
-            broker.start()
-            nb = codec.decode(wait_until(lambda: sub.since(n5, "NBIRTH"), 30, "NBIRTH after the broker restart")[0])
-            m = check_birth(nb, 1)
-            assert m["ticks"]["value"] > ticks_before, "the loop stopped while the broker was away"
-            print("reconnect ok: bdSeq 1, loop ran on (ticks %d -> %d)" % (ticks_before, m["ticks"]["value"]))
+                # Broker stops and comes back on the same port: kiln reconnects, NBIRTH with bdSeq 1.
+                broker.stop()
+                time.sleep(1.0)
+                assert cell.alive(), cell.output()
+                n5 = sub.count()
+                broker.start()
+                nb = codec.decode(wait_until(lambda: sub.since(n5, "NBIRTH"), 30, "NBIRTH after the broker restart")[0])
+                m = check_birth(nb, 1)
+                assert m["ticks"]["value"] > ticks_before, "the loop stopped while the broker was away"
+                print("reconnect ok: bdSeq 1, loop ran on (ticks %d -> %d)" % (ticks_before, m["ticks"]["value"]))
 
-            # Killed without a goodbye: the broker publishes the last will, NDEATH with bdSeq 1.
-            n6 = sub.count()
-            cell.stop(signal.SIGKILL)
-            death = codec.decode(wait_until(lambda: sub.since(n6, "NDEATH"), 20, "NDEATH (last will)")[0])
-            assert by_name(death)["bdSeq"]["value"] == 1, death
-            print("last will ok")
-        except BaseException:
-            # What kiln and the broker saw, for whoever reads the failure.
-            if cell.alive():
-                cell.stop(signal.SIGTERM)
-            print("--- kiln output ---\n" + cell.output())
-            with open(os.path.join(work, "mosquitto.log")) as f:
-                print("--- mosquitto log ---\n" + f.read()[-4000:])
-            raise
-        finally:
-            if cell.alive():
+                # Killed without a goodbye: the broker publishes the last will, NDEATH with bdSeq 1.
+                n6 = sub.count()
                 cell.stop(signal.SIGKILL)
+                death = codec.decode(wait_until(lambda: sub.since(n6, "NDEATH"), 20, "NDEATH (last will)")[0])
+                assert by_name(death)["bdSeq"]["value"] == 1, death
+                print("last will ok")
+            except BaseException:
+                # What kiln and the broker saw, for whoever reads the failure.
+                if cell.alive():
+                    cell.stop(signal.SIGTERM)
+                print("--- kiln output ---\n" + cell.output())
+                with open(os.path.join(work, "mosquitto.log")) as f:
+                    print("--- mosquitto log ---\n" + f.read()[-4000:])
+                raise
+            finally:
+                if cell.alive():
+                    cell.stop(signal.SIGKILL)
 
-        # An orderly stop publishes NDEATH itself, and the stats carry the connection events.
-        cell2 = KilnCell(kiln, work, cell_text(port), name="cell2.yaml")
-        try:
-            n7 = sub.count()
-            wait_until(lambda: sub.since(n7, "NBIRTH"), 20, "NBIRTH of the second run")
-            code = cell2.stop(signal.SIGTERM)
-            assert code == 0, cell2.output()
-            death = codec.decode(wait_until(lambda: sub.since(n7, "NDEATH"), 10, "NDEATH on an orderly stop")[0])
-            assert by_name(death)["bdSeq"]["value"] == 0, death
-            with open(cell2.stats) as f:
-                kinds = [e["kind"] for e in json.load(f)["events"]]
-            assert "connected" in kinds, kinds
-            print("orderly stop ok")
-        finally:
-            if cell2.alive():
-                cell2.stop(signal.SIGKILL)
-        # With a device: NBIRTH has only the node's metrics, the tags go in DBIRTH/DDATA, writes by DCMD.
-        cell3 = KilnCell(kiln, work, cell_text(port, device="furnace"), name="cell3.yaml")
-        try:
-            n8 = sub.count()
-            nb = by_name(codec.decode(wait_until(lambda: sub.since(n8, "NBIRTH"), 20, "NBIRTH with a device")[0]))
-            assert sorted(nb) == ["Node Control/Rebirth", "bdSeq"], sorted(nb)
-            db = codec.decode(wait_until(lambda: sub.since(n8, "DBIRTH"), 10, "DBIRTH")[0])
-            assert db["seq"] == 1, db
-            dm = by_name(db)
-            assert sorted(dm) == ["Process/Out", "running", "sp", "ticks"], sorted(dm)
-            assert dm["sp"]["type"] == "Double" and dm["sp"]["alias"], dm["sp"]
-            with sub.lock:
-                topics = [t for t, _ in sub.msgs[n8:]]
-            assert "spBv1.0/%s/DBIRTH/%s/furnace" % (GROUP, NODE) in topics, topics
-            n9 = sub.count()
-            sub.publish("spBv1.0/%s/NCMD/%s" % (GROUP, NODE),
-                        codec.encode({"metrics": [{"name": "sp", "type": "Double", "value": 30.0}]}))
-            sub.publish("spBv1.0/%s/DCMD/%s/furnace" % (GROUP, NODE),
-                        codec.encode({"metrics": [{"name": "sp", "type": "Double", "value": 20.0}]}))
+            # An orderly stop publishes NDEATH itself, and the stats carry the connection events.
+            cell2 = KilnCell(kiln, work, cell_text(port), name="cell2.yaml")
+            try:
+                n7 = sub.count()
+                wait_until(lambda: sub.since(n7, "NBIRTH"), 20, "NBIRTH of the second run")
+                code = cell2.stop(signal.SIGTERM)
+                assert code == 0, cell2.output()
+                death = codec.decode(wait_until(lambda: sub.since(n7, "NDEATH"), 10, "NDEATH on an orderly stop")[0])
+                assert by_name(death)["bdSeq"]["value"] == 0, death
+                with open(cell2.stats) as f:
+                    kinds = [e["kind"] for e in json.load(f)["events"]]
+                assert "connected" in kinds, kinds
+                print("orderly stop ok")
+            finally:
+                if cell2.alive():
+                    cell2.stop(signal.SIGKILL)
+            # With a device: NBIRTH has only the node's metrics, the tags go in DBIRTH/DDATA, writes by DCMD.
+            cell3 = KilnCell(kiln, work, cell_text(port, device="furnace"), name="cell3.yaml")
+            try:
+                n8 = sub.count()
+                nb = by_name(codec.decode(wait_until(lambda: sub.since(n8, "NBIRTH"), 20, "NBIRTH with a device")[0]))
+                assert sorted(nb) == ["Node Control/Rebirth", "bdSeq"], sorted(nb)
+                db = codec.decode(wait_until(lambda: sub.since(n8, "DBIRTH"), 10, "DBIRTH")[0])
+                assert db["seq"] == 1, db
+                dm = by_name(db)
+                assert sorted(dm) == ["Process/Out", "running", "sp", "ticks"], sorted(dm)
+                assert dm["sp"]["type"] == "Double" and dm["sp"]["alias"], dm["sp"]
+                with sub.lock:
+                    topics = [t for t, _ in sub.msgs[n8:]]
+                assert "spBv1.0/%s/DBIRTH/%s/furnace" % (GROUP, NODE) in topics, topics
+                n9 = sub.count()
+                sub.publish("spBv1.0/%s/NCMD/%s" % (GROUP, NODE),
+                            codec.encode({"metrics": [{"name": "sp", "type": "Double", "value": 30.0}]}))
+                sub.publish("spBv1.0/%s/DCMD/%s/furnace" % (GROUP, NODE),
+                            codec.encode({"metrics": [{"name": "sp", "type": "Double", "value": 20.0}]}))
 
-            def ddata_sp():
-                return [x["value"] for p in sub.since(n9, "DDATA") for x in codec.decode(p)["metrics"] if x["alias"] == dm["sp"]["alias"]]
-            wait_until(lambda: 20.0 in ddata_sp(), 10, "DDATA with sp = 20 after the DCMD")
-            assert 30.0 not in ddata_sp(), "an NCMD wrote a device metric"
-            assert not sub.since(n9, "NDATA"), "node data published although the tags belong to the device"
-            n10 = sub.count()
-            assert cell3.stop(signal.SIGTERM) == 0, cell3.output()
-            wait_until(lambda: sub.since(n10, "NDEATH"), 10, "NDEATH after DDEATH")
-            assert sub.since(n10, "DDEATH"), "no DDEATH on an orderly stop"
-            with sub.lock:
-                kinds = [t.split("/")[2] for t, _ in sub.msgs[n10:]]
-            assert kinds.index("DDEATH") < kinds.index("NDEATH"), kinds
-            print("device ok: DBIRTH, DDATA, DCMD write, DDEATH before NDEATH")
+                def ddata_sp():
+                    return [x["value"] for p in sub.since(n9, "DDATA") for x in codec.decode(p)["metrics"] if x["alias"] == dm["sp"]["alias"]]
+                wait_until(lambda: 20.0 in ddata_sp(), 10, "DDATA with sp = 20 after the DCMD")
+                assert 30.0 not in ddata_sp(), "an NCMD wrote a device metric"
+                assert not sub.since(n9, "NDATA"), "node data published although the tags belong to the device"
+                n10 = sub.count()
+                assert cell3.stop(signal.SIGTERM) == 0, cell3.output()
+                wait_until(lambda: sub.since(n10, "NDEATH"), 10, "NDEATH after DDEATH")
+                assert sub.since(n10, "DDEATH"), "no DDEATH on an orderly stop"
+                with sub.lock:
+                    kinds = [t.split("/")[2] for t, _ in sub.msgs[n10:]]
+                assert kinds.index("DDEATH") < kinds.index("NDEATH"), kinds
+                print("device ok: DBIRTH, DDATA, DCMD write, DDEATH before NDEATH")
+            finally:
+                if cell3.alive():
+                    cell3.stop(signal.SIGKILL)
+            sub.close()
         finally:
-            if cell3.alive():
-                cell3.stop(signal.SIGKILL)
-        sub.close()
-        broker.stop()
+            broker.stop(signal.SIGKILL)
     codec.close()
     print("sparkplug interop: all checks passed")
 
