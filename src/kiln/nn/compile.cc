@@ -204,7 +204,7 @@ int64_t estimate_macs(const Node& n, const std::vector<TensorInfo>& in, const st
 }
 
 bool is_removable(const Node& n) {
-  if (!n.domain.empty() || n.inputs.empty() || n.inputs[0] < 0 || n.outputs.empty()) return false;
+  if (!n.domain.empty() || n.inputs.empty() || n.inputs[0] < 0 || n.outputs.empty() || n.outputs[0] < 0) return false;
   if (n.op_type == "Identity") return true;
   if (n.op_type == "Dropout") {
     bool mask_used = n.outputs.size() > 1 && n.outputs[1] >= 0;
@@ -437,6 +437,14 @@ class Compiler {
     if (!def)
       return Status::unsupported("operator ", n.op_type, " (domain ", n.domain.empty() ? "ai.onnx" : n.domain,
                                  ", opset ", n.opset, ") in ", where(), " is not supported by Kiln");
+    // A node whose outputs are all omitted has no effect: it is dropped, never run (its kernel
+    // would have nowhere to write).
+    bool any_output = false;
+    for (int o : n.outputs) any_output |= o >= 0;
+    if (!any_output) {
+      folded_[index] = true;
+      return Status::ok();
+    }
     std::vector<TensorInfo> ins;
     std::vector<const Tensor*> consts;
     std::vector<int> resolved;

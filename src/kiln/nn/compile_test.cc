@@ -44,6 +44,24 @@ TEST(Compile, FoldsConstantSubgraphs) {
   EXPECT_EQ(cm->steps().size(), 1u);
 }
 
+// Nodes whose outputs are all omitted (no output, or only "") have no effect: they are dropped,
+// never run with nowhere to write (found by fuzzing: a constant Concat with no outputs).
+TEST(Compile, NodesWithoutOutputsAreDropped) {
+  ModelBuilder b(13);
+  b.input("x", DType::kFloat32, {3})
+      .initializer("a", make_tensor<float>({3}, {1, 2, 3}))
+      .node("Concat", {"a", "a"}, {}, {Attr::i("axis", 0)})
+      .node("Identity", {"x"}, {""})
+      .node("Relu", {"x"}, {""})
+      .node("Mul", {"x", "a"}, {"y"})
+      .output("y", DType::kFloat32);
+  Result<Model> m = b.build();
+  ASSERT_TRUE(m.is_ok()) << m.status().to_string();
+  auto y = testing::run_once(*m, {make_tensor<float>({3}, {2, 2, 2})});
+  ASSERT_TRUE(y.is_ok()) << y.status().to_string();
+  EXPECT_EQ((*y)[0].data<float>()[2], 6);
+}
+
 TEST(Compile, DynamicDimensionMustBeBound) {
   ModelBuilder b(13);
   b.input("x", DType::kFloat32, {-1, 3}).node("Add", {"x", "x"}, {"y"}).output("y", DType::kFloat32);
