@@ -1,5 +1,7 @@
 #include "kiln/nn/kernels/gemm.h"
 
+#include "kiln/nn/kernels/internal/tile_split.h"
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -91,39 +93,9 @@ PackedWeights pack_weights(const GemmConfig& cfg, const float* w, int64_t k, int
 
 namespace {
 
-// Splits the (row block, panel) grid into tasks. With one thread everything is one loop; with
-// more, rows are split first (the panel of weights stays hot in each core's cache).
 // Below this many multiply-adds a GEMM runs on the calling thread: waking a worker and joining
 // it costs more than it saves.
 constexpr int64_t kMinParallelMacs = 1 << 17;
-
-template <typename F>
-void for_each_tile(int64_t m, int mr, int64_t panels, int64_t macs, ThreadPool* pool, F&& f) {
-  const int64_t row_blocks = (m + mr - 1) / mr;
-  if (!pool || pool->threads() == 1 || macs < kMinParallelMacs) {
-    for (int64_t rb = 0; rb < row_blocks; ++rb)
-      for (int64_t p = 0; p < panels; ++p) f(rb, p);
-    return;
-  }
-  // Enough tasks to balance, each a contiguous run of row blocks over all panels, or of panels
-  // when there are few rows (a batch-1 fully connected layer).
-  const int64_t tasks_wanted = static_cast<int64_t>(pool->threads()) * 4;
-  if (row_blocks >= pool->threads()) {
-    const int64_t per = std::max<int64_t>(1, (row_blocks + tasks_wanted - 1) / tasks_wanted);
-    const int64_t tasks = (row_blocks + per - 1) / per;
-    pool->parallel_for(tasks, [&](int64_t t) {
-      for (int64_t rb = t * per; rb < std::min(row_blocks, (t + 1) * per); ++rb)
-        for (int64_t p = 0; p < panels; ++p) f(rb, p);
-    });
-  } else {
-    const int64_t per = std::max<int64_t>(1, (panels + tasks_wanted - 1) / tasks_wanted);
-    const int64_t tasks = (panels + per - 1) / per;
-    pool->parallel_for(tasks, [&](int64_t t) {
-      for (int64_t rb = 0; rb < row_blocks; ++rb)
-        for (int64_t p = t * per; p < std::min(panels, (t + 1) * per); ++p) f(rb, p);
-    });
-  }
-}
 
 }  // namespace
 
@@ -135,7 +107,7 @@ void gemm(const GemmConfig& cfg, int64_t m, const float* a, int64_t lda, const P
 void gemm_view(const GemmConfig& cfg, int64_t m, const float* a, int64_t lda, const PackedView& w, float* c,
                int64_t ldc, const GemmParams& p, ThreadPool* pool) {
   const int64_t panels = (w.n + w.nr - 1) / w.nr;
-  for_each_tile(m, cfg.mr, panels, m * w.n * w.k, pool, [&](int64_t rb, int64_t panel) {
+  for_each_tile(m, cfg.mr, panels, m * w.n * w.k, kMinParallelMacs, pool, [&](int64_t rb, int64_t panel) {
     Tile t;
     const int64_t i0 = rb * cfg.mr, j0 = panel * cfg.nr;
     t.mr = static_cast<int>(std::min<int64_t>(cfg.mr, m - i0));
@@ -157,7 +129,7 @@ void gemm_view(const GemmConfig& cfg, int64_t m, const float* a, int64_t lda, co
 
 void igemm(const GemmConfig& cfg, int64_t m, int64_t ks, int64_t kc, const float* const* a_ptrs, ptrdiff_t a_offset,
            const float* zero, const PackedWeights& w, float* c, int64_t ldc, const GemmParams& p, ThreadPool* pool) {
-  for_each_tile(m, cfg.mr, w.panels(), m * w.n * ks * kc, pool, [&](int64_t rb, int64_t panel) {
+  for_each_tile(m, cfg.mr, w.panels(), m * w.n * ks * kc, kMinParallelMacs, pool, [&](int64_t rb, int64_t panel) {
     Tile t;
     const int64_t i0 = rb * cfg.mr, j0 = panel * cfg.nr;
     t.mr = static_cast<int>(std::min<int64_t>(cfg.mr, m - i0));

@@ -1,5 +1,7 @@
 #include "kiln/nn/kernels/qgemm.h"
 
+#include "kiln/nn/kernels/internal/tile_split.h"
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -28,37 +30,9 @@ int32_t kernel_zero_point(bool kernel_unsigned, int32_t a_zero_point, bool a_uns
 
 uint8_t kernel_a_xor(bool kernel_unsigned, bool a_unsigned) { return kernel_unsigned != a_unsigned ? 0x80 : 0; }
 
-// Splits the (row block, panel) grid into tasks, as gemm.cc does: rows first (each task keeps
-// its weight panels hot), panels when there are fewer row blocks than threads.
 // Below this many multiply-adds a GEMM runs on the calling thread: waking a worker and joining it
 // costs more (int8 MACs are cheaper than fp32 ones, so the bar is higher than gemm.cc's).
 constexpr int64_t kMinParallelMacs = 1 << 18;
-
-template <typename F>
-void for_each_tile(int64_t m, int mr, int64_t panels, int64_t macs, ThreadPool* pool, F&& f) {
-  const int64_t row_blocks = (m + mr - 1) / mr;
-  if (!pool || pool->threads() == 1 || macs < kMinParallelMacs) {
-    for (int64_t rb = 0; rb < row_blocks; ++rb)
-      for (int64_t p = 0; p < panels; ++p) f(rb, p);
-    return;
-  }
-  const int64_t tasks_wanted = static_cast<int64_t>(pool->threads()) * 4;
-  if (row_blocks >= pool->threads()) {
-    const int64_t per = std::max<int64_t>(1, (row_blocks + tasks_wanted - 1) / tasks_wanted);
-    const int64_t tasks = (row_blocks + per - 1) / per;
-    pool->parallel_for(tasks, [&](int64_t t) {
-      for (int64_t rb = t * per; rb < std::min(row_blocks, (t + 1) * per); ++rb)
-        for (int64_t p = 0; p < panels; ++p) f(rb, p);
-    });
-  } else {
-    const int64_t per = std::max<int64_t>(1, (panels + tasks_wanted - 1) / tasks_wanted);
-    const int64_t tasks = (panels + per - 1) / per;
-    pool->parallel_for(tasks, [&](int64_t t) {
-      for (int64_t rb = 0; rb < row_blocks; ++rb)
-        for (int64_t p = t * per; p < std::min(panels, (t + 1) * per); ++p) f(rb, p);
-    });
-  }
-}
 
 size_t out_size(const QParams& p) { return p.out == QOutput::kInt8 ? 1 : 4; }
 
@@ -161,7 +135,7 @@ void qgemm(const QGemmConfig& cfg, int64_t m, const void* a, int64_t lda, const 
   QParams p = params;
   p.a_xor = w.a_xor;
   const size_t es = out_size(p);
-  for_each_tile(m, cfg.mr, w.panels(), m * w.n * w.kc, pool, [&](int64_t rb, int64_t panel) {
+  for_each_tile(m, cfg.mr, w.panels(), m * w.n * w.kc, kMinParallelMacs, pool, [&](int64_t rb, int64_t panel) {
     QTile t;
     const int64_t i0 = rb * cfg.mr, j0 = panel * cfg.nr;
     t.mr = static_cast<int>(std::min<int64_t>(cfg.mr, m - i0));
@@ -183,7 +157,7 @@ void qigemm(const QGemmConfig& cfg, int64_t m, const uint8_t* const* a_ptrs, ptr
   QParams p = params;
   p.a_xor = w.a_xor;
   const size_t es = out_size(p);
-  for_each_tile(m, cfg.mr, w.panels(), m * w.n * w.kc * w.ks, pool, [&](int64_t rb, int64_t panel) {
+  for_each_tile(m, cfg.mr, w.panels(), m * w.n * w.kc * w.ks, kMinParallelMacs, pool, [&](int64_t rb, int64_t panel) {
     QTile t;
     const int64_t i0 = rb * cfg.mr, j0 = panel * cfg.nr;
     t.mr = static_cast<int>(std::min<int64_t>(cfg.mr, m - i0));

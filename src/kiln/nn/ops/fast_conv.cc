@@ -16,33 +16,13 @@
 #include "kiln/core/thread_pool.h"
 #include "kiln/nn/kernels/gemm.h"
 #include "kiln/nn/kernels/window.h"
+#include "kiln/nn/ops/conv_geometry.h"
 #include "kiln/nn/ops/families.h"
 #include "kiln/nn/ops/fused_activation.h"
 #include "kiln/nn/ops/op_util.h"
 
 namespace kiln::nn::ops {
 namespace {
-
-struct Geometry {
-  int64_t kh, kw, sh, sw, dh, dw, pt, pl, pb, pr;
-};
-
-Status read_geometry(PrepareContext& ctx, Geometry* g) {
-  std::vector<int64_t> k = ctx.attr_ints("kernel_shape"), s = ctx.attr_ints("strides", {1, 1}),
-                       d = ctx.attr_ints("dilations", {1, 1}), p = ctx.attr_ints("pads", {0, 0, 0, 0});
-  if (k.size() != 2 || s.size() != 2 || d.size() != 2 || p.size() != 4)
-    return ctx.invalid("needs 2-D kernel_shape, strides, dilations and 4 pads");
-  for (int64_t v : k)
-    if (v < 1) return ctx.invalid("kernel_shape must be positive");
-  for (int64_t v : s)
-    if (v < 1) return ctx.invalid("strides must be positive");
-  for (int64_t v : d)
-    if (v < 1) return ctx.invalid("dilations must be positive");
-  for (int64_t v : p)
-    if (v < 0) return ctx.invalid("pads must be non-negative");
-  *g = Geometry{k[0], k[1], s[0], s[1], d[0], d[1], p[0], p[1], p[2], p[3]};
-  return Status::ok();
-}
 
 kernels::Window2d window_of(const Geometry& g, const Shape& x, const Shape& y) {
   kernels::Window2d w;
@@ -63,18 +43,6 @@ kernels::Window2d window_of(const Geometry& g, const Shape& x, const Shape& y) {
   w.pad_bottom = g.pb;
   w.pad_right = g.pr;
   return w;
-}
-
-// Splits rows [0, rows) over the pool in chunks; inline without a pool.
-template <typename F>
-void for_rows(ThreadPool* pool, int64_t rows, int64_t work, F&& f) {
-  // Small windows run on the calling thread: a worker's wake-up and join cost more.
-  if (!pool || pool->threads() == 1 || rows < 2 || work < (1 << 16)) {
-    f(0, rows);
-    return;
-  }
-  const int64_t chunks = std::min<int64_t>(rows, pool->threads() * 4);
-  pool->parallel_for(chunks, [&](int64_t c) { f(rows * c / chunks, rows * (c + 1) / chunks); });
 }
 
 // The pointer table of an indirect convolution. Pointers are stored relative to a fake base
