@@ -1,18 +1,10 @@
 // Gemm with a constant B, and MatMul with a constant 2-D B (plus a following bias Add), become
 // com.kiln.Dense: weights packed once, bias and activation fused in the GEMM epilogue.
+#include "kiln/nn/passes/attributes.h"
 #include "kiln/nn/passes/passes.h"
 
 namespace kiln::nn::passes {
 namespace {
-
-float float_attr(const Node& n, const char* name, float def) {
-  const Attribute* a = n.attribute(name);
-  return a && a->kind == Attribute::Kind::kFloat ? a->f : def;
-}
-int64_t int_attr(const Node& n, const char* name, int64_t def) {
-  const Attribute* a = n.attribute(name);
-  return a && a->kind == Attribute::Kind::kInt ? a->i : def;
-}
 
 // A constant that adds the same value to every row: shape [N], [1, N], [1, 1, N], ... or a scalar.
 const Tensor* row_bias(const GraphEditor& e, int v, int64_t n) {

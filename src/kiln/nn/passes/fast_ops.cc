@@ -4,22 +4,11 @@
 // its reference kernel.
 #include <algorithm>
 
+#include "kiln/nn/passes/attributes.h"
 #include "kiln/nn/passes/passes.h"
 
 namespace kiln::nn::passes {
 namespace {
-
-int64_t int_attr(const Node& n, const char* name, int64_t def) {
-  const Attribute* a = n.attribute(name);
-  return a && a->kind == Attribute::Kind::kInt ? a->i : def;
-}
-
-Attribute make_int(int64_t v) {
-  Attribute a;
-  a.kind = Attribute::Kind::kInt;
-  a.i = v;
-  return a;
-}
 
 bool only_first_output_used(const GraphEditor& e, const Node& n) {
   for (size_t i = 1; i < n.outputs.size(); ++i)

@@ -7,6 +7,7 @@
 // intermediate must have no other reader, so nothing else depends on the values that disappear.
 #include <cmath>
 
+#include "kiln/nn/passes/attributes.h"
 #include "kiln/nn/passes/passes.h"
 
 namespace kiln::nn::passes {
@@ -50,13 +51,6 @@ bool reduces_last_axis(const GraphEditor& e, const Node& n, int64_t rank) {
 int other_input(const Node& n, int v) {
   if (n.inputs.size() != 2) return -1;
   return n.inputs[0] == v ? n.inputs[1] : n.inputs[1] == v ? n.inputs[0] : -1;
-}
-
-Attribute make_int(int64_t v) {
-  Attribute a;
-  a.kind = Attribute::Kind::kInt;
-  a.i = v;
-  return a;
 }
 
 bool fuse_layernorm(GraphEditor& e, int div_index) {

@@ -14,42 +14,11 @@
 #include <set>
 #include <cstring>
 
+#include "kiln/nn/passes/attributes.h"
 #include "kiln/nn/passes/passes.h"
 
 namespace kiln::nn::passes {
 namespace {
-
-std::vector<int64_t> ints_attr(const Node& n, const char* name, std::vector<int64_t> def) {
-  const Attribute* a = n.attribute(name);
-  return a && a->kind == Attribute::Kind::kInts ? a->ints : def;
-}
-int64_t int_attr(const Node& n, const char* name, int64_t def) {
-  const Attribute* a = n.attribute(name);
-  return a && a->kind == Attribute::Kind::kInt ? a->i : def;
-}
-std::string string_attr(const Node& n, const char* name) {
-  const Attribute* a = n.attribute(name);
-  return a && a->kind == Attribute::Kind::kString ? a->s : "";
-}
-
-Attribute make_ints(std::vector<int64_t> v) {
-  Attribute a;
-  a.kind = Attribute::Kind::kInts;
-  a.ints = std::move(v);
-  return a;
-}
-Attribute make_int(int64_t v) {
-  Attribute a;
-  a.kind = Attribute::Kind::kInt;
-  a.i = v;
-  return a;
-}
-Attribute make_string(std::string v) {
-  Attribute a;
-  a.kind = Attribute::Kind::kString;
-  a.s = std::move(v);
-  return a;
-}
 
 Shape to_nhwc(const Shape& s) { return {s[0], s[2], s[3], s[1]}; }
 

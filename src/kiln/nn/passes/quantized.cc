@@ -33,45 +33,11 @@
 #include <vector>
 
 #include "kiln/nn/ops/fused_activation.h"
+#include "kiln/nn/passes/attributes.h"
 #include "kiln/nn/passes/passes.h"
 
 namespace kiln::nn::passes {
 namespace {
-
-std::vector<int64_t> ints_attr(const Node& n, const char* name, std::vector<int64_t> def) {
-  const Attribute* a = n.attribute(name);
-  return a && a->kind == Attribute::Kind::kInts ? a->ints : def;
-}
-int64_t int_attr(const Node& n, const char* name, int64_t def) {
-  const Attribute* a = n.attribute(name);
-  return a && a->kind == Attribute::Kind::kInt ? a->i : def;
-}
-float float_attr(const Node& n, const char* name, float def) {
-  const Attribute* a = n.attribute(name);
-  return a && a->kind == Attribute::Kind::kFloat ? a->f : def;
-}
-std::string string_attr(const Node& n, const char* name) {
-  const Attribute* a = n.attribute(name);
-  return a && a->kind == Attribute::Kind::kString ? a->s : "";
-}
-Attribute make_ints(std::vector<int64_t> v) {
-  Attribute a;
-  a.kind = Attribute::Kind::kInts;
-  a.ints = std::move(v);
-  return a;
-}
-Attribute make_int(int64_t v) {
-  Attribute a;
-  a.kind = Attribute::Kind::kInt;
-  a.i = v;
-  return a;
-}
-Attribute make_string(std::string v) {
-  Attribute a;
-  a.kind = Attribute::Kind::kString;
-  a.s = std::move(v);
-  return a;
-}
 
 bool is_q8(DType t) { return t == DType::kInt8 || t == DType::kUInt8; }
 bool is_op(const Node& n, const char* op) { return n.domain.empty() && n.op_type == op; }
