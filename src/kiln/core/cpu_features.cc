@@ -5,6 +5,8 @@
 #include <cstring>
 #include <string_view>
 
+#include <unistd.h>
+
 #if defined(__x86_64__) || defined(__i386__)
 #include <cpuid.h>
 #define KILN_X86 1
@@ -62,6 +64,9 @@ CpuFeatures detect_cpu_features() {
     }
   }
   f.brand = brand;
+#ifdef _SC_LEVEL2_CACHE_SIZE
+  if (const long l2 = sysconf(_SC_LEVEL2_CACHE_SIZE); l2 >= (64 << 10)) f.l2_bytes = l2;
+#endif
   while (!f.brand.empty() && f.brand.back() == ' ') f.brand.pop_back();
   while (!f.brand.empty() && f.brand.front() == ' ') f.brand.erase(f.brand.begin());
 #endif
@@ -72,6 +77,7 @@ static void apply_cap(CpuFeatures& f, std::string_view cap) {
   if (cap == "portable") {
     CpuFeatures p;
     p.brand = f.brand;
+    p.l2_bytes = f.l2_bytes;
     f = p;
   } else if (cap == "avx2") {
     f.avx512f = f.avx512bw = f.avx512vl = f.avx512dq = false;

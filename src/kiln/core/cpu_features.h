@@ -30,6 +30,9 @@ struct CpuFeatures {
   bool avx512fp16 = false;
   bool avxvnni = false;
   std::string brand;  // CPU model string from CPUID leaves 0x80000002..4
+  // Per-core L2 data cache in bytes (from the C library's cache description; 1 MiB when it
+  // cannot tell). The GEMMs keep the weight panels they reuse within half of it.
+  long l2_bytes = 1 << 20;
 
   // Space-separated list of the usable features, e.g. "avx2 fma avx512f avx512vnni".
   std::string summary() const;

@@ -107,7 +107,8 @@ void gemm(const GemmConfig& cfg, int64_t m, const float* a, int64_t lda, const P
 void gemm_view(const GemmConfig& cfg, int64_t m, const float* a, int64_t lda, const PackedView& w, float* c,
                int64_t ldc, const GemmParams& p, ThreadPool* pool) {
   const int64_t panels = (w.n + w.nr - 1) / w.nr;
-  for_each_tile(m, cfg.mr, panels, m * w.n * w.k, kMinParallelMacs, pool, [&](int64_t rb, int64_t panel) {
+  const int64_t panel_bytes = w.panel_stride * int64_t{sizeof(float)};
+  for_each_tile(m, cfg.mr, panels, panel_bytes, m * w.n * w.k, kMinParallelMacs, pool, [&](int64_t rb, int64_t panel) {
     Tile t;
     const int64_t i0 = rb * cfg.mr, j0 = panel * cfg.nr;
     t.mr = static_cast<int>(std::min<int64_t>(cfg.mr, m - i0));
@@ -129,7 +130,8 @@ void gemm_view(const GemmConfig& cfg, int64_t m, const float* a, int64_t lda, co
 
 void igemm(const GemmConfig& cfg, int64_t m, int64_t ks, int64_t kc, const float* const* a_ptrs, ptrdiff_t a_offset,
            const float* zero, const PackedWeights& w, float* c, int64_t ldc, const GemmParams& p, ThreadPool* pool) {
-  for_each_tile(m, cfg.mr, w.panels(), m * w.n * ks * kc, kMinParallelMacs, pool, [&](int64_t rb, int64_t panel) {
+  const int64_t panel_bytes = w.panel_stride * int64_t{sizeof(float)};
+  for_each_tile(m, cfg.mr, w.panels(), panel_bytes, m * w.n * ks * kc, kMinParallelMacs, pool, [&](int64_t rb, int64_t panel) {
     Tile t;
     const int64_t i0 = rb * cfg.mr, j0 = panel * cfg.nr;
     t.mr = static_cast<int>(std::min<int64_t>(cfg.mr, m - i0));

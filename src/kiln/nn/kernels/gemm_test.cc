@@ -8,7 +8,9 @@
 #include <cstring>
 #include <random>
 
+#include "kiln/core/cpu_features.h"
 #include "kiln/core/thread_pool.h"
+#include "kiln/nn/kernels/internal/tile_split.h"
 
 namespace kiln::nn::kernels {
 namespace {
@@ -153,6 +155,28 @@ TEST(Gemm, ThreadedMatchesSingleThreaded) {
     gemm(cfg, m, a.data(), k, pw, one.data(), n, p, nullptr);
     gemm(cfg, m, a.data(), k, pw, many.data(), n, p, &pool);
     EXPECT_EQ(one, many) << "m=" << m;
+  }
+}
+
+// Weights bigger than half of L2 are visited one panel group at a time (tile_split.h): the result
+// must not depend on that order, with or without threads.
+TEST(Gemm, PanelGroupsOfLargeWeightsMatchReference) {
+  std::mt19937 rng(12);
+  ThreadPool pool(2);
+  for (const GemmConfig* cfg : available_gemm_configs()) {
+    const int64_t k = cpu_features().l2_bytes / 2 / (cfg->nr * int64_t{sizeof(float)}) + 5;
+    const int64_t m = 2 * cfg->mr + 1, n = 3 * cfg->nr + 1;
+    auto a = random_vector(m * k, rng), w = random_vector(k * n, rng, 0.05f), bias = random_vector(n, rng);
+    PackedWeights pw = pack_weights(*cfg, w.data(), k, n, n, false, bias.data());
+    ASSERT_LT(panels_per_group(pw.panels(), pw.panel_stride * int64_t{sizeof(float)}), pw.panels());
+    GemmParams p;
+    p.act = Activation::kRelu;
+    std::vector<float> want(m * n), one(m * n), many(m * n);
+    gemm_reference(m, n, k, a.data(), k, w.data(), n, bias.data(), want.data(), n, p);
+    gemm(*cfg, m, a.data(), k, pw, one.data(), n, p, nullptr);
+    gemm(*cfg, m, a.data(), k, pw, many.data(), n, p, &pool);
+    expect_close(one, want, m, n, n, k, cfg->name);
+    EXPECT_EQ(one, many) << cfg->name;
   }
 }
 

@@ -135,7 +135,7 @@ void qgemm(const QGemmConfig& cfg, int64_t m, const void* a, int64_t lda, const 
   QParams p = params;
   p.a_xor = w.a_xor;
   const size_t es = out_size(p);
-  for_each_tile(m, cfg.mr, w.panels(), m * w.n * w.kc, kMinParallelMacs, pool, [&](int64_t rb, int64_t panel) {
+  for_each_tile(m, cfg.mr, w.panels(), w.panel_stride, m * w.n * w.kc, kMinParallelMacs, pool, [&](int64_t rb, int64_t panel) {
     QTile t;
     const int64_t i0 = rb * cfg.mr, j0 = panel * cfg.nr;
     t.mr = static_cast<int>(std::min<int64_t>(cfg.mr, m - i0));
@@ -157,7 +157,7 @@ void qigemm(const QGemmConfig& cfg, int64_t m, const uint8_t* const* a_ptrs, ptr
   QParams p = params;
   p.a_xor = w.a_xor;
   const size_t es = out_size(p);
-  for_each_tile(m, cfg.mr, w.panels(), m * w.n * w.kc * w.ks, kMinParallelMacs, pool, [&](int64_t rb, int64_t panel) {
+  for_each_tile(m, cfg.mr, w.panels(), w.panel_stride, m * w.n * w.kc * w.ks, kMinParallelMacs, pool, [&](int64_t rb, int64_t panel) {
     QTile t;
     const int64_t i0 = rb * cfg.mr, j0 = panel * cfg.nr;
     t.mr = static_cast<int>(std::min<int64_t>(cfg.mr, m - i0));
