@@ -14,6 +14,9 @@
 #include "kiln/discover/optimise.h"
 
 namespace kiln::discover {
+
+int refit_due(int fitted_on) { return fitted_on + std::max(1, static_cast<int>(std::ceil(kRefitGrowth * fitted_on))); }
+
 namespace {
 
 // Fits the configured surrogate on (X, y).
@@ -31,8 +34,17 @@ Result<std::unique_ptr<Model>> fit_model(const Strategy& s, const Eigen::MatrixX
   go.seed = seed;
   go.warp_outputs = s.warp;
   go.warm_start = warm;
-  // Many observations and a warm start: one refinement from the previous optimum is enough.
-  if (X.rows() > 200) {
+  const int n = static_cast<int>(X.rows());
+  if (n > kRefitMinObservations) {
+    // Many observations and a warm start: one refinement from the previous optimum is enough,
+    // and only once the data has grown by kRefitGrowth since the hyperparameters were fitted;
+    // in between the GP conditions on every observation with the stored hyperparameters.
+    if (warm && warm->log_lengthscale.size() == X.cols() && warm->fitted_on > 0 && warm->fitted_on <= n &&
+        n < refit_due(warm->fitted_on)) {
+      KILN_ASSIGN_OR_RETURN(GaussianProcess gp, GaussianProcess::with_hyper(X, y, *warm, go));
+      if (fitted) *fitted = gp.hyper();
+      return std::unique_ptr<Model>(std::make_unique<GaussianProcess>(std::move(gp)));
+    }
     go.restarts = warm ? 0 : 2;
     go.max_evals = warm ? 30 : 80;
     go.max_fit_points = 128;

@@ -100,6 +100,16 @@ class Campaign {
   std::optional<GpHyper> hyper_;
 };
 
+// When a campaign re-optimises the GP hyperparameters. Up to kRefitMinObservations
+// observations: at every proposal (multi-start ML-II, warm-started). Above: one warm refinement
+// on a 128-point subset, and only when the observations have grown by kRefitGrowth (5%) since
+// the stored hyperparameters were fitted (GpHyper::fitted_on; unknown means now) — a 500-point
+// campaign refits every 25 observations and conditions on all of them in between.
+constexpr int kRefitMinObservations = 200;
+constexpr double kRefitGrowth = 0.05;
+// The smallest observation count at which hyperparameters fitted on `fitted_on` are refitted.
+int refit_due(int fitted_on);
+
 // The key a point is matched by (pool membership, duplicates): values printed to 10 digits.
 std::string point_key(const SearchSpace& space, const Point& p);
 

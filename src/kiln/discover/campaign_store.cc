@@ -280,6 +280,7 @@ std::string gp_hyper_to_json(const GpHyper& h) {
   j["log_lengthscale"] = std::vector<double>(h.log_lengthscale.data(), h.log_lengthscale.data() + h.log_lengthscale.size());
   j["log_signal"] = h.log_signal;
   j["log_noise"] = h.log_noise;
+  j["fitted_on"] = h.fitted_on;
   return j.dump();
 }
 
@@ -299,6 +300,10 @@ std::optional<GpHyper> gp_hyper_from_json(const std::string& text) {
   }
   h.log_signal = sg->get<double>();
   h.log_noise = nz->get<double>();
+  // Absent in databases written before it existed: unknown, so the next proposal refits.
+  auto fo = j.find("fitted_on");
+  if (fo != j.end() && fo->is_number_integer() && fo->get<int64_t>() > 0 && fo->get<int64_t>() < (int64_t{1} << 30))
+    h.fitted_on = fo->get<int>();
   if (!h.log_lengthscale.allFinite() || !std::isfinite(h.log_signal) || !std::isfinite(h.log_noise)) return std::nullopt;
   return h;
 }

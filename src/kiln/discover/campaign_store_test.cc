@@ -45,6 +45,13 @@ TEST(CampaignStore, RoundTripsProposalsAndObservations) {
   EXPECT_EQ(c->pending()[0].params[0], 0.25);
   ASSERT_TRUE(c->gp_hyper().has_value());
   EXPECT_DOUBLE_EQ(c->gp_hyper()->log_noise, -3);
+  EXPECT_EQ(c->gp_hyper()->fitted_on, 0);  // written before fitted_on existed: unknown
+  GpHyper h = *c->gp_hyper();
+  h.fitted_on = 512;
+  auto back = gp_hyper_from_json(gp_hyper_to_json(h));
+  ASSERT_TRUE(back.has_value());
+  EXPECT_EQ(back->fitted_on, 512);
+  EXPECT_EQ(back->log_lengthscale, h.log_lengthscale);
   EXPECT_FALSE(CampaignStore::create(path, kYaml, "").is_ok());  // never overwrites
   std::remove(path.c_str());
 }

@@ -142,6 +142,52 @@ strategy: {multi_objective: )") + mo + "}\n";
   }
 }
 
+TEST(Campaign, LargeCampaignsRefitHyperparametersOnlyWhenTheDataGrew) {
+  EXPECT_EQ(refit_due(500), 525);
+  EXPECT_EQ(refit_due(201), 212);
+  EXPECT_EQ(refit_due(1), 2);
+  CampaignConfig cfg;
+  for (int j = 0; j < 3; ++j) cfg.parameters.push_back({"x" + std::to_string(j), ParamType::kContinuous, 0, 1, false, {}, {}});
+  cfg.objectives = {{"y", true}};
+  cfg.seed = 1;
+  Pool pool;
+  for (int i = 0; i < 300; ++i) {
+    Point p = {std::fmod(i * 0.618034, 1.0), std::fmod(i * 0.414214, 1.0), std::fmod(i * 0.732051, 1.0)};
+    pool.points.push_back(p);
+  }
+  pool.features.resize(300, 3);
+  for (int i = 0; i < 300; ++i)
+    for (int j = 0; j < 3; ++j) pool.features(i, j) = pool.points[i][j];
+  auto c = Campaign::create_with_pool(cfg, pool);
+  ASSERT_TRUE(c.is_ok()) << c.status().to_string();
+  auto y = [](const Point& p) { return std::sin(3 * p[0]) + p[1] * p[2]; };
+  auto observe = [&](int from, int to) {
+    std::vector<Observation> obs;
+    for (int i = from; i < to; ++i) obs.push_back({pool.points[i], {y(pool.points[i])}, 0, 0});
+    c->add_measurements(obs);
+  };
+  observe(0, kRefitMinObservations + 10);
+  ASSERT_TRUE(c->recommend(1).is_ok());
+  ASSERT_TRUE(c->gp_hyper().has_value());
+  const GpHyper first = *c->gp_hyper();
+  EXPECT_EQ(first.fitted_on, kRefitMinObservations + 10);
+  // A few more observations: the stored hyperparameters are reused as they are.
+  observe(kRefitMinObservations + 10, refit_due(first.fitted_on) - 1);
+  ASSERT_TRUE(c->recommend(1).is_ok());
+  EXPECT_EQ(c->gp_hyper()->fitted_on, first.fitted_on);
+  EXPECT_EQ(c->gp_hyper()->log_lengthscale, first.log_lengthscale);
+  // 5% more than they were fitted on: refitted.
+  observe(refit_due(first.fitted_on) - 1, refit_due(first.fitted_on));
+  ASSERT_TRUE(c->recommend(1).is_ok());
+  EXPECT_EQ(c->gp_hyper()->fitted_on, refit_due(first.fitted_on));
+  // Unknown provenance (a database from before fitted_on): refitted at once.
+  GpHyper old = *c->gp_hyper();
+  old.fitted_on = 0;
+  c->set_gp_hyper(old);
+  ASSERT_TRUE(c->recommend(1).is_ok());
+  EXPECT_EQ(c->gp_hyper()->fitted_on, refit_due(first.fitted_on));
+}
+
 TEST(Campaign, JsonRoundTrip) {
   auto c = Campaign::create(config(), nullptr);
   Point p = {0.25, 3, 1, 0.4, 0.6};

@@ -4,8 +4,12 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <numeric>
 #include <random>
+#include <vector>
+
+#include "kiln/discover/internal/gp_screen.h"
 
 namespace kiln::discover {
 namespace {
@@ -206,6 +210,7 @@ Result<GaussianProcess> GaussianProcess::fit(const Eigen::MatrixXd& X, const Eig
   gp.hyper_.log_lengthscale = fd.best_theta.head(d);
   gp.hyper_.log_signal = fd.best_theta[d];
   gp.hyper_.log_noise = o.learn_noise ? fd.best_theta[d + 1] : std::log(o.fixed_noise);
+  gp.hyper_.fitted_on = n;
   gp.lml_ = fd.best;
   gp.kernel_ = Kernel{o.kernel, gp.hyper_.log_lengthscale.array().exp().matrix(), std::exp(gp.hyper_.log_signal)};
   gp.noise_ = std::exp(gp.hyper_.log_noise);
@@ -256,59 +261,94 @@ void GaussianProcess::posterior(const Eigen::MatrixXd& X, Eigen::VectorXd* mean,
   }
 }
 
-void GaussianProcess::mean_and_variance_bound(const Eigen::MatrixXd& X, Eigen::VectorXd* mean, Eigen::VectorXd* var_ub) const {
+void GaussianProcess::mean_and_variance_bound(const Eigen::MatrixXd& X, Eigen::VectorXd* mean, Eigen::VectorXd* var_ub,
+                                              Eigen::VectorXd* mean_err) const {
   const int m = static_cast<int>(X.rows()), n = static_cast<int>(X_.rows()), d = static_cast<int>(X_.cols());
   mean->resize(m);
   var_ub->resize(m);
+  if (mean_err) mean_err->resize(m);
+  if (m == 0) return;
   const double s2 = kernel_.signal_variance;
   // Conditioning on any subset of the observations leaves a variance at least as large as
-  // conditioning on all of them; the kNear most correlated observations give a tight bound for
-  // a 4 x 4 solve per candidate.
-  constexpr int kNear = 4;
-  const int k = std::min(kNear, n);
+  // conditioning on all of them; the k nearest observations (in lengthscale units, i.e. the
+  // most correlated) give a tight bound for a 4 x 4 solve per candidate.
+  const int k = std::min(internal::kScreenMaxNear, n);
   const Eigen::ArrayXd inv = kernel_.lengthscales.array().inverse();
-  const Eigen::MatrixXd Xs = X_ * inv.matrix().asDiagonal();  // observations in lengthscale units
+  const Eigen::MatrixXd Cs = X * inv.matrix().asDiagonal();  // candidates in lengthscale units
+  // Observations dimension-major, padded with far-away points of weight 0.
+  const int n_pad = (n + internal::kScreenPad - 1) / internal::kScreenPad * internal::kScreenPad;
+  std::vector<double> obs(static_cast<size_t>(d) * n_pad, internal::kScreenPadCoord), alpha(n_pad, 0.0);
+  double obs_norm = 0;
+  for (int j = 0; j < n; ++j) {
+    double sq = 0;
+    for (int c = 0; c < d; ++c) {
+      double v = X_(j, c) * inv[c];
+      obs[static_cast<size_t>(c) * n_pad + j] = v;
+      sq += v * v;
+    }
+    obs_norm = std::max(obs_norm, sq);
+    alpha[j] = alpha_[j];
+  }
+  std::vector<int32_t> near_idx(static_cast<size_t>(m) * internal::kScreenMaxNear);
+  std::vector<double> near_r2(near_idx.size());
+  internal::GpScreenArgs a;
+  a.rbf = kernel_.type == KernelType::kRbf;
+  a.s2 = s2;
+  a.d = d;
+  a.obs = obs.data();
+  a.alpha = alpha.data();
+  a.n = n;
+  a.n_pad = n_pad;
+  a.cand = Cs.data();
+  a.m = m;
+  a.ldc = m;
+  a.k_near = k;
+  a.mean = mean->data();
+  a.near_idx = near_idx.data();
+  a.near_r2 = near_r2.data();
+  internal::gp_screen().run(a);
+
+  if (mean_err) {
+    // How far this mean can be from posterior()'s, which forms r2 = |a|^2 + |b|^2 - 2ab by a
+    // matrix product: r2 differs by at most 4 (d + 4) eps (|a|^2 + |b|^2) between the two (both
+    // roundings), k by at most s2 |f'| <= s2 per unit of r2; the sums of n terms (plus the exp
+    // of either path, a few ulp) by at most (n + 64) eps sum |k alpha| <= (n + 64) eps s2 |alpha|_1
+    // (0 <= k <= s2); exp flushed to 0 below exp(-700) adds at most 1e-290 s2 |alpha|_1.
+    constexpr double eps = std::numeric_limits<double>::epsilon();
+    const double cand_norm = Cs.rowwise().squaredNorm().maxCoeff();
+    const double r2_err = 4.0 * (d + 4) * eps * (obs_norm + cand_norm);
+    mean_err->setConstant(s2 * (r2_err + (n + 64) * eps + 1e-290) * alpha_.lpNorm<1>());
+  }
   auto f = [&](double r2) {
     if (kernel_.type == KernelType::kRbf) return s2 * std::exp(-0.5 * r2);
     double r = std::sqrt(r2), s5 = 2.23606797749979 * r;
     return s2 * (1 + s5 + (5.0 / 3.0) * r2) * std::exp(-s5);
   };
-  constexpr int kBlock = 512;
-  int idx[kNear];
-  Eigen::MatrixXd KsT, Cs;
-  Eigen::VectorXd cn;
-  for (int b = 0; b < m; b += kBlock) {
-    int nb = std::min(kBlock, m - b);
-    // n x nb: each candidate's covariances are one contiguous column.
-    kernel_.prescale(X.middleRows(b, nb), &Cs, &cn);
-    kernel_.matrix_into(X_, Cs, cn, &KsT);
-    mean->segment(b, nb) = KsT.transpose() * alpha_;
-    for (int i = 0; i < nb; ++i) {
-      const double* col = KsT.col(i).data();
-      int found = 0;
-      for (int j = 0; j < n; ++j) {
-        double v = col[j];
-        if (found == k && v <= col[idx[k - 1]]) continue;
-        int p = found < k ? found++ : k - 1;
-        while (p > 0 && col[idx[p - 1]] < v) {
-          idx[p] = idx[p - 1];
-          --p;
+  Eigen::Matrix4d A;
+  Eigen::Vector4d ks;
+  for (int i = 0; i < m; ++i) {
+    const int32_t* idx = &near_idx[static_cast<size_t>(i) * internal::kScreenMaxNear];
+    const double* r2 = &near_r2[static_cast<size_t>(i) * internal::kScreenMaxNear];
+    A.setIdentity();
+    ks.setZero();
+    for (int t = 0; t < k; ++t) {
+      ks[t] = f(r2[t]);
+      A(t, t) = s2 + noise_;
+      for (int c = 0; c < t; ++c) {
+        double q = 0;
+        for (int e = 0; e < d; ++e) {
+          double v = obs[static_cast<size_t>(e) * n_pad + idx[t]] - obs[static_cast<size_t>(e) * n_pad + idx[c]];
+          q += v * v;
         }
-        idx[p] = j;
+        A(t, c) = A(c, t) = f(q);
       }
-      Eigen::Matrix4d A = Eigen::Matrix4d::Identity();
-      Eigen::Vector4d ks = Eigen::Vector4d::Zero();
-      for (int a = 0; a < k; ++a) {
-        ks[a] = col[idx[a]];
-        A(a, a) = s2 + noise_;
-        for (int c = 0; c < a; ++c) A(a, c) = A(c, a) = f((Xs.row(idx[a]) - Xs.row(idx[c])).squaredNorm());
-      }
-      Eigen::LLT<Eigen::Matrix4d> llt(A);
-      double v = llt.info() == Eigen::Success ? s2 - ks.dot(llt.solve(ks)) : s2 - ks[0] * ks[0] / (s2 + noise_);
-      (*var_ub)[b + i] = std::max(v, 1e-12);
     }
+    Eigen::LLT<Eigen::Matrix4d> llt(A);
+    double v = llt.info() == Eigen::Success ? s2 - ks.dot(llt.solve(ks)) : s2 - ks[0] * ks[0] / (s2 + noise_);
+    // A small relative margin for the rounding of this 4 x 4 solve and of posterior()'s
+    // s2 - |L^-1 k|^2 (both subtract from s2).
+    (*var_ub)[i] = std::max(v, 1e-12) + 1e-9 * s2;
   }
-  (void)d;
 }
 
 Eigen::MatrixXd GaussianProcess::posterior_covariance(const Eigen::MatrixXd& X) const {

@@ -31,6 +31,7 @@ struct GpHyper {
   Eigen::VectorXd log_lengthscale;  // one per feature
   double log_signal = 0;            // log signal variance (model units)
   double log_noise = -4;            // log noise variance (model units)
+  int fitted_on = 0;                // observations they were optimised on (0: unknown); set by fit()
 };
 
 struct GpOptions {
@@ -67,10 +68,15 @@ class GaussianProcess final : public Model {
   double to_model_units(double y) const override { return transform_.forward(y); }
   std::unique_ptr<Model> clone() const override { return std::make_unique<GaussianProcess>(*this); }
 
-  // Posterior mean at the rows of X plus an upper bound on each variance that costs nothing
-  // beyond the mean: conditioning on one observation j gives s2 - k_j^2 / (s2 + noise) >= var.
+  // Posterior mean at the rows of X plus an upper bound on each variance that costs little
+  // beyond the mean: conditioning on the 4 nearest observations instead of all of them gives a
+  // variance >= the exact one. One pass over the observations per candidate, the cross-
+  // covariance never stored (internal/gp_screen.h, AVX2 when the CPU has it). The mean is
+  // summed differently from posterior()'s; `mean_err` (optional) bounds the difference, so
+  // acq.bound(mean + mean_err, var_ub) bounds the exact acquisition value from above.
   // The pool optimiser computes exact variances only where the bound could matter.
-  void mean_and_variance_bound(const Eigen::MatrixXd& X, Eigen::VectorXd* mean, Eigen::VectorXd* var_ub) const;
+  void mean_and_variance_bound(const Eigen::MatrixXd& X, Eigen::VectorXd* mean, Eigen::VectorXd* var_ub,
+                               Eigen::VectorXd* mean_err = nullptr) const;
 
   const GpHyper& hyper() const { return hyper_; }
   const Kernel& kernel() const { return kernel_; }

@@ -34,10 +34,10 @@ int best_analytic_gp(const GaussianProcess& gp, const Acquisition& acq, const Ei
     if (available[i]) rows.push_back(i);
   Eigen::MatrixXd Fa(rows.size(), F.cols());
   for (size_t i = 0; i < rows.size(); ++i) Fa.row(i) = F.row(rows[i]);
-  Eigen::VectorXd mean, vub;
-  gp.mean_and_variance_bound(Fa, &mean, &vub);
+  Eigen::VectorXd mean, vub, err;
+  gp.mean_and_variance_bound(Fa, &mean, &vub, &err);
   std::vector<double> ub(rows.size());
-  for (size_t i = 0; i < rows.size(); ++i) ub[i] = acq.bound(mean[i], vub[i]);
+  for (size_t i = 0; i < rows.size(); ++i) ub[i] = acq.bound(mean[i] + err[i], vub[i]);
   std::vector<int> order(rows.size());
   std::iota(order.begin(), order.end(), 0);
   std::sort(order.begin(), order.end(), [&](int a, int b) { return ub[a] > ub[b] || (ub[a] == ub[b] && a < b); });

@@ -1,0 +1,138 @@
+// The screen with AVX-512F (this file only is built with -mavx512f): the AVX2 version's scheme
+// (f64_gp_screen_avx2.cc) on eight observations per vector, with scalef for 2^n. No Eigen or
+// standard-library templates here, so nothing compiled with these flags can be merged into code
+// that runs on older CPUs.
+#include <immintrin.h>
+
+#include "kiln/discover/internal/gp_screen.h"
+
+namespace kiln::discover::internal {
+namespace {
+
+// exp(x) for x <= 0, exactly 0 below -700: as in f64_gp_screen_avx2.cc (Taylor to degree 13
+// after an exact reduction by ln2), with p * 2^n by scalef.
+inline __m512d exp_nonpositive(__m512d x) {
+  const __mmask8 live = _mm512_cmp_pd_mask(x, _mm512_set1_pd(-700.0), _CMP_GE_OQ);
+  x = _mm512_max_pd(x, _mm512_set1_pd(-700.0));
+  const __m512d n = _mm512_roundscale_pd(_mm512_mul_pd(x, _mm512_set1_pd(1.4426950408889634)),
+                                         _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m512d r = _mm512_fnmadd_pd(n, _mm512_set1_pd(0.6931471805599453), x);
+  r = _mm512_fnmadd_pd(n, _mm512_set1_pd(2.3190468138462996e-17), r);
+  // 1/k! for k = 13 .. 2.
+  __m512d p = _mm512_set1_pd(1.6059043836821613e-10);
+  p = _mm512_fmadd_pd(p, r, _mm512_set1_pd(2.08767569878681e-09));
+  p = _mm512_fmadd_pd(p, r, _mm512_set1_pd(2.505210838544172e-08));
+  p = _mm512_fmadd_pd(p, r, _mm512_set1_pd(2.755731922398589e-07));
+  p = _mm512_fmadd_pd(p, r, _mm512_set1_pd(2.7557319223985893e-06));
+  p = _mm512_fmadd_pd(p, r, _mm512_set1_pd(2.48015873015873e-05));
+  p = _mm512_fmadd_pd(p, r, _mm512_set1_pd(0.0001984126984126984));
+  p = _mm512_fmadd_pd(p, r, _mm512_set1_pd(0.001388888888888889));
+  p = _mm512_fmadd_pd(p, r, _mm512_set1_pd(0.008333333333333333));
+  p = _mm512_fmadd_pd(p, r, _mm512_set1_pd(0.041666666666666664));
+  p = _mm512_fmadd_pd(p, r, _mm512_set1_pd(0.16666666666666666));
+  p = _mm512_fmadd_pd(p, r, _mm512_set1_pd(0.5));
+  p = _mm512_fmadd_pd(p, r, _mm512_set1_pd(1.0));
+  p = _mm512_fmadd_pd(p, r, _mm512_set1_pd(1.0));
+  return _mm512_maskz_mov_pd(live, _mm512_scalef_pd(p, n));
+}
+
+template <bool rbf>
+inline __m512d kernel_value(__m512d r2, __m512d s2) {
+  if (rbf) return _mm512_mul_pd(s2, exp_nonpositive(_mm512_mul_pd(r2, _mm512_set1_pd(-0.5))));
+  const __m512d s5r = _mm512_mul_pd(_mm512_set1_pd(2.23606797749979), _mm512_sqrt_pd(r2));
+  // s2 (1 + sqrt5 r + 5/3 r2) exp(-sqrt5 r)
+  const __m512d poly = _mm512_add_pd(_mm512_add_pd(_mm512_set1_pd(1.0), s5r), _mm512_mul_pd(_mm512_set1_pd(5.0 / 3.0), r2));
+  return _mm512_mul_pd(_mm512_mul_pd(s2, poly), exp_nonpositive(_mm512_sub_pd(_mm512_setzero_pd(), s5r)));
+}
+
+inline double hsum(__m512d v) {
+  __m256d h = _mm256_add_pd(_mm512_castpd512_pd256(v), _mm512_extractf64x4_pd(v, 1));
+  __m128d lo = _mm_add_pd(_mm256_castpd256_pd128(h), _mm256_extractf128_pd(h, 1));
+  return _mm_cvtsd_f64(_mm_add_sd(lo, _mm_unpackhi_pd(lo, lo)));
+}
+
+struct Nearest {
+  double r2[kScreenMaxNear];
+  int32_t idx[kScreenMaxNear];
+  int found;
+  double threshold;  // r2 a new observation must beat (+inf until k_near are found)
+};
+
+inline void insert(Nearest& s, int k_near, double r2, int32_t j) {
+  if (s.found == k_near && !(r2 < s.r2[k_near - 1])) return;
+  int p = s.found < k_near ? s.found++ : k_near - 1;
+  while (p > 0 && s.r2[p - 1] > r2) {
+    s.r2[p] = s.r2[p - 1];
+    s.idx[p] = s.idx[p - 1];
+    --p;
+  }
+  s.r2[p] = r2;
+  s.idx[p] = j;
+  if (s.found == k_near) s.threshold = s.r2[k_near - 1];
+}
+
+template <bool rbf>
+void screen(const GpScreenArgs& a) {
+  constexpr int kC = 4;  // candidates per step
+  const __m512d s2 = _mm512_set1_pd(a.s2);
+  const int d = a.d, k_near = a.k_near;
+  const int64_t n = a.n, n_pad = a.n_pad, m = a.m, ldc = a.ldc;
+  const double *obs = a.obs, *alpha = a.alpha, *cand = a.cand;
+  for (int64_t i0 = 0; i0 < m; i0 += kC) {
+    int64_t ci[kC];
+    for (int c = 0; c < kC; ++c) ci[c] = i0 + c < m ? i0 + c : m - 1;  // the tail repeats the last row
+    __m512d macc[kC];
+    Nearest near[kC];
+#pragma GCC unroll 4
+    for (int c = 0; c < kC; ++c) {
+      macc[c] = _mm512_setzero_pd();
+      near[c].found = 0;
+      near[c].threshold = __builtin_inf();
+    }
+    for (int64_t j = 0; j < n_pad; j += 8) {
+      __m512d r2[kC];
+#pragma GCC unroll 4
+      for (int c = 0; c < kC; ++c) r2[c] = _mm512_setzero_pd();
+      for (int k = 0; k < d; ++k) {
+        const __m512d o = _mm512_loadu_pd(obs + k * n_pad + j);
+        const double* col = cand + k * ldc;
+#pragma GCC unroll 4
+        for (int c = 0; c < kC; ++c) {
+          const __m512d t = _mm512_sub_pd(_mm512_set1_pd(col[ci[c]]), o);
+          r2[c] = _mm512_fmadd_pd(t, t, r2[c]);
+        }
+      }
+      const __m512d al = _mm512_loadu_pd(alpha + j);
+#pragma GCC unroll 4
+      for (int c = 0; c < kC; ++c) {
+        const unsigned mask = _mm512_cmp_pd_mask(r2[c], _mm512_set1_pd(near[c].threshold), _CMP_LT_OQ);
+        if (mask) {
+          alignas(64) double t[8];
+          _mm512_store_pd(t, r2[c]);
+          for (int l = 0; l < 8; ++l)
+            if ((mask >> l & 1) && j + l < n) insert(near[c], k_near, t[l], static_cast<int32_t>(j + l));
+        }
+        macc[c] = _mm512_fmadd_pd(kernel_value<rbf>(r2[c], s2), al, macc[c]);
+      }
+    }
+    for (int c = 0; c < kC && i0 + c < m; ++c) {
+      const int64_t i = i0 + c;
+      a.mean[i] = hsum(macc[c]);
+      for (int t = 0; t < k_near; ++t) {
+        a.near_r2[i * kScreenMaxNear + t] = near[c].r2[t];
+        a.near_idx[i * kScreenMaxNear + t] = near[c].idx[t];
+      }
+    }
+  }
+}
+
+void run_avx512(const GpScreenArgs& a) {
+  if (a.rbf) screen<true>(a);
+  else screen<false>(a);
+}
+
+}  // namespace
+
+const GpScreen kF64GpScreenAvx512 = {"f64_gp_screen_avx512", run_avx512};
+
+}  // namespace kiln::discover::internal
