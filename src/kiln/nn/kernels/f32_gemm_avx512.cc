@@ -3,6 +3,7 @@
 // code can be picked by the linker for a caller on another CPU.
 #include <immintrin.h>
 
+#include "kiln/nn/kernels/internal/avx512_math.h"
 #include "kiln/nn/kernels/internal/ukernels.h"
 
 namespace kiln::nn::kernels {
@@ -11,46 +12,7 @@ namespace {
 constexpr int kMR = 12;
 constexpr int kNR = 32;
 
-inline __m512 exp512(__m512 x) {
-  x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-87.3f)), _mm512_set1_ps(88.3f));
-  __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)), _MM_FROUND_TO_NEAREST_INT);
-  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
-  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
-  __m512 p = _mm512_set1_ps(1.9875691500E-4f);
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507E-3f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073E-3f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894E-2f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459E-1f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201E-1f));
-  __m512 r2 = _mm512_mul_ps(r, r);
-  p = _mm512_fmadd_ps(p, r2, _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
-  return _mm512_scalef_ps(p, n);
-}
-
-inline __m512 activate(__m512 v, const GemmParams& p) {
-  switch (p.act) {
-    case Activation::kNone: return v;
-    case Activation::kRelu: return _mm512_max_ps(v, _mm512_setzero_ps());
-    case Activation::kClip: return _mm512_min_ps(_mm512_max_ps(v, _mm512_set1_ps(p.lo)), _mm512_set1_ps(p.hi));
-    case Activation::kHardSwish: {
-      __m512 t = _mm512_min_ps(_mm512_max_ps(_mm512_add_ps(v, _mm512_set1_ps(3.f)), _mm512_setzero_ps()), _mm512_set1_ps(6.f));
-      return _mm512_div_ps(_mm512_mul_ps(v, t), _mm512_set1_ps(6.f));
-    }
-    case Activation::kSigmoid:
-      return _mm512_div_ps(_mm512_set1_ps(1.f), _mm512_add_ps(_mm512_set1_ps(1.f), exp512(_mm512_sub_ps(_mm512_setzero_ps(), v))));
-    case Activation::kSilu:
-      return _mm512_div_ps(v, _mm512_add_ps(_mm512_set1_ps(1.f), exp512(_mm512_sub_ps(_mm512_setzero_ps(), v))));
-    case Activation::kLeakyRelu: {
-      __mmask16 neg = _mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_LT_OQ);
-      return _mm512_mask_mul_ps(v, neg, v, _mm512_set1_ps(p.alpha));
-    }
-    case Activation::kHardSigmoid:
-      return _mm512_min_ps(_mm512_max_ps(_mm512_fmadd_ps(v, _mm512_set1_ps(p.alpha), _mm512_set1_ps(p.beta)),
-                                         _mm512_setzero_ps()),
-                           _mm512_set1_ps(1.f));
-  }
-  return v;
-}
+using avx512::activate;
 
 template <int MR>
 inline void store_tile(__m512 (&acc0)[MR], __m512 (&acc1)[MR], const Tile& t) {

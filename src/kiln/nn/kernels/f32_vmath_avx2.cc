@@ -106,7 +106,7 @@ void layernorm(const float* x, const float* gamma, const float* beta, float eps,
 }
 
 inline __m256 sigmoid8(__m256 v) {
-  return _mm256_div_ps(_mm256_set1_ps(1.f), _mm256_add_ps(_mm256_set1_ps(1.f), exp256(_mm256_sub_ps(_mm256_setzero_ps(), v))));
+  return avx2::sigmoid(v);
 }
 
 // tanh: odd Taylor polynomial for |x| < 0.3 (relative error < 1e-7 there), 1 - 2 / (exp(2x) + 1)

@@ -4,9 +4,11 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <random>
+#include <span>
 
 #include "kiln/core/cpu_features.h"
 #include "kiln/core/thread_pool.h"
@@ -107,8 +109,14 @@ TEST(Igemm, AllConfigsMatchReferenceWithPaddingRows) {
       for (int64_t ks : {1, 4, 9}) {
         for (int64_t kc : {1, 5, 16}) {
           const int64_t n = cfg->nr + 3, k = ks * kc, rows = 11;
-          auto src = random_vector(rows * kc, rng);  // a pool of input rows
-          std::vector<float> zero(kc, 0.f);
+          // The zero row and a pool of input rows in one buffer, the rows 64 floats past the
+          // zero row: a shifted row pointer (below) can then never equal the zero row's address,
+          // which the kernels use as the "padding tap" sentinel.
+          std::vector<float> storage(kc + 64 + rows * kc, 0.f);
+          const auto pool_rows = random_vector(rows * kc, rng);
+          std::copy(pool_rows.begin(), pool_rows.end(), storage.begin() + kc + 64);
+          const std::span<float> zero(storage.data(), kc);
+          const float* src_rows = storage.data() + kc + 64;
           auto w = random_vector(k * n, rng);
           // Build the dense A (m x k) and the indirection buffer that describes it.
           const int64_t blocks = (m + cfg->mr - 1) / cfg->mr;
@@ -120,7 +128,7 @@ TEST(Igemm, AllConfigsMatchReferenceWithPaddingRows) {
           for (int64_t i = 0; i < blocks * cfg->mr; ++i)
             for (int64_t s = 0; s < ks; ++s) {
               int r = pick(rng);
-              const float* row = r < 0 ? zero.data() : src.data() + r * kc;
+              const float* row = r < 0 ? zero.data() : src_rows + r * kc;
               int64_t rb = i / cfg->mr, ii = i % cfg->mr;
               ptrs[(rb * ks + s) * cfg->mr + ii] =
                   r < 0 ? zero.data() : reinterpret_cast<const float*>(reinterpret_cast<const char*>(row) - offset);

@@ -10,6 +10,9 @@ namespace kiln::nn::kernels {
 std::vector<const WindowKernels*> available_window_kernels() {
   const CpuFeatures& f = cpu_features();
   std::vector<const WindowKernels*> out;
+  static const WindowKernels avx512 = {"f32_window_avx512", kF32DwconvAvx512, kF32WindowAvx2.pool,
+                                       kF32WindowAvx2.global_avg};
+  if (f.avx512f && f.avx2 && f.fma) out.push_back(&avx512);
   if (f.avx2 && f.fma) out.push_back(&kF32WindowAvx2);
   out.push_back(&kF32WindowPortable);
   return out;

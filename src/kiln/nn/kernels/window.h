@@ -57,6 +57,9 @@ void dwconv_reference(const Window2d& s, const float* x, const float* w, const f
 void pool_reference(const Window2d& s, PoolKind kind, const float* x, float* y);
 
 extern const WindowKernels kF32WindowAvx2;
+// AVX-512 depthwise convolution (f32_window_avx512.cc); available_window_kernels() pairs it with
+// the AVX2 pooling kernels as "f32_window_avx512".
+extern const DwConvFn kF32DwconvAvx512;
 extern const WindowKernels kF32WindowPortable;
 
 }  // namespace kiln::nn::kernels

@@ -52,13 +52,15 @@ const Geometry kGeometries[] = {
     {5, 21, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1},  // wide rows: several interior quads, stride 1
     {6, 23, 3, 3, 2, 2, 1, 1, 0, 1, 1, 0},  // wide rows, stride 2, asymmetric pads
     {4, 19, 3, 3, 1, 2, 1, 1, 0, 0, 0, 0},  // stride 1 down, 2 across, no padding
+    {7, 21, 5, 5, 1, 1, 1, 1, 2, 2, 2, 2},  // wide rows, 5x5, stride 1
+    {7, 27, 5, 5, 2, 2, 1, 1, 1, 2, 2, 1},  // wide rows, 5x5, stride 2, asymmetric pads
 };
 
 TEST(WindowKernels, DepthwiseMatchesReference) {
   std::mt19937 rng(21);
   for (const WindowKernels* k : available_window_kernels()) {
     for (const Geometry& g : kGeometries) {
-      for (int64_t c : {1, 7, 8, 9, 24, 31, 32, 33, 48, 70}) {
+      for (int64_t c : {1, 7, 8, 9, 15, 16, 17, 24, 31, 32, 33, 48, 70, 96}) {
         Window2d s = make(g, 2, c);
         auto x = random_vector(s.batch * s.in_h * s.in_w * c, rng);
         auto wraw = random_vector(c * g.kh * g.kw, rng);
@@ -66,9 +68,10 @@ TEST(WindowKernels, DepthwiseMatchesReference) {
         std::vector<float> w = pack_depthwise(wraw.data(), bias.data(), c, g.kh, g.kw);
         const int64_t out = s.batch * s.out_h * s.out_w * c;
         auto resid = random_vector(out, rng);
-        for (bool with_residual : {false, true}) {
+        for (int variant = 0; variant < 3; ++variant) {
+          const bool with_residual = variant == 1;
           GemmParams p;
-          p.act = with_residual ? Activation::kRelu : Activation::kClip;
+          p.act = variant == 0 ? Activation::kClip : variant == 1 ? Activation::kRelu : Activation::kSilu;
           p.lo = -1.f;
           p.hi = 1.5f;
           std::vector<float> want(out), got(out + 8, 123.f);

@@ -32,6 +32,18 @@ static inline __m256 exp256(__m256 x) {
   return _mm256_mul_ps(_mm256_mul_ps(p, s1), s2);
 }
 
+// 1 / d for d >= 1 (finite): the 12-bit reciprocal estimate and one Newton step (about 23
+// correct bits), instead of a division, whose throughput is several times worse.
+static inline __m256 reciprocal(__m256 d) {
+  const __m256 r = _mm256_rcp_ps(d);
+  return _mm256_mul_ps(r, _mm256_fnmadd_ps(d, r, _mm256_set1_ps(2.f)));
+}
+
+// 1 / (1 + exp(-v)).
+static inline __m256 sigmoid(__m256 v) {
+  return reciprocal(_mm256_add_ps(_mm256_set1_ps(1.f), exp256(_mm256_sub_ps(_mm256_setzero_ps(), v))));
+}
+
 static inline __m256 activate(__m256 v, const GemmParams& p) {
   switch (p.act) {
     case Activation::kNone: return v;
@@ -39,12 +51,10 @@ static inline __m256 activate(__m256 v, const GemmParams& p) {
     case Activation::kClip: return _mm256_min_ps(_mm256_max_ps(v, _mm256_set1_ps(p.lo)), _mm256_set1_ps(p.hi));
     case Activation::kHardSwish: {
       __m256 t = _mm256_min_ps(_mm256_max_ps(_mm256_add_ps(v, _mm256_set1_ps(3.f)), _mm256_setzero_ps()), _mm256_set1_ps(6.f));
-      return _mm256_div_ps(_mm256_mul_ps(v, t), _mm256_set1_ps(6.f));
+      return _mm256_mul_ps(_mm256_mul_ps(v, t), _mm256_set1_ps(1.f / 6.f));
     }
-    case Activation::kSigmoid:
-      return _mm256_div_ps(_mm256_set1_ps(1.f), _mm256_add_ps(_mm256_set1_ps(1.f), exp256(_mm256_sub_ps(_mm256_setzero_ps(), v))));
-    case Activation::kSilu:
-      return _mm256_div_ps(v, _mm256_add_ps(_mm256_set1_ps(1.f), exp256(_mm256_sub_ps(_mm256_setzero_ps(), v))));
+    case Activation::kSigmoid: return sigmoid(v);
+    case Activation::kSilu: return _mm256_mul_ps(v, sigmoid(v));
     case Activation::kLeakyRelu: {
       __m256 neg = _mm256_cmp_ps(v, _mm256_setzero_ps(), _CMP_LT_OQ);
       return _mm256_blendv_ps(v, _mm256_mul_ps(v, _mm256_set1_ps(p.alpha)), neg);
