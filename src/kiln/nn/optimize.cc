@@ -18,6 +18,7 @@ Status optimize_graph(Graph& g, const CompileOptions& options, std::vector<std::
       {"dense_layers", passes::dense_layers},
       {"layout_nhwc", passes::layout_nhwc},
       {"fuse_epilogues", passes::fuse_epilogues},
+      {"fuse_channel_scale", passes::fuse_channel_scale},
       {"fast_ops", passes::fast_ops},
   };
   {

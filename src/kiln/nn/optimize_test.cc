@@ -209,6 +209,44 @@ TEST(Optimize, HardSwishAsHardSigmoidTimesXFusesIntoConv) {
   }
 }
 
+// EfficientNet's squeeze-and-excitation block: x * Sigmoid(fc(GlobalAveragePool(x))) read only by
+// a 1x1 projection conv. The gate Mul folds into the conv (input_scale) when H*W exceeds the
+// conv's output channels, for batch 1 and 2 and with a residual add after the projection.
+TEST(Optimize, SqueezeExcitationGateFoldsIntoProjection) {
+  std::mt19937 rng(36);
+  for (int64_t batch : {1, 2}) {
+    for (int64_t hw : {9, 3}) {  // 81 pixels > 24 output channels: fused; 9 pixels: not fused
+      ModelBuilder b(13);
+      b.input("x", DType::kFloat32, {batch, 24, hw, hw})
+          .initializer("we", random_tensor({40, 24, 1, 1}, rng, 0.3f))
+          .initializer("w1", random_tensor({8, 40, 1, 1}, rng, 0.3f))
+          .initializer("w2", random_tensor({40, 8, 1, 1}, rng, 0.3f))
+          .initializer("wp", random_tensor({24, 40, 1, 1}, rng, 0.3f))
+          .initializer("bp", random_tensor({24}, rng))
+          .node("Conv", {"x", "we"}, {"e"}, {Attr::ints("kernel_shape", {1, 1})})
+          .node("Relu", {"e"}, {"er"})
+          .node("GlobalAveragePool", {"er"}, {"sq"})
+          .node("Conv", {"sq", "w1"}, {"f1"}, {Attr::ints("kernel_shape", {1, 1})})
+          .node("Relu", {"f1"}, {"f1r"})
+          .node("Conv", {"f1r", "w2"}, {"f2"}, {Attr::ints("kernel_shape", {1, 1})})
+          .node("Sigmoid", {"f2"}, {"gate"})
+          .node("Mul", {"er", "gate"}, {"scaled"})
+          .node("Conv", {"scaled", "wp", "bp"}, {"p"}, {Attr::ints("kernel_shape", {1, 1})})
+          .node("Add", {"p", "x"}, {"y"})
+          .output("y", DType::kFloat32);
+      Result<Model> m = b.build();
+      ASSERT_TRUE(m.is_ok()) << m.status().to_string();
+      const std::string what = "batch " + std::to_string(batch) + " hw " + std::to_string(hw);
+      expect_same(*m, {random_tensor({batch, 24, hw, hw}, rng)}, what);
+      Result<CompiledModel> cm = compile(*m, CompileOptions{});
+      ASSERT_TRUE(cm.is_ok());
+      int muls = 0;
+      for (const StepInfo& s : cm->steps()) muls += s.op_type == "Mul";
+      EXPECT_EQ(muls, hw == 9 ? 0 : 1) << what;
+    }
+  }
+}
+
 TEST(Optimize, DenseLayersMatchReference) {
   std::mt19937 rng(34);
   for (int64_t n : {1, 7, 16, 33}) {

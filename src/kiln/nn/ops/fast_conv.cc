@@ -1,6 +1,7 @@
 // Channels-last (NHWC) operators created by the layout pass (passes/layout_nhwc.cc):
 //   com.kiln.Conv                X [N,H,W,C], W [M,C/G,KH,KW] (ONNX layout, constant), B [M],
-//                                residual [N,OH,OW,M] -> Y [N,OH,OW,M]
+//                                residual [N,OH,OW,M], input_scale [N,1,1,C] -> Y [N,OH,OW,M]
+//                                (input_scale: 1x1 group-1 only, passes/fuse_channel_scale.cc)
 //   com.kiln.Pool                max / average pooling, Y [N,OH,OW,C]
 //   com.kiln.GlobalAveragePool   Y [N,1,1,C]
 //   com.kiln.Transpose           NCHW <-> NHWC layout change (a view when only size-1 dims move)
@@ -157,6 +158,45 @@ Result<KernelPtr> prepare_conv(PrepareContext& ctx) {
   const int64_t rows = x.shape[0] * oh * ow;
   const bool pointwise = g.kh == 1 && g.kw == 1 && g.sh == 1 && g.sw == 1 && g.pt == 0 && g.pl == 0 && g.pb == 0 &&
                          g.pr == 0;
+  if (ctx.has_input(4)) {
+    // x * input_scale -> 1x1 conv: each image scales the packed weights' rows (one per input
+    // channel) into scratch, then runs the GEMM on the unscaled input.
+    const TensorInfo& sc = ctx.input(4);
+    if (!pointwise || groups != 1 || sc.dtype != DType::kFloat32 || sc.shape != Shape{x.shape[0], 1, 1, c})
+      return ctx.invalid("input_scale needs a 1x1 group-1 convolution and float32[", x.shape[0], ",1,1,", c, "]");
+    const kernels::PackedWeights& pw = (*packs)[0];
+    ctx.request_scratch(static_cast<size_t>(pw.data.num_elements()) * sizeof(float));
+    const int64_t pixels = oh * ow;
+    return make_kernel(
+        [=, &cfg](const KernelContext& k) {
+          const kernels::PackedWeights& src = (*packs)[0];
+          float* scaled = static_cast<float*>(k.scratch);
+          for (int64_t n = 0; n < x.shape[0]; ++n) {
+            const float* s = k.in(4).as<const float>() + n * c;
+            for (int64_t panel = 0; panel < src.panels(); ++panel) {
+              const float* from = src.panel(panel);
+              float* to = scaled + panel * src.panel_stride;
+              for (int64_t j = 0; j < src.nr; ++j) to[j] = from[j];  // bias row
+              for (int64_t kk = 0; kk < c; ++kk) {
+                const float f = s[kk];
+                const float* fr = from + src.nr + kk * src.nr;
+                float* tr = to + src.nr + kk * src.nr;
+                for (int64_t j = 0; j < src.nr; ++j) tr[j] = fr[j] * f;
+              }
+            }
+            kernels::GemmParams p = params;
+            if (residual) {
+              p.residual = k.in(3).as<const float>() + n * pixels * m;
+              p.ld_residual = m;
+            }
+            kernels::gemm_view(cfg, pixels, k.in(0).as<const float>() + n * pixels * c, c,
+                               kernels::PackedView{src.k, src.n, src.nr, src.panel_stride, scaled},
+                               k.out(0).as<float>() + n * pixels * m, m, p, k.pool);
+          }
+          return Status::ok();
+        },
+        cfg.name);
+  }
   if (pointwise) {
     return make_kernel(
         [=, &cfg](const KernelContext& k) {

@@ -34,5 +34,8 @@ Result<int> fast_ops(GraphEditor& e);
 // Relu/Clip/HardSwish/Sigmoid/LeakyRelu after com.kiln.Conv or com.kiln.Dense go into its
 // epilogue, as does an Add of a same-shaped tensor (a residual connection) before them.
 Result<int> fuse_epilogues(GraphEditor& e);
+// The squeeze-and-excitation gate Mul(x, s [N,1,1,C]) read only by a 1x1 com.kiln.Conv becomes
+// the conv's input_scale, where H*W exceeds the conv's output channels.
+Result<int> fuse_channel_scale(GraphEditor& e);
 
 }  // namespace kiln::nn::passes
