@@ -88,13 +88,15 @@ double gp_log_posterior(const Eigen::MatrixXd& X, const Eigen::VectorXd& y, Kern
   Kernel k{kt, theta.head(d).array().exp().matrix(), std::exp(theta[d])};
   double noise = learn_noise ? std::exp(theta[d + 1]) : fixed_noise;
   Eigen::MatrixXd R2 = k.scaled_sqdist(X, X);
-  Eigen::MatrixXd Kf = k.from_sqdist(R2);
+  Eigen::MatrixXd Kf, G;
+  if (grad) k.from_sqdist_and_grad_factor(R2, &Kf, &G);
+  else Kf = k.from_sqdist(R2);
   Eigen::MatrixXd K = Kf;
   K.diagonal().array() += noise + kJitter;
-  Eigen::LLT<Eigen::MatrixXd> llt(K);
+  Eigen::LLT<Eigen::Ref<Eigen::MatrixXd>> llt(K);  // factorises K in place
   if (llt.info() != Eigen::Success) return -INFINITY;
   Eigen::VectorXd alpha = llt.solve(y);
-  const Eigen::MatrixXd& Lm = llt.matrixLLT();
+  const auto& Lm = llt.matrixLLT();
   double logdet = 0;
   for (int i = 0; i < n; ++i) logdet += std::log(Lm(i, i));
   double v = -0.5 * y.dot(alpha) - logdet - 0.5 * n * kLog2Pi;
@@ -106,8 +108,14 @@ double gp_log_posterior(const Eigen::MatrixXd& X, const Eigen::VectorXd& y, Kern
   }
   if (grad) {
     grad->setZero(d + 2);
-    Eigen::MatrixXd W = alpha * alpha.transpose() - llt.solve(Eigen::MatrixXd::Identity(n, n));
-    Eigen::MatrixXd M = W.cwiseProduct(k.grad_factor(R2));
+    // W = alpha alpha^T - K^-1, and M = W o G, built in place (the same values as the
+    // expressions, without three more n x n temporaries per likelihood evaluation).
+    Eigen::MatrixXd W = Eigen::MatrixXd::Identity(n, n);
+    llt.solveInPlace(W);
+    W = -W;
+    W.noalias() += alpha * alpha.transpose();
+    Eigen::MatrixXd& M = G;
+    M.array() *= W.array();
     Eigen::VectorXd rows = M.rowwise().sum();
     Eigen::MatrixXd MX = M * X;
     for (int j = 0; j < d; ++j) {

@@ -31,6 +31,20 @@ Eigen::MatrixXd Kernel::grad_factor(const Eigen::MatrixXd& R2) const {
   return (signal_variance * (5.0 / 3.0) * (1.0 + s5 * r) * (-s5 * r).exp()).matrix();
 }
 
+void Kernel::from_sqdist_and_grad_factor(const Eigen::MatrixXd& R2, Eigen::MatrixXd* K, Eigen::MatrixXd* G) const {
+  if (type == KernelType::kRbf) {
+    *K = from_sqdist(R2);
+    *G = *K;
+    return;
+  }
+  // The same expressions as from_sqdist and grad_factor, sharing r and exp(-sqrt5 r).
+  const double s5 = std::sqrt(5.0);
+  Eigen::ArrayXXd r = R2.array().sqrt();
+  Eigen::ArrayXXd e = (-s5 * r).exp();
+  *K = (signal_variance * (1.0 + s5 * r + (5.0 / 3.0) * R2.array()) * e).matrix();
+  *G = (signal_variance * (5.0 / 3.0) * (1.0 + s5 * r) * e).matrix();
+}
+
 Eigen::MatrixXd Kernel::matrix(const Eigen::MatrixXd& A, const Eigen::MatrixXd& B) const {
   Eigen::MatrixXd Bs, out;
   Eigen::VectorXd bn;

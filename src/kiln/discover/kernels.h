@@ -35,6 +35,9 @@ struct Kernel {
   Eigen::MatrixXd from_sqdist(const Eigen::MatrixXd& R2) const;
   // For gradients: dk/d(log l_d) = G_ij * ((a_d - b_d) / l_d)^2 with G = grad_factor(R2).
   Eigen::MatrixXd grad_factor(const Eigen::MatrixXd& R2) const;
+  // from_sqdist and grad_factor together, bit for bit the same values, with one sqrt and one
+  // exp per element instead of two (the ML-II objective needs both).
+  void from_sqdist_and_grad_factor(const Eigen::MatrixXd& R2, Eigen::MatrixXd* K, Eigen::MatrixXd* G) const;
   // dk(x, b)/dx for one point x against the rows of B: B.rows() x d.
   Eigen::MatrixXd gradient_wrt_x(const Eigen::VectorXd& x, const Eigen::MatrixXd& B) const;
 };
