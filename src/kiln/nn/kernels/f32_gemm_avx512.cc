@@ -1,4 +1,7 @@
-// fp32 GEMM / IGEMM micro-kernels for AVX-512F: 12 x 32 tiles (24 zmm accumulators).
+// fp32 GEMM / IGEMM micro-kernels for AVX-512F, in two shapes that share one body:
+//   12 x 32 tiles (24 zmm accumulators), the default;
+//   14 x 16 tiles (14 accumulators), for layers with at most 16 output channels (MobileNet's and
+//   ResNet-8's 16-channel convolutions), where a 32-wide tile would compute half zeros.
 // Built with -mavx512f -mfma only; everything here has internal linkage so that no AVX-512
 // code can be picked by the linker for a caller on another CPU.
 #include <immintrin.h>
@@ -9,93 +12,98 @@
 namespace kiln::nn::kernels {
 namespace {
 
-constexpr int kMR = 12;
-constexpr int kNR = 32;
-
 using avx512::activate;
+using avx512::lane_mask;
 
-template <int MR>
-inline void store_tile(__m512 (&acc0)[MR], __m512 (&acc1)[MR], const Tile& t) {
+// NV vectors of 16 columns per row (NR = 16 * NV), MR rows in this tile.
+template <int NV, int MR>
+inline void store_tile(__m512 (&acc)[MR][NV], const Tile& t) {
   const GemmParams& p = *t.params;
-  const __mmask16 m0 = t.nc >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << t.nc) - 1);
-  const __mmask16 m1 = t.nc >= 32 ? __mmask16(0xFFFF) : t.nc <= 16 ? __mmask16(0) : __mmask16((1u << (t.nc - 16)) - 1);
-  #pragma GCC unroll 16
+  __mmask16 mask[NV];
+#pragma GCC unroll 2
+  for (int v = 0; v < NV; ++v) mask[v] = lane_mask(t.nc - 16 * v);
+#pragma GCC unroll 16
   for (int i = 0; i < MR; ++i) {
-    __m512 v0 = acc0[i], v1 = acc1[i];
-    if (t.residual) {
-      const float* r = t.residual + i * t.ld_residual;
-      v0 = _mm512_add_ps(v0, _mm512_maskz_loadu_ps(m0, r));
-      v1 = _mm512_add_ps(v1, _mm512_maskz_loadu_ps(m1, r + 16));
-    }
-    v0 = activate(v0, p);
-    v1 = activate(v1, p);
     float* c = t.c + i * t.ldc;
-    _mm512_mask_storeu_ps(c, m0, v0);
-    _mm512_mask_storeu_ps(c + 16, m1, v1);
+#pragma GCC unroll 2
+    for (int v = 0; v < NV; ++v) {
+      __m512 x = acc[i][v];
+      if (t.residual) x = _mm512_add_ps(x, _mm512_maskz_loadu_ps(mask[v], t.residual + i * t.ld_residual + 16 * v));
+      _mm512_mask_storeu_ps(c + 16 * v, mask[v], activate(x, p));
+    }
   }
 }
 
-template <int MR>
-inline void init_acc(__m512 (&acc0)[MR], __m512 (&acc1)[MR], const float* w) {
-  const __m512 b0 = _mm512_load_ps(w), b1 = _mm512_load_ps(w + 16);
-  #pragma GCC unroll 16
-  for (int i = 0; i < MR; ++i) {
-    acc0[i] = b0;
-    acc1[i] = b1;
+template <int NV, int MR>
+inline void init_acc(__m512 (&acc)[MR][NV], const float* w) {
+#pragma GCC unroll 2
+  for (int v = 0; v < NV; ++v) {
+    const __m512 b = _mm512_load_ps(w + 16 * v);
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; ++i) acc[i][v] = b;
   }
 }
 
-template <int MR>
-inline const float* accumulate(__m512 (&acc0)[MR], __m512 (&acc1)[MR], const float* const (&a)[MR], int64_t kc,
-                               const float* w) {
+template <int NV, int MR>
+inline const float* accumulate(__m512 (&acc)[MR][NV], const float* const (&a)[MR], int64_t kc, const float* w) {
   for (int64_t k = 0; k < kc; ++k) {
-    const __m512 b0 = _mm512_load_ps(w), b1 = _mm512_load_ps(w + 16);
-    w += kNR;
-    #pragma GCC unroll 16
+    __m512 b[NV];
+#pragma GCC unroll 2
+    for (int v = 0; v < NV; ++v) b[v] = _mm512_load_ps(w + 16 * v);
+    w += 16 * NV;
+#pragma GCC unroll 16
     for (int i = 0; i < MR; ++i) {
       const __m512 ai = _mm512_set1_ps(a[i][k]);
-      acc0[i] = _mm512_fmadd_ps(ai, b0, acc0[i]);
-      acc1[i] = _mm512_fmadd_ps(ai, b1, acc1[i]);
+#pragma GCC unroll 2
+      for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_fmadd_ps(ai, b[v], acc[i][v]);
     }
   }
   return w;
 }
 
-template <int MR>
+template <int NV, int MR>
 void gemm_tile(const Tile& t) {
-  __m512 acc0[MR], acc1[MR];
-  init_acc<MR>(acc0, acc1, t.w);
+  __m512 acc[MR][NV];
+  init_acc<NV, MR>(acc, t.w);
   const float* a[MR];
-  #pragma GCC unroll 16
+#pragma GCC unroll 16
   for (int i = 0; i < MR; ++i) a[i] = t.a + i * t.lda;
-  accumulate<MR>(acc0, acc1, a, t.kc, t.w + kNR);
-  store_tile<MR>(acc0, acc1, t);
+  accumulate<NV, MR>(acc, a, t.kc, t.w + 16 * NV);
+  store_tile<NV, MR>(acc, t);
 }
 
-template <int MR>
+// MAXR: the configuration's MR, the stride of the pointer table.
+template <int NV, int MAXR, int MR>
 void igemm_tile(const Tile& t) {
-  __m512 acc0[MR], acc1[MR];
-  init_acc<MR>(acc0, acc1, t.w);
-  const float* w = t.w + kNR;
+  __m512 acc[MR][NV];
+  init_acc<NV, MR>(acc, t.w);
+  const float* w = t.w + 16 * NV;
   const float* const* ptrs = t.a_ptrs;
   for (int64_t s = 0; s < t.ks; ++s) {
     const float* a[MR];
-    #pragma GCC unroll 16
+#pragma GCC unroll 16
     for (int i = 0; i < MR; ++i) {
       const float* p = ptrs[i];
       a[i] = p == t.zero ? p : reinterpret_cast<const float*>(reinterpret_cast<const char*>(p) + t.a_offset);
     }
-    ptrs += kMR;
-    w = accumulate<MR>(acc0, acc1, a, t.kc, w);
+    ptrs += MAXR;
+    w = accumulate<NV, MR>(acc, a, t.kc, w);
   }
-  store_tile<MR>(acc0, acc1, t);
+  store_tile<NV, MR>(acc, t);
 }
 
-void gemm_any(const Tile& t) { dispatch_rows<kMR>(t.mr, [&](auto r) { gemm_tile<decltype(r)::value>(t); }); }
-void igemm_any(const Tile& t) { dispatch_rows<kMR>(t.mr, [&](auto r) { igemm_tile<decltype(r)::value>(t); }); }
+template <int NV, int MAXR>
+void gemm_any(const Tile& t) {
+  dispatch_rows<MAXR>(t.mr, [&](auto r) { gemm_tile<NV, decltype(r)::value>(t); });
+}
+template <int NV, int MAXR>
+void igemm_any(const Tile& t) {
+  dispatch_rows<MAXR>(t.mr, [&](auto r) { igemm_tile<NV, MAXR, decltype(r)::value>(t); });
+}
 
 }  // namespace
 
-const GemmConfig kF32GemmAvx512 = {"f32_gemm_avx512", kMR, kNR, gemm_any, igemm_any};
+const GemmConfig kF32GemmAvx512 = {"f32_gemm_avx512", 12, 32, gemm_any<2, 12>, igemm_any<2, 12>};
+const GemmConfig kF32GemmAvx512Narrow = {"f32_gemm_avx512_n16", 14, 16, gemm_any<1, 14>, igemm_any<1, 14>};
 
 }  // namespace kiln::nn::kernels

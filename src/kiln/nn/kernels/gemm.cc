@@ -43,6 +43,7 @@ std::vector<const GemmConfig*> available_gemm_configs() {
   const CpuFeatures& f = cpu_features();
   std::vector<const GemmConfig*> out;
   if (f.avx512f) out.push_back(&kF32GemmAvx512);
+  if (f.avx512f) out.push_back(&kF32GemmAvx512Narrow);
   if (f.avx2 && f.fma) out.push_back(&kF32GemmAvx2);
   out.push_back(&kF32GemmPortable);
   return out;
@@ -51,6 +52,12 @@ std::vector<const GemmConfig*> available_gemm_configs() {
 const GemmConfig& gemm_config() {
   static const GemmConfig* best = available_gemm_configs().front();
   return *best;
+}
+
+const GemmConfig& gemm_config_for(int64_t n) {
+  const GemmConfig& best = gemm_config();
+  if (&best == &kF32GemmAvx512 && n <= kF32GemmAvx512Narrow.nr) return kF32GemmAvx512Narrow;
+  return best;
 }
 
 int64_t packed_floats(const GemmConfig& cfg, int64_t k, int64_t n) {

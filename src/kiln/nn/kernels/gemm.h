@@ -33,6 +33,9 @@ namespace kiln::nn::kernels {
 
 // The best configuration for this CPU (honours KILN_ISA), chosen once.
 const GemmConfig& gemm_config();
+// The configuration for a GEMM with n output columns: gemm_config(), or a narrower tile of the
+// same instruction set when n is at most that tile's width (AVX-512: 14 x 16 for n <= 16).
+const GemmConfig& gemm_config_for(int64_t n);
 // Every configuration this CPU can run (for differential tests and benchmarks), best first.
 std::vector<const GemmConfig*> available_gemm_configs();
 

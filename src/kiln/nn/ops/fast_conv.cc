@@ -141,7 +141,7 @@ Result<KernelPtr> prepare_conv(PrepareContext& ctx) {
   }
 
   // Dense or grouped: weights as a (KH*KW*Cg) x Mg matrix per group, rows ordered tap-major.
-  const kernels::GemmConfig& cfg = kernels::gemm_config();
+  const kernels::GemmConfig& cfg = kernels::gemm_config_for(mg);
   auto packs = std::make_shared<std::vector<kernels::PackedWeights>>();
   {
     std::vector<float> mat(static_cast<size_t>(g.kh * g.kw * cg * mg));

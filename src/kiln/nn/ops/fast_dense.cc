@@ -40,7 +40,7 @@ Result<KernelPtr> prepare_dense(PrepareContext& ctx) {
   kernels::GemmParams params;
   KILN_RETURN_IF_ERROR(read_fused_activation(ctx, &params));
   ctx.set_output(0, DType::kFloat32, out);
-  const kernels::GemmConfig& cfg = kernels::gemm_config();
+  const kernels::GemmConfig& cfg = kernels::gemm_config_for(n);
   auto packed = std::make_shared<kernels::PackedWeights>(
       kernels::pack_weights(cfg, w->data<float>(), k, n, tb ? k : n, tb, bias));
   const int64_t m = num_elements(std::span<const int64_t>(x.shape.data(), x.rank() - 1));

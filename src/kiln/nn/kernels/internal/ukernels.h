@@ -68,6 +68,7 @@ inline void dispatch_rows(int r, F&& f) {
 
 // The per-ISA configurations, defined in f32_gemm_<isa>.cc.
 extern const GemmConfig kF32GemmAvx512;
+extern const GemmConfig kF32GemmAvx512Narrow;  // 14 x 16 tiles, for at most 16 output columns
 extern const GemmConfig kF32GemmAvx2;
 extern const GemmConfig kF32GemmPortable;
 
