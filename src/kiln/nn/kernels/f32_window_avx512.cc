@@ -22,29 +22,54 @@ inline void finish(__m512 v, const float* residual, float* y, __mmask16 m, const
   _mm512_mask_storeu_ps(y, m, activate(v, p));
 }
 
-// One output pixel (any position: taps outside the input are skipped, i.e. zero padding).
+// Channels [c, c + 16 * V) of one output pixel whose taps inside the input are rows
+// [kh_lo, kh_hi) x columns [kw_lo, kw_hi) of the kernel (zero padding elsewhere).
+template <int V>
+inline void dw_pixel_block(const Window2d& s, const float* x_n, const float* w, int64_t ih0, int64_t iw0,
+                           int64_t kh_lo, int64_t kh_hi, int64_t kw_lo, int64_t kw_hi, int64_t c,
+                           const float* residual, const GemmParams& p, float* y) {
+  const int64_t C = s.channels;
+  __mmask16 m[V];
+  __m512 acc[V];
+#pragma GCC unroll 4
+  for (int v = 0; v < V; ++v) {
+    m[v] = lane_mask(C - c - 16 * v);
+    acc[v] = _mm512_maskz_loadu_ps(m[v], w + c + 16 * v);
+  }
+  for (int64_t kh = kh_lo; kh < kh_hi; ++kh) {
+    const float* xrow = x_n + (ih0 + kh * s.dilation_h) * s.in_w * C + c;
+    const float* wt = w + C + kh * s.kernel_w * C + c;
+    for (int64_t kw = kw_lo; kw < kw_hi; ++kw) {
+      const float* xp = xrow + (iw0 + kw * s.dilation_w) * C;
+      const float* wp = wt + kw * C;
+#pragma GCC unroll 4
+      for (int v = 0; v < V; ++v)
+        acc[v] = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m[v], xp + 16 * v), _mm512_maskz_loadu_ps(m[v], wp + 16 * v),
+                                 acc[v]);
+    }
+  }
+#pragma GCC unroll 4
+  for (int v = 0; v < V; ++v)
+    finish(acc[v], residual ? residual + c + 16 * v : nullptr, y + c + 16 * v, m[v], p);
+}
+
+// One output pixel (any position: taps outside the input are skipped, i.e. zero padding), up to
+// 64 channels per pass over the window.
 void dw_pixel(const Window2d& s, const float* x_n, const float* w, int64_t ih0, int64_t iw0, const float* residual,
               const GemmParams& p, float* y) {
+  int64_t kh_lo = 0, kh_hi = s.kernel_h, kw_lo = 0, kw_hi = s.kernel_w;
+  while (kh_lo < kh_hi && ih0 + kh_lo * s.dilation_h < 0) ++kh_lo;
+  while (kh_hi > kh_lo && ih0 + (kh_hi - 1) * s.dilation_h >= s.in_h) --kh_hi;
+  while (kw_lo < kw_hi && iw0 + kw_lo * s.dilation_w < 0) ++kw_lo;
+  while (kw_hi > kw_lo && iw0 + (kw_hi - 1) * s.dilation_w >= s.in_w) --kw_hi;
   const int64_t C = s.channels;
-  for (int64_t c = 0; c < C; c += 16) {
-    const __mmask16 m = lane_mask(C - c);
-    __m512 acc = _mm512_maskz_loadu_ps(m, w + c);
-    const float* wt = w + C + c;
-    for (int64_t kh = 0; kh < s.kernel_h; ++kh) {
-      const int64_t ih = ih0 + kh * s.dilation_h;
-      if (ih < 0 || ih >= s.in_h) {
-        wt += s.kernel_w * C;
-        continue;
-      }
-      const float* xrow = x_n + ih * s.in_w * C + c;
-      for (int64_t kw = 0; kw < s.kernel_w; ++kw, wt += C) {
-        const int64_t iw = iw0 + kw * s.dilation_w;
-        if (iw < 0 || iw >= s.in_w) continue;
-        acc = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, xrow + iw * C), _mm512_maskz_loadu_ps(m, wt), acc);
-      }
-    }
-    finish(acc, residual ? residual + c : nullptr, y + c, m, p);
-  }
+  int64_t c = 0;
+  for (; c + 48 < C; c += 64)
+    dw_pixel_block<4>(s, x_n, w, ih0, iw0, kh_lo, kh_hi, kw_lo, kw_hi, c, residual, p, y);
+  const int64_t rest = C - c;
+  if (rest > 32) dw_pixel_block<3>(s, x_n, w, ih0, iw0, kh_lo, kh_hi, kw_lo, kw_hi, c, residual, p, y);
+  else if (rest > 16) dw_pixel_block<2>(s, x_n, w, ih0, iw0, kh_lo, kh_hi, kw_lo, kw_hi, c, residual, p, y);
+  else if (rest > 0) dw_pixel_block<1>(s, x_n, w, ih0, iw0, kh_lo, kh_hi, kw_lo, kw_hi, c, residual, p, y);
 }
 
 // Four neighbouring interior pixels (whole windows inside the input columns; kernel rows
