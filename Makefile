@@ -40,6 +40,7 @@ fuzz: deps
 bench: build
 	@scripts/install-deps --bench
 	bench/compare --kiln $(BUILD)/apps/kiln/kiln
+	bench/compare --int8 --kiln $(BUILD)/apps/kiln/kiln
 
 clean:
 	rm -rf build

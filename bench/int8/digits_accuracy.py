@@ -111,7 +111,7 @@ def main():
     x = (digits.data / 16.0).astype(np.float32)
     y = digits.target.astype(np.int64)
     x_train, x_test, y_train, y_test = train_test_split(x, y, test_size=0.3, random_state=0, stratify=y)
-    work = a.out or tempfile.mkdtemp(prefix="kiln_digits_")
+    work = os.path.abspath(a.out or tempfile.mkdtemp(prefix="kiln_digits_"))  # ORT runs from bench/
     os.makedirs(work, exist_ok=True)
     rows = []
     for name, model, shape in (("cnn", Cnn(), (-1, 1, 8, 8)), ("mlp", Mlp(), (-1, 64))):
