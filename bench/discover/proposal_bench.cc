@@ -4,9 +4,9 @@
 //   build/release/bench/discover/proposal_bench [observations=500] [dims=10] [pool=10000] [repeats=10]
 //
 // Prints the cold proposal (no stored hyperparameters: multi-start ML-II from scratch) and the
-// steady-state proposals of a running campaign (hyperparameters from the previous fit, as
-// `kiln discover propose` keeps them in the database): those that reuse them and those that
-// refit them (campaign.h, kRefitGrowth), plus the pool search alone with the variance bound and
+// steady-state proposals of a running campaign (warm start from the previous fit, as
+// `kiln discover propose` keeps it in the database): those with a light refit and those with a
+// full one (campaign.h, kRefitGrowth), plus the pool search alone with the variance bound and
 // with every exact variance (the reference).
 #include <algorithm>
 #include <chrono>
@@ -59,10 +59,10 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "%s\n", p.status().to_string().c_str());
     return 2;
   }
-  // Steady state: each step adds the measured proposal, then proposes again. Proposals that
-  // reuse the stored hyperparameters (all but one in 25 at 500 observations: kRefitGrowth) and
-  // proposals that refit them (one warm ML-II refinement) are reported apart; the refits are
-  // forced (stored hyperparameters marked as of unknown provenance) so every run measures both.
+  // Steady state: each step adds the measured proposal, then proposes again. Proposals with a
+  // light refit (all but one in 25 at 500 observations: kRefitGrowth) and with a full one are
+  // reported apart; the full refits are forced (stored hyperparameters marked as of unknown
+  // provenance) so every run measures both.
   struct Stat {
     double wall = 0, cpu = 0, worst = 0;
     int count = 0;
@@ -72,7 +72,7 @@ int main(int argc, char** argv) {
       worst = std::max(worst, w);
       ++count;
     }
-  } reuse, refit;
+  } light, full;
   for (int r = 0; r < 2 * reps; ++r) {
     c->add_measurements({{(*p)[0], {f((*p)[0]) + noise(rng)}, 0, 0}});
     const bool force_refit = r >= reps;
@@ -90,17 +90,17 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "%s\n", p.status().to_string().c_str());
       return 2;
     }
-    (c->gp_hyper()->fitted_on != fitted_before ? refit : reuse).add(t, cpu);
+    (c->gp_hyper()->fitted_on != fitted_before ? full : light).add(t, cpu);
   }
   auto mean = [](double v, int k) { return k ? v / k : 0.0; };
   std::printf("proposal, %d observations x %d dims, pool %d, 1 thread: cold %.1f ms\n", n, d, N, cold);
-  std::printf("  reusing hyperparameters: wall mean %.1f ms (CPU %.1f ms), worst %.1f ms over %d\n", mean(reuse.wall, reuse.count),
-              mean(reuse.cpu, reuse.count), reuse.worst, reuse.count);
-  std::printf("  refitting hyperparameters: wall mean %.1f ms (CPU %.1f ms), worst %.1f ms over %d\n", mean(refit.wall, refit.count),
-              mean(refit.cpu, refit.count), refit.worst, refit.count);
+  std::printf("  light refit: wall mean %.1f ms (CPU %.1f ms), worst %.1f ms over %d\n", mean(light.wall, light.count),
+              mean(light.cpu, light.count), light.worst, light.count);
+  std::printf("  full refit: wall mean %.1f ms (CPU %.1f ms), worst %.1f ms over %d\n", mean(full.wall, full.count),
+              mean(full.cpu, full.count), full.worst, full.count);
   const int every = kd::refit_due(n) - n;
-  std::printf("  one refit every %d proposals at %d observations: CPU mean %.1f ms per proposal\n", every, n,
-              (mean(reuse.cpu, reuse.count) * (every - 1) + mean(refit.cpu, refit.count)) / every);
+  std::printf("  one full refit every %d proposals at %d observations: CPU mean %.1f ms per proposal\n", every, n,
+              (mean(light.cpu, light.count) * (every - 1) + mean(full.cpu, full.count)) / every);
   // The pool search alone: bound-pruned exact variances vs every exact variance.
   Eigen::MatrixXd X(n, d);
   Eigen::VectorXd y(n);

@@ -36,18 +36,23 @@ Result<std::unique_ptr<Model>> fit_model(const Strategy& s, const Eigen::MatrixX
   go.warm_start = warm;
   const int n = static_cast<int>(X.rows());
   if (n > kRefitMinObservations) {
-    // Many observations and a warm start: one refinement from the previous optimum is enough,
-    // and only once the data has grown by kRefitGrowth since the hyperparameters were fitted;
-    // in between the GP conditions on every observation with the stored hyperparameters.
-    if (warm && warm->log_lengthscale.size() == X.cols() && warm->fitted_on > 0 && warm->fitted_on <= n &&
-        n < refit_due(warm->fitted_on)) {
-      KILN_ASSIGN_OR_RETURN(GaussianProcess gp, GaussianProcess::with_hyper(X, y, *warm, go));
-      if (fitted) *fitted = gp.hyper();
-      return std::unique_ptr<Model>(std::make_unique<GaussianProcess>(std::move(gp)));
-    }
+    // Many observations and a warm start: one refinement from the previous optimum is enough;
+    // the prior's centre joins it only once the data has grown by kRefitGrowth since the last
+    // full refit, and in between the warm start gets kLightRefitEvals evaluations (campaign.h).
     go.restarts = warm ? 0 : 2;
     go.max_evals = warm ? 30 : 80;
     go.max_fit_points = 128;
+    if (warm && warm->log_lengthscale.size() == X.cols() && warm->fitted_on > 0 && warm->fitted_on <= n &&
+        n < refit_due(warm->fitted_on)) {
+      go.max_evals = kLightRefitEvals;
+      go.centre_start = false;
+      KILN_ASSIGN_OR_RETURN(GaussianProcess gp, GaussianProcess::fit(X, y, go));
+      if (fitted) {
+        *fitted = gp.hyper();
+        (*fitted)->fitted_on = warm->fitted_on;  // the full refit stays due at the same count
+      }
+      return std::unique_ptr<Model>(std::make_unique<GaussianProcess>(std::move(gp)));
+    }
   }
   KILN_ASSIGN_OR_RETURN(GaussianProcess gp, GaussianProcess::fit(X, y, go));
   if (fitted) *fitted = gp.hyper();

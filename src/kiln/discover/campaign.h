@@ -100,14 +100,18 @@ class Campaign {
   std::optional<GpHyper> hyper_;
 };
 
-// When a campaign re-optimises the GP hyperparameters. Up to kRefitMinObservations
-// observations: at every proposal (multi-start ML-II, warm-started). Above: one warm refinement
-// on a 128-point subset, and only when the observations have grown by kRefitGrowth (5%) since
-// the stored hyperparameters were fitted (GpHyper::fitted_on; unknown means now) — a 500-point
-// campaign refits every 25 observations and conditions on all of them in between.
+// How a campaign re-optimises the GP hyperparameters. Up to kRefitMinObservations
+// observations: at every proposal, multi-start ML-II (warm-started). Above, on a 128-point
+// subset: a full refit (the warm start and the prior's centre, 30 likelihood evaluations each)
+// when the observations have grown by kRefitGrowth (5%) since the last full refit
+// (GpHyper::fitted_on; unknown means now), and in between a light one: the warm start alone,
+// kLightRefitEvals evaluations. A 500-point campaign runs a full refit every 25 proposals.
+// bench/discover/refit_check.cc compares this with a full refit at every proposal
+// (docs/benchmarks.md, "Proposal time").
 constexpr int kRefitMinObservations = 200;
 constexpr double kRefitGrowth = 0.05;
-// The smallest observation count at which hyperparameters fitted on `fitted_on` are refitted.
+constexpr int kLightRefitEvals = 10;
+// The smallest observation count at which a full refit follows one on `fitted_on` observations.
 int refit_due(int fitted_on);
 
 // The key a point is matched by (pool membership, duplicates): values printed to 10 digits.

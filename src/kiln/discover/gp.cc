@@ -189,7 +189,7 @@ Result<GaussianProcess> GaussianProcess::fit(const Eigen::MatrixXd& X, const Eig
     if (o.learn_noise) w[d + 1] = std::clamp(o.warm_start->log_noise, lo[d + 1], hi[d + 1]);
     starts.push_back(w);
   }
-  starts.push_back(centre);
+  if (o.centre_start || starts.empty()) starts.push_back(centre);
   std::normal_distribution<double> nd(0, 1);
   for (int r = 0; r < o.restarts; ++r) {
     std::vector<double> s(np);

@@ -31,7 +31,7 @@ struct GpHyper {
   Eigen::VectorXd log_lengthscale;  // one per feature
   double log_signal = 0;            // log signal variance (model units)
   double log_noise = -4;            // log noise variance (model units)
-  int fitted_on = 0;                // observations they were optimised on (0: unknown); set by fit()
+  int fitted_on = 0;                // observations at the last full fit (0: unknown); fit() sets it to n
 };
 
 struct GpOptions {
@@ -45,6 +45,7 @@ struct GpOptions {
   bool priors = true;          // MAP instead of plain maximum likelihood
   uint64_t seed = 0;
   std::optional<GpHyper> warm_start;
+  bool centre_start = true;    // also start from the prior's centre (always when there is no warm start)
 
   Status validate() const;
 };
