@@ -104,6 +104,18 @@ namespace {
 // it costs more than it saves.
 constexpr int64_t kMinParallelMacs = 1 << 17;
 
+// Weights bigger than L2 (tile_split.h visits them a panel group at a time): while row block rb
+// >= 1 runs over `panel`, it pulls slice rb - 1 (one line per k step) of the panel that takes
+// its place in the next group into L2, so the next group's first row block does not wait on
+// memory. Null when the weights fit or there is no next group.
+const char* next_panel_slice(const PackedView& w, int64_t rb, int64_t panel, int64_t group, int64_t k_steps) {
+  const int64_t panels = (w.n + w.nr - 1) / w.nr;
+  if (group >= panels || rb == 0 || panel + group >= panels) return nullptr;
+  const int64_t bytes = w.panel_stride * int64_t{sizeof(float)}, off = (rb - 1) * k_steps * 64;
+  if (off >= bytes) return nullptr;
+  return reinterpret_cast<const char*>(w.data + (panel + group) * w.panel_stride) + off;
+}
+
 }  // namespace
 
 void gemm(const GemmConfig& cfg, int64_t m, const float* a, int64_t lda, const PackedWeights& w, float* c,
@@ -115,6 +127,7 @@ void gemm_view(const GemmConfig& cfg, int64_t m, const float* a, int64_t lda, co
                int64_t ldc, const GemmParams& p, ThreadPool* pool) {
   const int64_t panels = (w.n + w.nr - 1) / w.nr;
   const int64_t panel_bytes = w.panel_stride * int64_t{sizeof(float)};
+  const int64_t group = panels_per_group(panels, panel_bytes);
   for_each_tile(m, cfg.mr, panels, panel_bytes, m * w.n * w.k, kMinParallelMacs, pool, [&](int64_t rb, int64_t panel) {
     Tile t;
     const int64_t i0 = rb * cfg.mr, j0 = panel * cfg.nr;
@@ -124,6 +137,7 @@ void gemm_view(const GemmConfig& cfg, int64_t m, const float* a, int64_t lda, co
     t.a = a + i0 * lda;
     t.lda = lda;
     t.w = w.data + panel * w.panel_stride;
+    t.prefetch = next_panel_slice(w, rb, panel, group, w.k);
     t.c = c + i0 * ldc + j0;
     t.ldc = ldc;
     if (p.residual) {
@@ -138,6 +152,8 @@ void gemm_view(const GemmConfig& cfg, int64_t m, const float* a, int64_t lda, co
 void igemm(const GemmConfig& cfg, int64_t m, int64_t ks, int64_t kc, const float* const* a_ptrs, ptrdiff_t a_offset,
            const float* zero, const PackedWeights& w, float* c, int64_t ldc, const GemmParams& p, ThreadPool* pool) {
   const int64_t panel_bytes = w.panel_stride * int64_t{sizeof(float)};
+  const int64_t group = panels_per_group(w.panels(), panel_bytes);
+  const PackedView view{w.k, w.n, w.nr, w.panel_stride, w.data.data<float>()};
   for_each_tile(m, cfg.mr, w.panels(), panel_bytes, m * w.n * ks * kc, kMinParallelMacs, pool, [&](int64_t rb, int64_t panel) {
     Tile t;
     const int64_t i0 = rb * cfg.mr, j0 = panel * cfg.nr;
@@ -149,6 +165,7 @@ void igemm(const GemmConfig& cfg, int64_t m, int64_t ks, int64_t kc, const float
     t.a_offset = a_offset;
     t.zero = zero;
     t.w = w.panel(panel);
+    t.prefetch = next_panel_slice(view, rb, panel, group, ks * kc);
     t.c = c + i0 * ldc + j0;
     t.ldc = ldc;
     if (p.residual) {

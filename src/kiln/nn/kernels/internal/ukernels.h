@@ -46,6 +46,9 @@ struct Tile {
   const float* residual = nullptr;      // this tile's residual start, or null
   int64_t ld_residual = 0;
   const GemmParams* params = nullptr;
+  // Optional: one 64-byte line per k step to pull into L2 from here on (the slice of the weight
+  // panel the driver will need next, when the weights do not fit in L2). Kernels may ignore it.
+  const char* prefetch = nullptr;
 };
 
 using TileKernel = void (*)(const Tile& t);
