@@ -12,15 +12,18 @@
 namespace kiln::nn::kernels {
 namespace {
 
-// The VNNI sets reuse the AVX2 depthwise and conversion kernels (every VNNI CPU has AVX2).
-const QKernels kQs8Avx512VnniSet = {"qs8_avx512vnni", &kQs8GemmAvx512Vnni, qs8_dwconv_avx2, qs8_quantize_avx2,
-                                    qs8_dequantize_avx2, qs8_binary_avx2};
-const QKernels kQs8AvxVnniSet = {"qs8_avxvnni", &kQs8GemmAvxVnni, qs8_dwconv_avx2, qs8_quantize_avx2,
-                                 qs8_dequantize_avx2, qs8_binary_avx2};
-const QKernels kQs8Avx2Set = {"qs8_avx2", &kQs8GemmAvx2, qs8_dwconv_avx2, qs8_quantize_avx2, qs8_dequantize_avx2,
-                               qs8_binary_avx2};
-const QKernels kQs8PortableSet = {"qs8_portable", &kQs8GemmPortable, qs8_dwconv_portable, qs8_quantize_portable,
-                                  qs8_dequantize_portable, qs8_binary_portable};
+// The VNNI sets reuse the AVX2 conversion kernels (every VNNI CPU has AVX2); AVX-VNNI also the
+// AVX2 depthwise kernel.
+const QKernels kQs8Avx512VnniSet = {"qs8_avx512vnni",        &kQs8GemmAvx512Vnni, qs8_dwconv_avx512vnni,
+                                    "qs8_dwconv_avx512vnni", qs8_quantize_avx2,   qs8_dequantize_avx2,
+                                    qs8_binary_avx2};
+const QKernels kQs8AvxVnniSet = {"qs8_avxvnni",     &kQs8GemmAvxVnni,  qs8_dwconv_avx2,    "qs8_dwconv_avx2",
+                                 qs8_quantize_avx2, qs8_dequantize_avx2, qs8_binary_avx2};
+const QKernels kQs8Avx2Set = {"qs8_avx2",        &kQs8GemmAvx2,      qs8_dwconv_avx2, "qs8_dwconv_avx2",
+                              qs8_quantize_avx2, qs8_dequantize_avx2, qs8_binary_avx2};
+const QKernels kQs8PortableSet = {"qs8_portable",        &kQs8GemmPortable,       qs8_dwconv_portable,
+                                  "qs8_dwconv_portable", qs8_quantize_portable, qs8_dequantize_portable,
+                                  qs8_binary_portable};
 
 // The zero point the micro-kernel must subtract, in the domain it multiplies in.
 int32_t kernel_zero_point(bool kernel_unsigned, int32_t a_zero_point, bool a_unsigned) {

@@ -242,9 +242,20 @@ TEST(QDwConv, EveryKernelSetMatchesReference) {
       {17, 6, 9, 3, 3, 2, 2, 1, 1, 0, 1, 1, 0},  {1, 5, 5, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1},
       {40, 9, 8, 5, 5, 2, 1, 1, 1, 2, 2, 2, 2},  {24, 10, 10, 3, 3, 1, 1, 2, 2, 2, 2, 2, 2},
       {33, 4, 4, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0},  {8, 3, 3, 3, 3, 1, 1, 1, 1, 2, 2, 2, 2},
+      // Rows wide enough for the AVX-512 kernel's register-resident spans (8 pixels per step for
+      // 3x3, 4 for 5x5) next to its four-pixel and border paths: odd channel counts (masked
+      // tails), strides 1 and 2, asymmetric and no padding, more than 64 channels.
+      {35, 6, 21, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1}, {19, 9, 37, 3, 3, 2, 2, 1, 1, 0, 1, 1, 0},
+      {48, 7, 30, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1}, {16, 5, 20, 3, 3, 1, 1, 1, 1, 0, 0, 0, 0},
+      {7, 9, 26, 3, 3, 1, 2, 1, 1, 1, 1, 1, 1},  {67, 5, 12, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1},
+      {21, 8, 19, 5, 5, 1, 1, 1, 1, 2, 2, 2, 2}, {50, 11, 23, 5, 5, 2, 2, 1, 1, 1, 2, 2, 1},
+      {3, 6, 14, 5, 5, 1, 1, 1, 1, 0, 0, 0, 0},  {13, 6, 17, 3, 5, 1, 1, 1, 1, 1, 2, 1, 2},
+      {9, 7, 22, 3, 3, 1, 1, 2, 2, 2, 2, 2, 2},
   };
   for (const QKernels* qk : available_qkernels()) {
+    int case_index = 0;
     for (const DwCase& d : cases) {
+      ++case_index;
       for (bool a_unsigned : {false, true}) {
         QWindow s{};
         s.batch = 2;
@@ -261,7 +272,9 @@ TEST(QDwConv, EveryKernelSetMatchesReference) {
         s.pad_left = d.pl;
         s.out_h = (d.h + d.pt + d.pb - d.dh * (d.kh - 1) - 1) / d.sh + 1;
         s.out_w = (d.w + d.pl + d.pr - d.dw * (d.kw - 1) - 1) / d.sw + 1;
-        const int32_t zp = a_unsigned ? 200 : -100;
+        // Zero points inside and at the ends of the range (|x - zero_point| up to 255).
+        const int32_t zps_s[] = {-100, 127, -128}, zps_u[] = {200, 0, 255};
+        const int32_t zp = a_unsigned ? zps_u[case_index % 3] : zps_s[case_index % 3];
         auto x = random_bytes(static_cast<size_t>(s.batch * d.h * d.w * d.c), rng);
         auto w = random_weights(static_cast<size_t>(d.c * d.kh * d.kw), rng);
         auto bias = random_bias(static_cast<size_t>(d.c), rng);
@@ -272,11 +285,15 @@ TEST(QDwConv, EveryKernelSetMatchesReference) {
           const size_t esize = es(o.params);
           std::vector<uint8_t> want(static_cast<size_t>(outs) * esize), got = want;
           qdwconv_reference(s, x.data(), a_unsigned, zp, w.data(), bias.data(), scale.data(), o.params, want.data());
-          qdwconv(*qk, s, x.data(), pw, o.params, got.data(), 0, s.batch * s.out_h);
+          // In two row ranges, as the thread split calls it.
+          const int64_t rows = s.batch * s.out_h, split = rows / 2 + 1;
+          qdwconv(*qk, s, x.data(), pw, o.params, got.data(), 0, split);
+          qdwconv(*qk, s, x.data(), pw, o.params, got.data(), split, rows);
           expect_same(got, want, 1, outs, outs, esize,
-                      std::string(qk->name) + " dwconv c=" + std::to_string(d.c) + " " + std::to_string(d.kh) + "x" +
-                          std::to_string(d.kw) + " s" + std::to_string(d.sh) + (a_unsigned ? " u8" : " s8") +
-                          " out=" + o.name);
+                      std::string(qk->name) + " dwconv c=" + std::to_string(d.c) + " " + std::to_string(d.h) + "x" +
+                          std::to_string(d.w) + " k" + std::to_string(d.kh) + "x" + std::to_string(d.kw) + " s" +
+                          std::to_string(d.sh) + "," + std::to_string(d.sw) + " zp=" + std::to_string(zp) +
+                          (a_unsigned ? " u8" : " s8") + " out=" + o.name);
         }
       }
     }

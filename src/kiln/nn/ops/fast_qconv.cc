@@ -154,7 +154,7 @@ Result<KernelPtr> prepare_qconv(PrepareContext& ctx) {
                    [&](int64_t b0, int64_t e0) { kernels::qdwconv(qk, win, xp, *packed, params, yp, b0, e0); });
           return Status::ok();
         },
-        "qs8_dwconv");
+        qk.dwconv_name);
   }
 
   const int64_t cg = c / groups, mg = m / groups, taps = g.kh * g.kw;

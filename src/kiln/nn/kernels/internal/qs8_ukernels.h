@@ -105,17 +105,21 @@ struct QKernels {
   const char* name;     // "qs8_avx2", ...
   const QGemmConfig* gemm;
   QDwConvFn dwconv;
+  const char* dwconv_name;  // "qs8_dwconv_avx512vnni", ... (what `kiln info` reports)
   QuantizeFn quantize;
   DequantizeFn dequantize;
   QBinaryFn binary;
 };
 
-// Defined in qs8_<isa>.cc; qgemm.cc assembles them into QKernels sets. The VNNI units provide
-// only GEMM micro-kernels: depthwise convolution and the conversions use the AVX2 ones there.
+// Defined in qs8_<isa>.cc; qgemm.cc assembles them into QKernels sets. The VNNI GEMM units provide
+// only GEMM micro-kernels; the AVX-512 VNNI set has its own depthwise kernel
+// (qs8_dwconv_avx512vnni.cc), and the conversions use the AVX2 ones on both VNNI sets.
 extern const QGemmConfig kQs8GemmAvx512Vnni;
 extern const QGemmConfig kQs8GemmAvxVnni;
 extern const QGemmConfig kQs8GemmAvx2;
 extern const QGemmConfig kQs8GemmPortable;
+void qs8_dwconv_avx512vnni(const QWindow& s, const uint8_t* x, const uint8_t* w, int32_t a_zero, const QParams& p,
+                           void* y, int64_t row_begin, int64_t row_end);
 void qs8_dwconv_avx2(const QWindow& s, const uint8_t* x, const uint8_t* w, int32_t a_zero, const QParams& p, void* y,
                      int64_t row_begin, int64_t row_end);
 void qs8_dwconv_portable(const QWindow& s, const uint8_t* x, const uint8_t* w, int32_t a_zero, const QParams& p,

@@ -1,0 +1,334 @@
+// int8 NHWC depthwise convolution for AVX-512 VNNI: 16 channels per zmm as int32 lanes, any
+// channel count (the last vector of a pixel is a lane-masked load and store). Built with
+// -mavx512f -mavx512bw -mavx512vl -mavx512vnni only; everything here has internal linkage except
+// the exported entry point, and no standard-library template is used.
+//
+// One multiply-add per tap and 16 channels: the activation bytes are widened to int32 lanes
+// (vpmovsxbd, or vpmovzxbd for uint8 inputs, which then compute in the unsigned domain), the
+// weights to int32 lanes whose upper int16 is zero (vpmovzxwd), and vpdpwssd adds
+// lo16(x) * w + hi16(x) * 0 to the accumulator: exact, as |x - zero_point| <= 255 fits the low
+// int16. The input zero point is folded into the bias where the taps are known (interior pixels:
+// bias - zero_point * sum of the taps inside the input, all wrapping int32 like the reference);
+// border pixels subtract it from each tap instead. The epilogue is the other int8 kernels'
+// (float(acc) * scale, clamp, round half to even under the default MXCSR mode, + zero point), so
+// results are bit-identical to qdwconv_reference.
+//
+// Paths per output row (as f32_window_avx512.cc): border pixels clip the window and run up to 64
+// channels per pass; interior pixels of 3x3 and 5x5 kernels (dilation 1, stride 1 or 2) keep the
+// K*K weight vectors of a 16-channel block in registers while the block slides along the row P
+// pixels at a time, each widened input vector serving every window that covers it; other interior
+// pixels go four at a time.
+#include <immintrin.h>
+
+#include <cstdint>
+
+#include "kiln/nn/kernels/internal/qs8_ukernels.h"
+
+namespace kiln::nn::kernels {
+namespace {
+
+inline __mmask16 lane_mask(int64_t n) {
+  return n >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << (n > 0 ? n : 0)) - 1u);
+}
+
+// Per-call constants.
+struct Dw {
+  int64_t block_bytes;  // packed bytes per 16 channels: bias, scale, taps x 16 int16
+  __m512i zero;         // input zero point in the domain the loads produce
+  __m512i neg_zero;
+  __m512 lo, hi;        // clamp bounds (int8: qmin - zp, qmax - zp; float: flo, fhi)
+  __m512i zp;
+  __m128i out_xor;
+  QOutput out;
+  int64_t es;           // bytes per output element
+};
+
+// 16 activation bytes (m: valid lanes) as int32 lanes.
+template <bool kU, bool kMasked>
+inline __m512i load_x(const uint8_t* p, __mmask16 m) {
+  const __m128i b = kMasked ? _mm_maskz_loadu_epi8(m, p) : _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+  return kU ? _mm512_cvtepu8_epi32(b) : _mm512_cvtepi8_epi32(b);
+}
+
+// 16 packed int16 weights of one tap as int32 lanes with a zero upper half.
+inline __m512i load_w(const uint8_t* blk, int64_t tap) {
+  return _mm512_cvtepu16_epi32(_mm256_load_si256(reinterpret_cast<const __m256i*>(blk + 128 + tap * 32)));
+}
+
+// Blocks are 32-byte aligned (128 + taps * 32 bytes each), not always 64: unaligned zmm loads.
+inline __m512i load_bias(const uint8_t* blk) { return _mm512_loadu_si512(blk); }
+
+// Requantises / stores 16 accumulators of one pixel (m: valid lanes) in the output kind.
+inline void store16(__m512i acc, const uint8_t* blk, const Dw& d, uint8_t* c, __mmask16 m) {
+  const __m512 scale = _mm512_loadu_ps(reinterpret_cast<const float*>(blk + 64));
+  switch (d.out) {
+    case QOutput::kInt8: {
+      const __m512 f = _mm512_min_ps(_mm512_max_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(acc), scale), d.lo), d.hi);
+      const __m512i q = _mm512_add_epi32(_mm512_cvtps_epi32(f), d.zp);
+      _mm_mask_storeu_epi8(c, m, _mm_xor_si128(_mm512_cvtsepi32_epi8(q), d.out_xor));
+      return;
+    }
+    case QOutput::kFloat: {
+      const __m512 f = _mm512_min_ps(_mm512_max_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(acc), scale), d.lo), d.hi);
+      _mm512_mask_storeu_ps(c, m, f);
+      return;
+    }
+    case QOutput::kInt32:
+      _mm512_mask_storeu_epi32(c, m, acc);
+      return;
+  }
+}
+
+// The bias with the zero point folded in for kernel rows [kh_lo, kh_hi) and every column.
+inline __m512i folded_bias(const uint8_t* blk, const QWindow& s, int64_t kh_lo, int64_t kh_hi, const Dw& d) {
+  __m512i b = load_bias(blk);
+  for (int64_t t = kh_lo * s.kernel_w; t < kh_hi * s.kernel_w; ++t) b = _mm512_dpwssd_epi32(b, d.neg_zero, load_w(blk, t));
+  return b;
+}
+
+// Channels [c, c + 16 * V) of one output pixel whose taps inside the input are rows
+// [kh_lo, kh_hi) x columns [kw_lo, kw_hi) of the kernel (padding taps are skipped).
+template <int V, bool kU>
+inline void dw_pixel_block(const QWindow& s, const uint8_t* x_n, const uint8_t* w, int64_t ih0, int64_t iw0,
+                           int64_t kh_lo, int64_t kh_hi, int64_t kw_lo, int64_t kw_hi, int64_t c, const Dw& d,
+                           uint8_t* y) {
+  const int64_t C = s.channels;
+  const uint8_t* blk[V];
+  __mmask16 m[V];
+  __m512i acc[V];
+#pragma GCC unroll 4
+  for (int v = 0; v < V; ++v) {
+    blk[v] = w + (c / 16 + v) * d.block_bytes;
+    m[v] = lane_mask(C - c - 16 * v);
+    acc[v] = load_bias(blk[v]);
+  }
+  for (int64_t kh = kh_lo; kh < kh_hi; ++kh) {
+    const uint8_t* xrow = x_n + (ih0 + kh * s.dilation_h) * s.in_w * C + c;
+    for (int64_t kw = kw_lo; kw < kw_hi; ++kw) {
+      const uint8_t* xp = xrow + (iw0 + kw * s.dilation_w) * C;
+      const int64_t t = kh * s.kernel_w + kw;
+#pragma GCC unroll 4
+      for (int v = 0; v < V; ++v) {
+        const __m512i xv = _mm512_sub_epi32(load_x<kU, true>(xp + 16 * v, m[v]), d.zero);
+        acc[v] = _mm512_dpwssd_epi32(acc[v], xv, load_w(blk[v], t));
+      }
+    }
+  }
+#pragma GCC unroll 4
+  for (int v = 0; v < V; ++v) store16(acc[v], blk[v], d, y + (c + 16 * v) * d.es, m[v]);
+}
+
+// One output pixel anywhere (taps outside the input skipped), up to 64 channels per pass.
+template <bool kU>
+void dw_pixel(const QWindow& s, const uint8_t* x_n, const uint8_t* w, int64_t ih0, int64_t iw0, const Dw& d,
+              uint8_t* y) {
+  int64_t kh_lo = 0, kh_hi = s.kernel_h, kw_lo = 0, kw_hi = s.kernel_w;
+  while (kh_lo < kh_hi && ih0 + kh_lo * s.dilation_h < 0) ++kh_lo;
+  while (kh_hi > kh_lo && ih0 + (kh_hi - 1) * s.dilation_h >= s.in_h) --kh_hi;
+  while (kw_lo < kw_hi && iw0 + kw_lo * s.dilation_w < 0) ++kw_lo;
+  while (kw_hi > kw_lo && iw0 + (kw_hi - 1) * s.dilation_w >= s.in_w) --kw_hi;
+  const int64_t C = s.channels;
+  int64_t c = 0;
+  for (; c + 48 < C; c += 64) dw_pixel_block<4, kU>(s, x_n, w, ih0, iw0, kh_lo, kh_hi, kw_lo, kw_hi, c, d, y);
+  const int64_t rest = C - c;
+  if (rest > 32) dw_pixel_block<3, kU>(s, x_n, w, ih0, iw0, kh_lo, kh_hi, kw_lo, kw_hi, c, d, y);
+  else if (rest > 16) dw_pixel_block<2, kU>(s, x_n, w, ih0, iw0, kh_lo, kh_hi, kw_lo, kw_hi, c, d, y);
+  else if (rest > 0) dw_pixel_block<1, kU>(s, x_n, w, ih0, iw0, kh_lo, kh_hi, kw_lo, kw_hi, c, d, y);
+}
+
+// Four neighbouring pixels whose windows lie inside the input columns (kernel rows [kh_lo, kh_hi)
+// inside the input), any kernel size: each weight vector serves four pixels.
+template <bool kU>
+void dw_quad(const QWindow& s, const uint8_t* x_n, const uint8_t* w, int64_t kh_lo, int64_t kh_hi, int64_t ih0,
+             int64_t iw0, const Dw& d, uint8_t* y) {
+  const int64_t C = s.channels, step = s.stride_w * C;
+  for (int64_t c = 0; c < C; c += 16) {
+    const uint8_t* blk = w + (c / 16) * d.block_bytes;
+    const __mmask16 m = lane_mask(C - c);
+    const __m512i b = folded_bias(blk, s, kh_lo, kh_hi, d);
+    __m512i a[4] = {b, b, b, b};
+    for (int64_t kh = kh_lo; kh < kh_hi; ++kh) {
+      const uint8_t* xrow = x_n + ((ih0 + kh * s.dilation_h) * s.in_w + iw0) * C + c;
+      for (int64_t kw = 0; kw < s.kernel_w; ++kw) {
+        const __m512i wv = load_w(blk, kh * s.kernel_w + kw);
+        const uint8_t* xp = xrow + kw * s.dilation_w * C;
+#pragma GCC unroll 4
+        for (int j = 0; j < 4; ++j) a[j] = _mm512_dpwssd_epi32(a[j], load_x<kU, true>(xp + j * step, m), wv);
+      }
+    }
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; ++j) store16(a[j], blk, d, y + (j * C + c) * d.es, m);
+  }
+}
+
+// K x K kernels (dilation 1) on interior pixels, one 16-channel block: the K*K weight vectors stay
+// in registers while the block slides along the row, and each input vector widened serves every
+// window that covers it. A step handles P units of kOut output pixels; the input vector k serves
+// tap k - T * j of unit j. Plain: one pixel per unit, T = the stride (3x3, stride 1, P = 8: 10
+// loads per kernel row for 24 vpdpwssd). Pairs (8 channels, stride 1): one 16-byte load holds two
+// neighbouring pixels, i.e. the same tap of two neighbouring outputs, so a unit is two outputs,
+// T = 2, and the block's weights, bias and scales are duplicated into both halves.
+template <int K, int T, int P, int kOut, bool kU, bool kMasked>
+inline void dw_span_block(const QWindow& s, const uint8_t* x_n, const uint8_t* blk, int64_t c, __mmask16 m,
+                          int64_t kh_lo, int64_t kh_hi, int64_t ih0, int64_t ow_begin, int64_t blocks, const Dw& d,
+                          uint8_t* y_row) {
+  const int64_t C = s.channels;
+  constexpr int kInputs = (P - 1) * T + K;  // input vectors under P neighbouring units
+  __m512i wk[K * K];
+#pragma GCC unroll 25
+  for (int t = 0; t < K * K; ++t) wk[t] = load_w(blk, t);
+  __m512i bias = load_bias(blk);
+#pragma GCC unroll 25
+  for (int t = 0; t < K * K; ++t)
+    if (t >= kh_lo * K && t < kh_hi * K) bias = _mm512_dpwssd_epi32(bias, d.neg_zero, wk[t]);
+  for (int64_t q = 0; q < blocks; ++q) {
+    const int64_t ow = ow_begin + P * kOut * q;
+    const int64_t iw0 = ow * s.stride_w - s.pad_left;
+    __m512i a[P];
+#pragma GCC unroll 8
+    for (int j = 0; j < P; ++j) a[j] = bias;
+#pragma GCC unroll 5
+    for (int kh = 0; kh < K; ++kh) {
+      if (kh < kh_lo || kh >= kh_hi) continue;
+      const uint8_t* xp = x_n + ((ih0 + kh) * s.in_w + iw0) * C + c;
+#pragma GCC unroll 24
+      for (int k = 0; k < kInputs; ++k) {
+        const __m512i v = load_x<kU, kMasked>(xp + k * C, m);
+#pragma GCC unroll 8
+        for (int j = 0; j < P; ++j) {
+          const int t = k - T * j;
+          if (t >= 0 && t < K) a[j] = _mm512_dpwssd_epi32(a[j], v, wk[kh * K + t]);
+        }
+      }
+    }
+#pragma GCC unroll 8
+    for (int j = 0; j < P; ++j) store16(a[j], blk, d, y_row + ((ow + kOut * j) * C + c) * d.es, m);
+  }
+}
+
+template <int K, int S, int P, bool kU>
+void dw_span(const QWindow& s, const uint8_t* x_n, const uint8_t* w, int64_t kh_lo, int64_t kh_hi, int64_t ih0,
+             int64_t ow_begin, int64_t blocks, const Dw& d, uint8_t* y_row) {
+  const int64_t C = s.channels;
+  for (int64_t c = 0; c < C; c += 16) {
+    const uint8_t* blk = w + (c / 16) * d.block_bytes;
+    if (C - c >= 16)
+      dw_span_block<K, S, P, 1, kU, false>(s, x_n, blk, c, 0xFFFF, kh_lo, kh_hi, ih0, ow_begin, blocks, d, y_row);
+    else
+      dw_span_block<K, S, P, 1, kU, true>(s, x_n, blk, c, lane_mask(C - c), kh_lo, kh_hi, ih0, ow_begin, blocks, d,
+                                          y_row);
+  }
+}
+
+// 8 channels, stride 1: `w` is the duplicated block (see dw_span_block); `blocks` steps of 2 * P
+// output pixels.
+template <int K, int P, bool kU>
+void dw_span_pairs(const QWindow& s, const uint8_t* x_n, const uint8_t* w, int64_t kh_lo, int64_t kh_hi, int64_t ih0,
+                   int64_t ow_begin, int64_t blocks, const Dw& d, uint8_t* y_row) {
+  dw_span_block<K, 2, P, 2, kU, false>(s, x_n, w, 0, 0xFFFF, kh_lo, kh_hi, ih0, ow_begin, blocks, d, y_row);
+}
+
+using SpanFn = void (*)(const QWindow&, const uint8_t*, const uint8_t*, int64_t, int64_t, int64_t, int64_t, int64_t,
+                        const Dw&, uint8_t*);
+
+// The register-resident span for this geometry, and how many output pixels it handles per step;
+// *pairs is set when it wants the duplicated 8-channel block.
+template <bool kU>
+SpanFn span_for(const QWindow& s, int* pixels, bool* pairs) {
+  *pairs = false;
+  if (s.dilation_h != 1 || s.dilation_w != 1 || s.kernel_h != s.kernel_w) return nullptr;
+  if (s.channels == 8 && s.stride_w == 1 && (s.kernel_w == 3 || s.kernel_w == 5)) {
+    *pairs = true;
+    *pixels = 8;
+    return s.kernel_w == 3 ? dw_span_pairs<3, 4, kU> : dw_span_pairs<5, 4, kU>;
+  }
+  if (s.kernel_w == 3) {
+    *pixels = 8;
+    if (s.stride_w == 1) return dw_span<3, 1, 8, kU>;
+    if (s.stride_w == 2) return dw_span<3, 2, 8, kU>;
+  }
+  if (s.kernel_w == 5) {
+    *pixels = 4;
+    if (s.stride_w == 1) return dw_span<5, 1, 4, kU>;
+    if (s.stride_w == 2) return dw_span<5, 2, 4, kU>;
+  }
+  return nullptr;
+}
+
+template <bool kU>
+void dwconv_rows(const QWindow& s, const uint8_t* x, const uint8_t* w, const Dw& d, uint8_t* y, int64_t row_begin,
+                 int64_t row_end) {
+  const int64_t C = s.channels;
+  // Output columns whose whole window lies inside the input: [ow_lo, ow_hi).
+  const int64_t span_w = (s.kernel_w - 1) * s.dilation_w;
+  int64_t ow_lo = s.pad_left > 0 ? (s.pad_left + s.stride_w - 1) / s.stride_w : 0;
+  int64_t ow_hi = s.in_w - span_w + s.pad_left > 0 ? (s.in_w - 1 - span_w + s.pad_left) / s.stride_w + 1 : 0;
+  if (ow_hi > s.out_w) ow_hi = s.out_w;
+  if (ow_lo > ow_hi) ow_lo = ow_hi;
+  int pixels = 0;
+  bool pairs = false;
+  const SpanFn span = span_for<kU>(s, &pixels, &pairs);
+  // The duplicated block of the pair span: bias[16], scale[16], 25 taps x 16 int16 at most.
+  alignas(64) uint8_t dup[16 * 8 + 25 * 16 * 2];
+  if (pairs) {
+    const int64_t taps = s.kernel_h * s.kernel_w;
+    for (int64_t i = 0; i < 8; ++i) {
+      for (int64_t half = 0; half < 2; ++half) {
+        reinterpret_cast<int32_t*>(dup)[half * 8 + i] = reinterpret_cast<const int32_t*>(w)[i];
+        reinterpret_cast<float*>(dup + 64)[half * 8 + i] = reinterpret_cast<const float*>(w + 64)[i];
+        for (int64_t t = 0; t < taps; ++t)
+          reinterpret_cast<int16_t*>(dup + 128)[t * 16 + half * 8 + i] = reinterpret_cast<const int16_t*>(w + 128)[t * 16 + i];
+      }
+    }
+  }
+  const uint8_t* span_weights = pairs ? dup : w;
+  for (int64_t r = row_begin; r < row_end; ++r) {
+    const int64_t n = r / s.out_h, oh = r % s.out_h;
+    const uint8_t* x_n = x + n * s.in_h * s.in_w * C;
+    const int64_t ih0 = oh * s.stride_h - s.pad_top;
+    int64_t kh_lo = 0, kh_hi = s.kernel_h;
+    while (kh_lo < kh_hi && ih0 + kh_lo * s.dilation_h < 0) ++kh_lo;
+    while (kh_hi > kh_lo && ih0 + (kh_hi - 1) * s.dilation_h >= s.in_h) --kh_hi;
+    uint8_t* y_row = y + r * s.out_w * C * d.es;
+    int64_t ow = 0;
+    for (; ow < ow_lo; ++ow) dw_pixel<kU>(s, x_n, w, ih0, ow * s.stride_w - s.pad_left, d, y_row + ow * C * d.es);
+    if (span && ow + pixels <= ow_hi) {
+      const int64_t blocks = (ow_hi - ow) / pixels;
+      span(s, x_n, span_weights, kh_lo, kh_hi, ih0, ow, blocks, d, y_row);
+      ow += pixels * blocks;
+    }
+    for (; ow + 4 <= ow_hi; ow += 4)
+      dw_quad<kU>(s, x_n, w, kh_lo, kh_hi, ih0, ow * s.stride_w - s.pad_left, d, y_row + ow * C * d.es);
+    for (; ow < s.out_w; ++ow) dw_pixel<kU>(s, x_n, w, ih0, ow * s.stride_w - s.pad_left, d, y_row + ow * C * d.es);
+  }
+}
+
+}  // namespace
+
+void qs8_dwconv_avx512vnni(const QWindow& s, const uint8_t* x, const uint8_t* w, int32_t a_zero, const QParams& p,
+                           void* y, int64_t row_begin, int64_t row_end) {
+  // a_xor is 0x80 exactly for uint8 inputs (pack_qdepthwise): those are widened without the XOR,
+  // i.e. in the unsigned domain, where the zero point is a_zero + 128.
+  const bool is_unsigned = p.a_xor != 0;
+  const int32_t zero = is_unsigned ? a_zero + 128 : a_zero;
+  Dw d;
+  d.block_bytes = 16 * 8 + s.kernel_h * s.kernel_w * 16 * 2;
+  d.zero = _mm512_set1_epi32(zero);
+  d.neg_zero = _mm512_set1_epi32(-zero);
+  if (p.out == QOutput::kInt8) {
+    d.lo = _mm512_set1_ps(static_cast<float>(p.qmin - p.out_zero_point));
+    d.hi = _mm512_set1_ps(static_cast<float>(p.qmax - p.out_zero_point));
+  } else {
+    d.lo = _mm512_set1_ps(p.flo);
+    d.hi = _mm512_set1_ps(p.fhi);
+  }
+  d.zp = _mm512_set1_epi32(p.out_zero_point);
+  d.out_xor = _mm_set1_epi8(static_cast<char>(p.out_xor));
+  d.out = p.out;
+  d.es = p.out == QOutput::kInt8 ? 1 : 4;
+  uint8_t* yb = static_cast<uint8_t*>(y);
+  if (is_unsigned) dwconv_rows<true>(s, x, w, d, yb, row_begin, row_end);
+  else dwconv_rows<false>(s, x, w, d, yb, row_begin, row_end);
+}
+
+}  // namespace kiln::nn::kernels
