@@ -93,14 +93,18 @@ std::shared_ptr<IndirectConv> build_indirection(const kernels::Window2d& w, int6
 struct PaddedInput {
   int64_t h = 0, w = 0;  // padded extent
   bool use = false;
+  bool copy = false;     // false: no padding, the taps read the input itself
 };
 
 PaddedInput padded_input_for(const kernels::Window2d& w, int64_t groups) {
   PaddedInput p;
   p.h = w.in_h + w.pad_top + w.pad_bottom;
   p.w = w.in_w + w.pad_left + w.pad_right;
-  // Only for many taps (7x7, the 10x4 KWS stem, 5x5): on a 3x3 stem the copy costs more.
-  p.use = groups == 1 && w.channels <= 8 && w.kernel_w > 1 && w.kernel_h * w.kernel_w >= 16 && w.dilation_w == 1;
+  p.copy = w.pad_top || w.pad_left || w.pad_bottom || w.pad_right;
+  // With padding, only for many taps (7x7, the 10x4 KWS stem, 5x5): on a 3x3 stem the copy costs
+  // more than it saves. Without padding (SqueezeNet's stem) there is nothing to copy.
+  p.use = groups == 1 && w.channels <= 8 && w.kernel_w > 1 && w.dilation_w == 1 &&
+          (!p.copy || w.kernel_h * w.kernel_w >= 16);
   return p;
 }
 
@@ -273,11 +277,14 @@ Result<KernelPtr> prepare_conv(PrepareContext& ctx) {
   const PaddedInput pad = padded_input_for(win, groups);
   if (pad.use) {
     std::shared_ptr<IndirectConv> ic = build_row_taps(win, pad, cfg.mr);
-    ctx.request_scratch(static_cast<size_t>(win.batch * pad.h * pad.w * c) * sizeof(float));
+    if (pad.copy) ctx.request_scratch(static_cast<size_t>(win.batch * pad.h * pad.w * c) * sizeof(float));
     return make_kernel(
         [=, &cfg](const KernelContext& k) {
-          float* padded = static_cast<float*>(k.scratch);
-          pad_input(win, pad, k.in(0).as<const float>(), padded);
+          const float* padded = k.in(0).as<const float>();
+          if (pad.copy) {
+            pad_input(win, pad, padded, static_cast<float*>(k.scratch));
+            padded = static_cast<const float*>(k.scratch);
+          }
           kernels::GemmParams p = params;
           if (residual) {
             p.residual = k.in(3).as<const float>();
