@@ -83,7 +83,9 @@ TEST(Optimize, ConvolutionGeometriesMatchReference) {
       {12, 18, 7, 7, 3, 3, 1, 1, 1, 1, 3, {1, 1, 1, 1}, ""},      // grouped
       {4, 6, 7, 5, 3, 3, 2, 2, 1, 1, 1, {}, "SAME_UPPER"},
       {4, 6, 7, 5, 2, 2, 2, 2, 1, 1, 1, {}, "SAME_LOWER"},
-      {1, 64, 49, 10, 10, 4, 2, 2, 1, 1, 1, {5, 1, 4, 2}, ""},   // the KWS stem
+      {1, 64, 49, 10, 10, 4, 2, 2, 1, 1, 1, {5, 1, 4, 2}, ""},   // the KWS stem (padded copy, row taps)
+      {3, 10, 9, 11, 3, 3, 2, 2, 1, 1, 1, {0, 0, 0, 0}, ""},     // SqueezeNet-like stem: row taps, no copy
+      {3, 20, 12, 13, 7, 7, 2, 2, 1, 1, 1, {3, 3, 2, 3}, ""},    // ResNet-like 7x7 stem
   };
   for (const ConvCase& k : cases) {
     for (const char* act : {"none", "Relu", "Clip"}) {
