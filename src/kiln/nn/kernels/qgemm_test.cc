@@ -96,7 +96,9 @@ TEST(QGemm, EveryConfigMatchesReferenceAtTileEdges) {
   for (const QGemmConfig* cfg : gemm_configs()) {
     const int mr = cfg->mr, nr = cfg->nr;
     for (int64_t m : {int64_t{1}, int64_t(mr - 1), int64_t(mr), int64_t(mr + 1), int64_t(2 * mr + 3)}) {
-      for (int64_t n : {int64_t{1}, int64_t(nr - 1), int64_t(nr), int64_t(nr + 1), int64_t(3 * nr + 5)}) {
+      // nr / 2 and nr / 2 + 1: the AVX-512 kernel runs tiles of at most 16 columns on one vector.
+      for (int64_t n : {int64_t{1}, int64_t(nr / 2), int64_t(nr / 2 + 1), int64_t(nr - 1), int64_t(nr), int64_t(nr + 1),
+                        int64_t(3 * nr + 5)}) {
         for (int64_t k : {1, 3, 4, 7, 64, 131}) {
           if (m < 1) continue;
           for (bool a_unsigned : {false, true}) {

@@ -7,10 +7,8 @@
 // intermediate saturation: activations are fed as uint8 (int8 inputs XORed with 0x80; the
 // packing folds -(zero_point + 128) * sum(w) into the bias).
 //
-// NOT EXECUTED on the development machine (AMD EPYC exposing AVX2 only): it compiles, and its
-// algorithm is the AVX-VNNI kernel's (which the unit tests run through an exact emulation), but
-// no test has run this file's code. cpu_features() selects it only on CPUs reporting
-// avx512f + avx512bw + avx512vl + avx512vnni.
+// cpu_features() selects it only on CPUs reporting avx512f + avx512bw + avx512vl + avx512vnni;
+// the differential tests (qgemm_test.cc) run it wherever that holds.
 #include <immintrin.h>
 
 #include <cstdint>
@@ -35,29 +33,31 @@ inline __m512i bcast_partial(const uint8_t* p, int64_t n, __m512i x) {
   return _mm512_xor_si512(_mm512_set1_epi32(v), x);
 }
 
-template <int MR>
+// kTwo = false: the tile has at most 16 columns, the second half of each weight group (zero) is
+// skipped and acc1 left alone.
+template <int MR, bool kTwo>
 inline const uint8_t* accumulate(__m512i (&acc0)[MR], __m512i (&acc1)[MR], const uint8_t* const (&a)[MR],
                                  int64_t kc, const uint8_t* g, __m512i axor) {
   int64_t k = 0;
   for (; k + 4 <= kc; k += 4, g += 128) {
     const __m512i w0 = _mm512_load_si512(g);
-    const __m512i w1 = _mm512_load_si512(g + 64);
+    const __m512i w1 = kTwo ? _mm512_load_si512(g + 64) : w0;
 #pragma GCC unroll 8
     for (int i = 0; i < MR; ++i) {
       const __m512i v = bcast4(a[i] + k, axor);
       acc0[i] = _mm512_dpbusd_epi32(acc0[i], v, w0);
-      acc1[i] = _mm512_dpbusd_epi32(acc1[i], v, w1);
+      if constexpr (kTwo) acc1[i] = _mm512_dpbusd_epi32(acc1[i], v, w1);
     }
   }
   if (k < kc) {
     const __m512i w0 = _mm512_load_si512(g);
-    const __m512i w1 = _mm512_load_si512(g + 64);
+    const __m512i w1 = kTwo ? _mm512_load_si512(g + 64) : w0;
     g += 128;
 #pragma GCC unroll 8
     for (int i = 0; i < MR; ++i) {
       const __m512i v = bcast_partial(a[i] + k, kc - k, axor);
       acc0[i] = _mm512_dpbusd_epi32(acc0[i], v, w0);
-      acc1[i] = _mm512_dpbusd_epi32(acc1[i], v, w1);
+      if constexpr (kTwo) acc1[i] = _mm512_dpbusd_epi32(acc1[i], v, w1);
     }
   }
   return g;
@@ -131,19 +131,19 @@ inline void store_tile(__m512i (&acc0)[MR], __m512i (&acc1)[MR], const QTile& t)
   }
 }
 
-template <int MR>
-void gemm_tile(const QTile& t) {
+template <int MR, bool kTwo>
+void gemm_tile_n(const QTile& t) {
   __m512i acc0[MR], acc1[MR];
   init_acc<MR>(acc0, acc1, t.w);
   const uint8_t* a[MR];
 #pragma GCC unroll 8
   for (int i = 0; i < MR; ++i) a[i] = t.a + i * t.lda;
-  accumulate<MR>(acc0, acc1, a, t.kc, t.w + kNR * 8, _mm512_set1_epi8(static_cast<char>(t.params->a_xor)));
+  accumulate<MR, kTwo>(acc0, acc1, a, t.kc, t.w + kNR * 8, _mm512_set1_epi8(static_cast<char>(t.params->a_xor)));
   store_tile<MR>(acc0, acc1, t);
 }
 
-template <int MR>
-void igemm_tile(const QTile& t) {
+template <int MR, bool kTwo>
+void igemm_tile_n(const QTile& t) {
   __m512i acc0[MR], acc1[MR];
   init_acc<MR>(acc0, acc1, t.w);
   const __m512i axor = _mm512_set1_epi8(static_cast<char>(t.params->a_xor));
@@ -153,9 +153,22 @@ void igemm_tile(const QTile& t) {
     const uint8_t* a[MR];
 #pragma GCC unroll 8
     for (int i = 0; i < MR; ++i) a[i] = ptrs[i] == t.zero ? ptrs[i] : ptrs[i] + t.a_offset;
-    g = accumulate<MR>(acc0, acc1, a, t.kc, g, axor);
+    g = accumulate<MR, kTwo>(acc0, acc1, a, t.kc, g, axor);
   }
   store_tile<MR>(acc0, acc1, t);
+}
+
+// Tiles of at most 16 columns (layers with few output channels, the last panel of others) skip
+// the second accumulator vector.
+template <int MR>
+void gemm_tile(const QTile& t) {
+  if (t.nc > 16) gemm_tile_n<MR, true>(t);
+  else gemm_tile_n<MR, false>(t);
+}
+template <int MR>
+void igemm_tile(const QTile& t) {
+  if (t.nc > 16) igemm_tile_n<MR, true>(t);
+  else igemm_tile_n<MR, false>(t);
 }
 
 void gemm_any(const QTile& t) {

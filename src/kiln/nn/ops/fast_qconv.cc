@@ -197,8 +197,11 @@ Result<KernelPtr> prepare_qconv(PrepareContext& ctx) {
     mat.resize(static_cast<size_t>(kk * m), 0);
     auto flat = std::make_shared<kernels::QPackedWeights>(kernels::pack_qweights(
         cfg, mat.data(), 1, kk, m, m, false, bias, scale.data(), xq.zero_point, xq.is_unsigned));
-    ctx.request_scratch(static_cast<size_t>(rows * kk));
+    // 8 bytes of slack: kernel rows are copied 8 bytes at a time (see below).
+    ctx.request_scratch(static_cast<size_t>(rows * kk + 8));
     const int64_t span = win.kernel_w * cg;
+    const int64_t span8 = (span + 7) / 8 * 8;
+    const int64_t in_bytes = win.batch * win.in_h * win.in_w * c;
     return make_kernel(
         [=, &cfg](const KernelContext& k) {
           const uint8_t* base = static_cast<const uint8_t*>(k.in(0).data);
@@ -213,8 +216,20 @@ Result<KernelPtr> prepare_qconv(PrepareContext& ctx) {
                 for (int64_t kh = 0; kh < win.kernel_h; ++kh) {
                   const int64_t ih = oh * win.stride_h - win.pad_top + kh * win.dilation_h;
                   if (row_inside && ih >= 0 && ih < win.in_h) {
-                    // The taps of one kernel row are contiguous in NHWC: one copy.
-                    std::memcpy(d, base + ((n * win.in_h + ih) * win.in_w + iw0) * c, static_cast<size_t>(span));
+                    // The taps of one kernel row are contiguous in NHWC: one copy, in whole 8-byte
+                    // words (a 9- or 10-byte memcpy of run-time length is a library call per row).
+                    // The bytes written past the span are overwritten by what follows in this row
+                    // or the next one (the padding to kk is written last; the scratch has slack).
+                    const int64_t off = ((n * win.in_h + ih) * win.in_w + iw0) * c;
+                    if (off + span8 <= in_bytes) {
+                      for (int64_t i = 0; i < span; i += 8) {
+                        uint64_t v;
+                        std::memcpy(&v, base + off + i, 8);
+                        std::memcpy(d + i, &v, 8);
+                      }
+                    } else {
+                      std::memcpy(d, base + off, static_cast<size_t>(span));
+                    }
                     d += span;
                     continue;
                   }
