@@ -253,6 +253,10 @@ TEST(QDwConv, EveryKernelSetMatchesReference) {
       {21, 8, 19, 5, 5, 1, 1, 1, 1, 2, 2, 2, 2}, {50, 11, 23, 5, 5, 2, 2, 1, 1, 1, 2, 2, 1},
       {3, 6, 14, 5, 5, 1, 1, 1, 1, 0, 0, 0, 0},  {13, 6, 17, 3, 5, 1, 1, 1, 1, 1, 2, 1, 2},
       {9, 7, 22, 3, 3, 1, 1, 2, 2, 2, 2, 2, 2},
+      // Narrow rows (at most 16 outputs) run on a zero-point-padded copy of the kernel rows; the
+      // last one has an input column no output reads (stride 2, no right padding).
+      {8, 6, 9, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1},   {24, 9, 10, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1},
+      {20, 5, 33, 3, 3, 2, 2, 1, 1, 1, 1, 0, 0},
   };
   for (const QKernels* qk : available_qkernels()) {
     int case_index = 0;

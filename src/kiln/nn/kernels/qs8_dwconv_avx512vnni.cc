@@ -35,6 +35,7 @@ inline __mmask16 lane_mask(int64_t n) {
 struct Dw {
   int64_t block_bytes;  // packed bytes per 16 channels: bias, scale, taps x 16 int16
   __m512i zero;         // input zero point in the domain the loads produce
+  int32_t zero_value;   // the same, as a number (also the byte that loads as it)
   __m512i neg_zero;
   __m512 lo, hi;        // clamp bounds (int8: qmin - zp, qmax - zp; float: flo, fhi)
   __m512i zp;
@@ -202,7 +203,8 @@ inline void dw_span_block(const QWindow& s, const uint8_t* x_n, const uint8_t* b
       }
     }
 #pragma GCC unroll 8
-    for (int j = 0; j < P; ++j) store16(a[j], blk, d, y_row + ((ow + kOut * j) * C + c) * d.es, m);
+    for (int j = 0; j < P; ++j)  // the last step of a narrow row may run past out_w (see dwconv_rows)
+      if (ow + kOut * j < s.out_w) store16(a[j], blk, d, y_row + ((ow + kOut * j) * C + c) * d.es, m);
   }
 }
 
@@ -282,10 +284,45 @@ void dwconv_rows(const QWindow& s, const uint8_t* x, const uint8_t* w, const Dw&
     }
   }
   const uint8_t* span_weights = pairs ? dup : w;
+  // Narrow rows (most pixels near a border, e.g. 5 or 7 wide): the kernel rows under an output row
+  // are copied into `padded` with zero-point bytes around them, and the span runs over the whole
+  // row as if it were interior (a padding tap adds zero_point * w, which the bias folded over all
+  // taps takes away again), its last step computing past out_w without storing.
+  const int64_t K = s.kernel_w;
+  const int64_t steps = pixels ? (s.out_w + pixels - 1) / pixels : 0;
+  const int64_t cols = (steps * pixels - 1) * s.stride_w + K;
+  constexpr int64_t kPaddedBytes = 32768;
+  alignas(64) uint8_t padded[kPaddedBytes];
+  const bool narrow = span && !pairs && s.out_w <= 16 && s.pad_left < cols && K * cols * C <= kPaddedBytes;
+  QWindow ps = s;
+  if (narrow) {
+    ps.in_h = K;
+    ps.in_w = cols;
+    ps.pad_top = 0;
+    ps.pad_left = 0;
+  }
+  const uint8_t zero_byte = static_cast<uint8_t>(d.zero_value);
   for (int64_t r = row_begin; r < row_end; ++r) {
     const int64_t n = r / s.out_h, oh = r % s.out_h;
     const uint8_t* x_n = x + n * s.in_h * s.in_w * C;
     const int64_t ih0 = oh * s.stride_h - s.pad_top;
+    if (narrow) {
+      const int64_t copy_w = s.in_w < cols - s.pad_left ? s.in_w : cols - s.pad_left;
+      for (int64_t kh = 0; kh < K; ++kh) {
+        uint8_t* prow = padded + kh * cols * C;
+        const int64_t ih = ih0 + kh;
+        if (ih < 0 || ih >= s.in_h || copy_w <= 0) {
+          __builtin_memset(prow, zero_byte, static_cast<size_t>(cols * C));
+          continue;
+        }
+        __builtin_memset(prow, zero_byte, static_cast<size_t>(s.pad_left * C));
+        __builtin_memcpy(prow + s.pad_left * C, x_n + ih * s.in_w * C, static_cast<size_t>(copy_w * C));
+        const int64_t right = cols - s.pad_left - copy_w;
+        if (right > 0) __builtin_memset(prow + (s.pad_left + copy_w) * C, zero_byte, static_cast<size_t>(right * C));
+      }
+      span(ps, padded, w, 0, K, 0, 0, steps, d, y + r * s.out_w * C * d.es);
+      continue;
+    }
     int64_t kh_lo = 0, kh_hi = s.kernel_h;
     while (kh_lo < kh_hi && ih0 + kh_lo * s.dilation_h < 0) ++kh_lo;
     while (kh_hi > kh_lo && ih0 + (kh_hi - 1) * s.dilation_h >= s.in_h) --kh_hi;
@@ -314,6 +351,7 @@ void qs8_dwconv_avx512vnni(const QWindow& s, const uint8_t* x, const uint8_t* w,
   Dw d;
   d.block_bytes = 16 * 8 + s.kernel_h * s.kernel_w * 16 * 2;
   d.zero = _mm512_set1_epi32(zero);
+  d.zero_value = zero;
   d.neg_zero = _mm512_set1_epi32(-zero);
   if (p.out == QOutput::kInt8) {
     d.lo = _mm512_set1_ps(static_cast<float>(p.qmin - p.out_zero_point));
