@@ -92,6 +92,95 @@ Status out_hw(PrepareContext& ctx, const Geometry& g, const Shape& x, int64_t* o
   return Status::ok();
 }
 
+// n bytes (n >= 1) in whole 8- or 4-byte words, the last one ending at n (overlapping the one
+// before): a run-time-length memcpy of 9 or 10 bytes would be a library call.
+inline void copy_small(uint8_t* d, const uint8_t* s, int64_t n) {
+  if (n >= 8) {
+    for (int64_t i = 0; i + 8 <= n; i += 8) std::memcpy(d + i, s + i, 8);
+    if (n % 8) std::memcpy(d + n - 8, s + n - 8, 8);
+  } else if (n >= 4) {
+    std::memcpy(d, s, 4);
+    std::memcpy(d + n - 4, s + n - 4, 4);
+  } else {
+    d[0] = s[0];
+    if (n > 1) d[1] = s[1];
+    if (n > 2) d[2] = s[2];
+  }
+}
+
+// n bytes (n >= 1) of `z8`'s repeated byte, the same way (a byte loop would become a memset call).
+inline void fill_small(uint8_t* d, uint64_t z8, int64_t n) {
+  if (n >= 8) {
+    for (int64_t i = 0; i + 8 <= n; i += 8) std::memcpy(d + i, &z8, 8);
+    if (n % 8) std::memcpy(d + n - 8, &z8, 8);
+  } else if (n >= 4) {
+    std::memcpy(d, &z8, 4);
+    std::memcpy(d + n - 4, &z8, 4);
+  } else {
+    d[0] = static_cast<uint8_t>(z8);
+    if (n > 1) d[1] = static_cast<uint8_t>(z8);
+    if (n > 2) d[2] = static_cast<uint8_t>(z8);
+  }
+}
+
+// A few-channel convolution's input gathered into one contiguous row of K = KH*KW*cg bytes per
+// output pixel, padded to kk with the zero byte (padding taps too). The taps of one kernel row
+// are contiguous in NHWC when the window lies inside the input columns: one copy per kernel row.
+// Every value is a local here, so the byte stores cannot make the compiler reload them.
+void im2col(const kernels::QWindow& w, int64_t cg, int64_t k_real, int64_t kk, uint8_t zero_byte,
+            const uint8_t* base, uint8_t* col) {
+  const int64_t batch = w.batch, in_h = w.in_h, in_w = w.in_w, out_h = w.out_h, out_w = w.out_w;
+  const int64_t kh_n = w.kernel_h, kw_n = w.kernel_w, sh = w.stride_h, sw = w.stride_w;
+  const int64_t dh = w.dilation_h, dw = w.dilation_w, pt = w.pad_top, pl = w.pad_left, c = w.channels;
+  const int64_t span = kw_n * cg, row_bytes = in_w * c;
+  const uint64_t z8 = 0x0101010101010101ull * zero_byte;
+  // Output columns whose kernel rows are contiguous inside the input: [ow_lo, ow_hi).
+  int64_t ow_lo = out_w, ow_hi = out_w;
+  if (dw == 1) {
+    ow_lo = pl > 0 ? (pl + sw - 1) / sw : 0;
+    ow_hi = in_w - kw_n + pl >= 0 ? (in_w - kw_n + pl) / sw + 1 : 0;
+    if (ow_hi > out_w) ow_hi = out_w;
+    if (ow_lo > ow_hi) ow_lo = ow_hi;
+  }
+  for (int64_t n = 0; n < batch; ++n)
+    for (int64_t oh = 0; oh < out_h; ++oh) {
+      const uint8_t* x_n = base + n * in_h * row_bytes;
+      uint8_t* row = col + (n * out_h + oh) * out_w * kk;
+      const int64_t ih0 = oh * sh - pt;
+      auto general = [&](int64_t ow) {  // any pixel, tap by tap
+        uint8_t* d = row + ow * kk;
+        for (int64_t kh = 0; kh < kh_n; ++kh, d += span) {
+          const int64_t ih = ih0 + kh * dh;
+          if (ih < 0 || ih >= in_h) {
+            fill_small(d, z8, span);
+            continue;
+          }
+          for (int64_t kw = 0; kw < kw_n; ++kw) {
+            const int64_t iw = ow * sw - pl + kw * dw;
+            if (iw < 0 || iw >= in_w) fill_small(d + kw * cg, z8, cg);
+            else copy_small(d + kw * cg, x_n + ih * row_bytes + iw * c, cg);
+          }
+        }
+        if (kk > k_real) fill_small(row + ow * kk + k_real, z8, kk - k_real);
+      };
+      for (int64_t ow = 0; ow < ow_lo; ++ow) general(ow);
+      for (int64_t ow = ow_hi; ow < out_w; ++ow) general(ow);
+      if (ow_lo >= ow_hi) continue;
+      for (int64_t kh = 0; kh < kh_n; ++kh) {
+        const int64_t ih = ih0 + kh * dh;
+        uint8_t* d = row + ow_lo * kk + kh * span;
+        if (ih < 0 || ih >= in_h) {
+          for (int64_t ow = ow_lo; ow < ow_hi; ++ow, d += kk) fill_small(d, z8, span);
+          continue;
+        }
+        const uint8_t* src = x_n + ih * row_bytes + (ow_lo * sw - pl) * c;
+        for (int64_t ow = ow_lo; ow < ow_hi; ++ow, d += kk, src += sw * c) copy_small(d, src, span);
+      }
+      if (kk > k_real)
+        for (int64_t ow = ow_lo; ow < ow_hi; ++ow) fill_small(row + ow * kk + k_real, z8, kk - k_real);
+    }
+}
+
 Result<KernelPtr> prepare_qconv(PrepareContext& ctx) {
   KILN_RETURN_IF_ERROR(ctx.require_input(0));
   const TensorInfo x = ctx.input(0);
@@ -197,54 +286,12 @@ Result<KernelPtr> prepare_qconv(PrepareContext& ctx) {
     mat.resize(static_cast<size_t>(kk * m), 0);
     auto flat = std::make_shared<kernels::QPackedWeights>(kernels::pack_qweights(
         cfg, mat.data(), 1, kk, m, m, false, bias, scale.data(), xq.zero_point, xq.is_unsigned));
-    // 8 bytes of slack: kernel rows are copied 8 bytes at a time (see below).
-    ctx.request_scratch(static_cast<size_t>(rows * kk + 8));
-    const int64_t span = win.kernel_w * cg;
-    const int64_t span8 = (span + 7) / 8 * 8;
-    const int64_t in_bytes = win.batch * win.in_h * win.in_w * c;
+    ctx.request_scratch(static_cast<size_t>(rows * kk));
     return make_kernel(
         [=, &cfg](const KernelContext& k) {
           const uint8_t* base = static_cast<const uint8_t*>(k.in(0).data);
           uint8_t* col = static_cast<uint8_t*>(k.scratch);
-          uint8_t* dst = col;
-          for (int64_t n = 0; n < win.batch; ++n)
-            for (int64_t oh = 0; oh < win.out_h; ++oh)
-              for (int64_t ow = 0; ow < win.out_w; ++ow, dst += kk) {
-                uint8_t* d = dst;
-                const int64_t iw0 = ow * win.stride_w - win.pad_left;
-                const bool row_inside = win.dilation_w == 1 && iw0 >= 0 && iw0 + win.kernel_w <= win.in_w;
-                for (int64_t kh = 0; kh < win.kernel_h; ++kh) {
-                  const int64_t ih = oh * win.stride_h - win.pad_top + kh * win.dilation_h;
-                  if (row_inside && ih >= 0 && ih < win.in_h) {
-                    // The taps of one kernel row are contiguous in NHWC: one copy, in whole 8-byte
-                    // words (a 9- or 10-byte memcpy of run-time length is a library call per row).
-                    // The bytes written past the span are overwritten by what follows in this row
-                    // or the next one (the padding to kk is written last; the scratch has slack).
-                    const int64_t off = ((n * win.in_h + ih) * win.in_w + iw0) * c;
-                    if (off + span8 <= in_bytes) {
-                      for (int64_t i = 0; i < span; i += 8) {
-                        uint64_t v;
-                        std::memcpy(&v, base + off + i, 8);
-                        std::memcpy(d + i, &v, 8);
-                      }
-                    } else {
-                      std::memcpy(d, base + off, static_cast<size_t>(span));
-                    }
-                    d += span;
-                    continue;
-                  }
-                  for (int64_t kw = 0; kw < win.kernel_w; ++kw, d += cg) {
-                    const int64_t iw = ow * win.stride_w - win.pad_left + kw * win.dilation_w;
-                    if (ih < 0 || ih >= win.in_h || iw < 0 || iw >= win.in_w) {
-                      for (int64_t cc = 0; cc < cg; ++cc) d[cc] = zero_byte;
-                      continue;
-                    }
-                    const uint8_t* src = base + ((n * win.in_h + ih) * win.in_w + iw) * c;
-                    for (int64_t cc = 0; cc < cg; ++cc) d[cc] = src[cc];
-                  }
-                }
-                for (int64_t kpad = k_real; kpad < kk; ++kpad) dst[kpad] = zero_byte;
-              }
+          im2col(win, cg, k_real, kk, zero_byte, base, col);
           kernels::qgemm(cfg, rows, col, kk, *flat, k.out(0).data, m, params, k.pool);
           return Status::ok();
         },
