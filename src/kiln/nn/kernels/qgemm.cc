@@ -14,16 +14,19 @@ namespace {
 
 // The VNNI sets reuse the AVX2 conversion kernels (every VNNI CPU has AVX2); AVX-VNNI also the
 // AVX2 depthwise kernel.
+// Pooling: AVX-512 on the AVX-512 VNNI set, the scalar loop elsewhere.
 const QKernels kQs8Avx512VnniSet = {"qs8_avx512vnni",        &kQs8GemmAvx512Vnni, qs8_dwconv_avx512vnni,
                                     "qs8_dwconv_avx512vnni", qs8_quantize_avx2,   qs8_dequantize_avx2,
-                                    qs8_binary_avx2};
-const QKernels kQs8AvxVnniSet = {"qs8_avxvnni",     &kQs8GemmAvxVnni,  qs8_dwconv_avx2,    "qs8_dwconv_avx2",
-                                 qs8_quantize_avx2, qs8_dequantize_avx2, qs8_binary_avx2};
-const QKernels kQs8Avx2Set = {"qs8_avx2",        &kQs8GemmAvx2,      qs8_dwconv_avx2, "qs8_dwconv_avx2",
-                              qs8_quantize_avx2, qs8_dequantize_avx2, qs8_binary_avx2};
+                                    qs8_binary_avx2,         qs8_pool_avx512,     "qs8_pool_avx512"};
+const QKernels kQs8AvxVnniSet = {"qs8_avxvnni",     &kQs8GemmAvxVnni,    qs8_dwconv_avx2, "qs8_dwconv_avx2",
+                                 qs8_quantize_avx2, qs8_dequantize_avx2, qs8_binary_avx2, qs8_pool_scalar,
+                                 "qs8_pool_scalar"};
+const QKernels kQs8Avx2Set = {"qs8_avx2",        &kQs8GemmAvx2,       qs8_dwconv_avx2, "qs8_dwconv_avx2",
+                              qs8_quantize_avx2, qs8_dequantize_avx2, qs8_binary_avx2, qs8_pool_scalar,
+                              "qs8_pool_scalar"};
 const QKernels kQs8PortableSet = {"qs8_portable",        &kQs8GemmPortable,       qs8_dwconv_portable,
                                   "qs8_dwconv_portable", qs8_quantize_portable, qs8_dequantize_portable,
-                                  qs8_binary_portable};
+                                  qs8_binary_portable,   qs8_pool_scalar,       "qs8_pool_scalar"};
 
 // The zero point the micro-kernel must subtract, in the domain it multiplies in.
 int32_t kernel_zero_point(bool kernel_unsigned, int32_t a_zero_point, bool a_unsigned) {
@@ -208,6 +211,70 @@ void qdwconv(const QKernels& k, const QWindow& s, const void* x, const QPackedDe
              int64_t row_begin, int64_t row_end) {
   p.a_xor = w.a_xor;
   k.dwconv(s, static_cast<const uint8_t*>(x), w.data.data<uint8_t>(), w.a_zero, p, y, row_begin, row_end);
+}
+
+namespace {
+// std::nearbyint in the default rounding mode without the libm call baseline x86-64 makes for it
+// (no SSE4.1): exact for |v| < 2^22; larger values are clamped first (they saturate int8 anyway).
+inline float round_half_even_scalar(float v) {
+  v = std::min(std::max(v, -4.0e6f), 4.0e6f);
+  constexpr float m = 12582912.f;
+  return (v + m) - m;
+}
+}  // namespace
+
+// The pooling loop QPool ran before the vector kernels, kept as the reference they are tested
+// against and as the kernel of the sets without one.
+void qs8_pool_scalar(const QWindow& s, const uint8_t* xb, const QPoolParams& p, uint8_t* yb, int32_t* acc) {
+  const int64_t C = s.channels;
+  for (int64_t n = 0; n < s.batch; ++n)
+    for (int64_t oh = 0; oh < s.out_h; ++oh)
+      for (int64_t ow = 0; ow < s.out_w; ++ow) {
+        for (int64_t c = 0; c < C; ++c) acc[c] = p.is_max ? -1000 : 0;
+        int64_t count = 0, valid = 0;
+        for (int64_t kh = 0; kh < s.kernel_h; ++kh) {
+          const int64_t ih = oh * s.stride_h - s.pad_top + kh * s.dilation_h;
+          for (int64_t kw = 0; kw < s.kernel_w; ++kw) {
+            const int64_t iw = ow * s.stride_w - s.pad_left + kw * s.dilation_w;
+            if (!(ih >= 0 && ih < s.in_h && iw >= 0 && iw < s.in_w)) {
+              // Padding inside the padded extent counts (as zero) only with count_include_pad.
+              if (p.count_include_pad && ih < s.in_h + p.pad_bottom && iw < s.in_w + p.pad_right) ++count;
+              continue;
+            }
+            ++count;
+            ++valid;
+            const uint8_t* row = xb + ((n * s.in_h + ih) * s.in_w + iw) * C;
+            if (p.x_unsigned) {
+              if (p.is_max) for (int64_t c = 0; c < C; ++c) acc[c] = std::max<int32_t>(acc[c], row[c]);
+              else for (int64_t c = 0; c < C; ++c) acc[c] += row[c];
+            } else {
+              const int8_t* r8 = reinterpret_cast<const int8_t*>(row);
+              if (p.is_max) for (int64_t c = 0; c < C; ++c) acc[c] = std::max<int32_t>(acc[c], r8[c]);
+              else for (int64_t c = 0; c < C; ++c) acc[c] += r8[c];
+            }
+          }
+        }
+        uint8_t* out = yb + ((n * s.out_h + oh) * s.out_w + ow) * C;
+        if (p.is_max && p.same_params) {  // the max of the stored integers is the answer
+          for (int64_t c = 0; c < C; ++c) out[c] = static_cast<uint8_t>(std::min(std::max(acc[c], p.qmin), p.qmax));
+          continue;
+        }
+        for (int64_t c = 0; c < C; ++c) {
+          float real;
+          if (p.is_max) {
+            real = static_cast<float>(acc[c] - p.x_zero) * p.x_scale;
+          } else {
+            // Padding taps added nothing; each tap inside owes -zero_point.
+            real = count ? static_cast<float>(acc[c] - p.x_zero * static_cast<int32_t>(valid)) * p.x_scale /
+                               static_cast<float>(count)
+                         : 0.f;
+          }
+          float q = round_half_even_scalar(real / p.y_scale) + static_cast<float>(p.y_zero);
+          q = std::min(std::max(q, static_cast<float>(p.qmin)), static_cast<float>(p.qmax));
+          const int32_t r = static_cast<int32_t>(q);
+          out[c] = p.y_unsigned ? static_cast<uint8_t>(r) : static_cast<uint8_t>(static_cast<int8_t>(r));
+        }
+      }
 }
 
 void qstore_reference(int32_t acc, float scale, const QParams& p, void* c, int64_t j) {

@@ -306,6 +306,64 @@ TEST(QDwConv, EveryKernelSetMatchesReference) {
   }
 }
 
+struct PoolCase {
+  int64_t c, h, w, kh, kw, sh, sw, dh, dw, pt, pl, pb, pr, oh, ow;  // oh/ow: 0 = floor mode
+};
+
+TEST(QPool, EveryKernelSetMatchesTheScalarLoop) {
+  std::mt19937 rng(67);
+  const PoolCase cases[] = {
+      {16, 7, 7, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 0, 0},  {67, 6, 9, 2, 2, 1, 1, 1, 1, 0, 0, 1, 1, 0, 0},
+      {64, 25, 5, 25, 5, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0}, {130, 3, 3, 3, 3, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0},
+      {1, 5, 6, 3, 3, 1, 1, 2, 2, 2, 2, 2, 2, 0, 0},   {17, 8, 8, 3, 3, 2, 2, 1, 1, 0, 0, 0, 0, 4, 4},
+      {33, 5, 7, 3, 3, 3, 3, 1, 1, 1, 1, 1, 1, 3, 4},  // ceil mode: the last windows reach past the padding
+  };
+  for (const QKernels* qk : available_qkernels()) {
+    for (const PoolCase& d : cases) {
+      QWindow s{};
+      s.batch = 2;
+      s.in_h = d.h;
+      s.in_w = d.w;
+      s.channels = d.c;
+      s.kernel_h = d.kh;
+      s.kernel_w = d.kw;
+      s.stride_h = d.sh;
+      s.stride_w = d.sw;
+      s.dilation_h = d.dh;
+      s.dilation_w = d.dw;
+      s.pad_top = d.pt;
+      s.pad_left = d.pl;
+      s.out_h = d.oh ? d.oh : (d.h + d.pt + d.pb - d.dh * (d.kh - 1) - 1) / d.sh + 1;
+      s.out_w = d.ow ? d.ow : (d.w + d.pl + d.pr - d.dw * (d.kw - 1) - 1) / d.sw + 1;
+      auto x = random_bytes(static_cast<size_t>(s.batch * d.h * d.w * d.c), rng);
+      const size_t outs = static_cast<size_t>(s.batch * s.out_h * s.out_w * d.c);
+      for (int variant = 0; variant < 10; ++variant) {
+        QPoolParams p;
+        p.is_max = variant < 4;
+        p.same_params = variant < 2;
+        p.x_unsigned = variant % 2 == 1;
+        p.y_unsigned = p.same_params ? p.x_unsigned : variant % 4 >= 2;
+        p.count_include_pad = variant >= 7;
+        p.x_scale = 0.02f;
+        p.y_scale = p.same_params ? p.x_scale : (variant % 3 == 0 ? 0.013f : 0.05f);
+        p.x_zero = p.x_unsigned ? 131 : -7;
+        p.y_zero = p.same_params ? p.x_zero : (p.y_unsigned ? 120 : 5);
+        const int32_t lo = p.y_unsigned ? 0 : -128, hi = p.y_unsigned ? 255 : 127;
+        p.qmin = variant % 5 == 4 ? p.y_zero : lo;  // a fused Relu now and then
+        p.qmax = variant == 6 ? p.y_zero + 40 : hi;
+        p.pad_bottom = d.pb;
+        p.pad_right = d.pr;
+        std::vector<uint8_t> want(outs, 0xAB), got(outs, 0xCD);
+        std::vector<int32_t> acc(static_cast<size_t>(d.c));
+        qs8_pool_scalar(s, x.data(), p, want.data(), acc.data());
+        qk->pool(s, x.data(), p, got.data(), acc.data());
+        EXPECT_EQ(got, want) << qk->pool_name << " c=" << d.c << " " << d.h << "x" << d.w << " k" << d.kh << "x"
+                             << d.kw << " variant " << variant;
+      }
+    }
+  }
+}
+
 // What QuantizeLinear / DequantizeLinear compute in ops/quantize.cc, for one value.
 uint8_t quantize_one(float x, float scale, int32_t zp, bool is_unsigned) {
   float v = std::nearbyint(x / scale) + static_cast<float>(zp);

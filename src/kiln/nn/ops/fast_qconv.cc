@@ -314,7 +314,7 @@ Result<KernelPtr> prepare_qconv(PrepareContext& ctx) {
 
 // Max pooling commutes with the (monotone) dequantisation, so it runs on the stored integers;
 // average pooling sums exactly in int32. Both then requantise as DequantizeLinear -> float pool ->
-// QuantizeLinear would: y = clamp(rint(real / y_scale) + y_zero_point).
+// QuantizeLinear would: y = clamp(rint(real / y_scale) + y_zero_point) (kernels/qgemm.h, QPoolFn).
 Result<KernelPtr> prepare_qpool(PrepareContext& ctx) {
   KILN_RETURN_IF_ERROR(ctx.require_input(0));
   const TensorInfo x = ctx.input(0);
@@ -338,70 +338,29 @@ Result<KernelPtr> prepare_qpool(PrepareContext& ctx) {
   const Shape out{x.shape[0], hw[0], hw[1], x.shape[3]};
   ctx.set_output(0, yq.dtype(), out);
   const kernels::QWindow s = window_of(g, x.shape, out);
-  const bool is_max = kind == "max";
-  const bool xu = xq.is_unsigned, yu = yq.is_unsigned;
-  const bool same_params = xq.scale == yq.scale && xq.zero_point == yq.zero_point && xu == yu;
+  kernels::QPoolParams pp;
+  pp.is_max = kind == "max";
+  pp.count_include_pad = include_pad;
+  pp.same_params = xq.scale == yq.scale && xq.zero_point == yq.zero_point && xq.is_unsigned == yq.is_unsigned;
+  pp.x_unsigned = xq.is_unsigned;
+  pp.y_unsigned = yq.is_unsigned;
+  pp.x_scale = xq.scale;
+  pp.y_scale = yq.scale;
+  pp.x_zero = xq.zero_point;
+  pp.y_zero = yq.zero_point;
+  pp.qmin = qmin;
+  pp.qmax = qmax;
+  pp.pad_bottom = g.pb;
+  pp.pad_right = g.pr;
   ctx.request_scratch(static_cast<size_t>(x.shape[3]) * sizeof(int32_t));
+  const kernels::QKernels& qk = kernels::qkernels();
   return make_kernel(
-      [=](const KernelContext& k) {
-        const uint8_t* xb = static_cast<const uint8_t*>(k.in(0).data);
-        uint8_t* yb = static_cast<uint8_t*>(k.out(0).data);
-        int32_t* acc = static_cast<int32_t*>(k.scratch);
-        const int64_t C = s.channels;
-        for (int64_t n = 0; n < s.batch; ++n)
-          for (int64_t oh = 0; oh < s.out_h; ++oh)
-            for (int64_t ow = 0; ow < s.out_w; ++ow) {
-              for (int64_t c = 0; c < C; ++c) acc[c] = is_max ? -1000 : 0;
-              int64_t count = 0, valid = 0;
-              for (int64_t kh = 0; kh < s.kernel_h; ++kh) {
-                const int64_t ih = oh * s.stride_h - s.pad_top + kh * s.dilation_h;
-                for (int64_t kw = 0; kw < s.kernel_w; ++kw) {
-                  const int64_t iw = ow * s.stride_w - s.pad_left + kw * s.dilation_w;
-                  if (!(ih >= 0 && ih < s.in_h && iw >= 0 && iw < s.in_w)) {
-                    // Padding inside the padded extent counts (as zero) only with count_include_pad.
-                    if (include_pad && ih < s.in_h + g.pb && iw < s.in_w + g.pr) ++count;
-                    continue;
-                  }
-                  ++count;
-                  ++valid;
-                  const uint8_t* row = xb + ((n * s.in_h + ih) * s.in_w + iw) * C;
-                  if (xu) {
-                    if (is_max) for (int64_t c = 0; c < C; ++c) acc[c] = std::max<int32_t>(acc[c], row[c]);
-                    else for (int64_t c = 0; c < C; ++c) acc[c] += row[c];
-                  } else {
-                    const int8_t* r8 = reinterpret_cast<const int8_t*>(row);
-                    if (is_max) for (int64_t c = 0; c < C; ++c) acc[c] = std::max<int32_t>(acc[c], r8[c]);
-                    else for (int64_t c = 0; c < C; ++c) acc[c] += r8[c];
-                  }
-                }
-              }
-              uint8_t* out = yb + ((n * s.out_h + oh) * s.out_w + ow) * C;
-              if (is_max && same_params) {  // the max of the stored integers is the answer
-                for (int64_t c = 0; c < C; ++c) {
-                  const int32_t r = std::min(std::max(acc[c], qmin), qmax);
-                  out[c] = static_cast<uint8_t>(r);
-                }
-                continue;
-              }
-              for (int64_t c = 0; c < C; ++c) {
-                float real;
-                if (is_max) {
-                  real = static_cast<float>(acc[c] - xq.zero_point) * xq.scale;
-                } else {
-                  // Padding taps added nothing; each tap inside owes -zero_point.
-                  real = count ? static_cast<float>(acc[c] - xq.zero_point * static_cast<int32_t>(valid)) * xq.scale /
-                                     static_cast<float>(count)
-                               : 0.f;
-                }
-                float q = round_half_even(real / yq.scale) + static_cast<float>(yq.zero_point);
-                q = std::min(std::max(q, static_cast<float>(qmin)), static_cast<float>(qmax));
-                const int32_t r = static_cast<int32_t>(q);
-                out[c] = yu ? static_cast<uint8_t>(r) : static_cast<uint8_t>(static_cast<int8_t>(r));
-              }
-            }
+      [=, &qk](const KernelContext& k) {
+        qk.pool(s, static_cast<const uint8_t*>(k.in(0).data), pp, static_cast<uint8_t*>(k.out(0).data),
+                static_cast<int32_t*>(k.scratch));
         return Status::ok();
       },
-      "qs8_pool_scalar");
+      qk.pool_name);
 }
 
 constexpr OpDef kQConvOps[] = {

@@ -101,6 +101,26 @@ struct QBinaryParams {
 };
 using QBinaryFn = void (*)(const uint8_t* a, const uint8_t* b, int64_t n, const QBinaryParams& p, uint8_t* y);
 
+// Max / average pooling of NHWC bytes with requantisation (com.kiln.QPool): max runs on the stored
+// integers (dequantisation is monotone), average sums them exactly in int32; both then requantise
+// as DequantizeLinear -> float pool -> QuantizeLinear would:
+//   max:     real = float(max - x_zero) * x_scale
+//   average: real = float(sum - x_zero * valid) * x_scale / float(count)  (0 when count = 0)
+//   y = clamp(round_half_even(real / y_scale) + y_zero, qmin, qmax)
+// where `valid` counts the taps inside the input and `count` those inside the padded extent
+// (count_include_pad) or the valid ones. A max pool whose input and output parameters are equal
+// stores clamp(max, qmin, qmax) directly. Zero points, qmin and qmax in each tensor's own values;
+// windows entirely in the padding give max = -1000 (then clamped). `acc` is scratch for
+// `channels` int32 (kernels that keep sums in registers ignore it).
+struct QPoolParams {
+  bool is_max = true, count_include_pad = false, same_params = false;
+  bool x_unsigned = false, y_unsigned = false;
+  float x_scale = 1.f, y_scale = 1.f;
+  int32_t x_zero = 0, y_zero = 0, qmin = -128, qmax = 127;
+  int64_t pad_bottom = 0, pad_right = 0;
+};
+using QPoolFn = void (*)(const QWindow& s, const uint8_t* x, const QPoolParams& p, uint8_t* y, int32_t* acc);
+
 struct QKernels {
   const char* name;     // "qs8_avx2", ...
   const QGemmConfig* gemm;
@@ -109,6 +129,8 @@ struct QKernels {
   QuantizeFn quantize;
   DequantizeFn dequantize;
   QBinaryFn binary;
+  QPoolFn pool;
+  const char* pool_name;  // "qs8_pool_avx512", "qs8_pool_scalar"
 };
 
 // Defined in qs8_<isa>.cc; qgemm.cc assembles them into QKernels sets. The VNNI GEMM units provide
@@ -130,5 +152,7 @@ void qs8_dequantize_avx2(const void* x, int64_t n, float scale, int32_t zero_poi
 void qs8_binary_avx2(const uint8_t* a, const uint8_t* b, int64_t n, const QBinaryParams& p, uint8_t* y);
 void qs8_binary_portable(const uint8_t* a, const uint8_t* b, int64_t n, const QBinaryParams& p, uint8_t* y);
 void qs8_dequantize_portable(const void* x, int64_t n, float scale, int32_t zero_point, bool is_unsigned, float* y);
+void qs8_pool_avx512(const QWindow& s, const uint8_t* x, const QPoolParams& p, uint8_t* y, int32_t* acc);
+void qs8_pool_scalar(const QWindow& s, const uint8_t* x, const QPoolParams& p, uint8_t* y, int32_t* acc);
 
 }  // namespace kiln::nn::kernels
