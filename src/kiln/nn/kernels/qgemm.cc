@@ -137,9 +137,9 @@ QPackedWeights pack_qweights(const QGemmConfig& cfg, const int8_t* w, int64_t ks
 }
 
 void qgemm(const QGemmConfig& cfg, int64_t m, const void* a, int64_t lda, const QPackedWeights& w, void* c,
-           int64_t ldc, const QParams& params, ThreadPool* pool) {
+           int64_t ldc, const QParams& params, ThreadPool* pool, bool a_prexored) {
   QParams p = params;
-  p.a_xor = w.a_xor;
+  p.a_xor = a_prexored ? 0 : w.a_xor;
   const size_t es = out_size(p);
   for_each_tile(m, cfg.mr, w.panels(), w.panel_stride, m * w.n * w.kc, kMinParallelMacs, pool, [&](int64_t rb, int64_t panel) {
     QTile t;
@@ -159,9 +159,9 @@ void qgemm(const QGemmConfig& cfg, int64_t m, const void* a, int64_t lda, const 
 
 void qigemm(const QGemmConfig& cfg, int64_t m, const uint8_t* const* a_ptrs, ptrdiff_t a_offset,
             const uint8_t* zero, const QPackedWeights& w, void* c, int64_t ldc, const QParams& params,
-            ThreadPool* pool) {
+            ThreadPool* pool, bool a_prexored) {
   QParams p = params;
-  p.a_xor = w.a_xor;
+  p.a_xor = a_prexored ? 0 : w.a_xor;
   const size_t es = out_size(p);
   for_each_tile(m, cfg.mr, w.panels(), w.panel_stride, m * w.n * w.kc * w.ks, kMinParallelMacs, pool, [&](int64_t rb, int64_t panel) {
     QTile t;

@@ -75,14 +75,19 @@ QPackedWeights pack_qweights(const QGemmConfig& cfg, const int8_t* w, int64_t ks
                              bool a_unsigned);
 
 // C (M x N, row stride ldc elements) = epilogue(A (M x K bytes, row stride lda) * W).
+// `a_prexored`: the caller has already XORed every byte of A with w.a_xor (one pass over A instead
+// of an XOR per broadcast in every tile; worth it on the VNNI kernels, whose vpxord competes with
+// vpdpbusd for the same ports).
 void qgemm(const QGemmConfig& cfg, int64_t m, const void* a, int64_t lda, const QPackedWeights& w, void* c,
-           int64_t ldc, const QParams& p, ThreadPool* pool);
+           int64_t ldc, const QParams& p, ThreadPool* pool, bool a_prexored = false);
 
 // Convolution through an indirection buffer (as igemm in gemm.h): for each block of MR output
 // rows, ks * MR row pointers (tap-major) to kc contiguous bytes; `a_offset` is added to every
 // pointer except `zero`, a row of at least kc4 bytes holding the input zero point.
+// `a_prexored` as for qgemm (the rows and `zero` both hold bytes XORed with w.a_xor).
 void qigemm(const QGemmConfig& cfg, int64_t m, const uint8_t* const* a_ptrs, ptrdiff_t a_offset,
-            const uint8_t* zero, const QPackedWeights& w, void* c, int64_t ldc, const QParams& p, ThreadPool* pool);
+            const uint8_t* zero, const QPackedWeights& w, void* c, int64_t ldc, const QParams& p, ThreadPool* pool,
+            bool a_prexored = false);
 
 // Depthwise weights [channels, kh * kw] (ONNX [C, 1, KH, KW]) with bias and scale per channel,
 // packed for QKernels::dwconv.

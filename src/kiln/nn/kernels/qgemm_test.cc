@@ -215,6 +215,28 @@ TEST(QIgemm, EveryConfigMatchesReferenceWithPaddingRows) {
   }
 }
 
+// A whose bytes the caller already XORed with the packing's a_xor gives the same result.
+TEST(QGemm, PrexoredActivationsGiveTheSameResult) {
+  std::mt19937 rng(71);
+  for (const QGemmConfig* cfg : gemm_configs())
+    for (bool a_unsigned : {false, true}) {
+      const int64_t m = 11, k = 37, n = 45;
+      auto a = random_bytes(static_cast<size_t>(m * k), rng);
+      auto w = random_weights(static_cast<size_t>(k * n), rng);
+      auto scale = random_scales(static_cast<size_t>(n), k, rng);
+      auto bias = random_bias(static_cast<size_t>(n), rng);
+      QPackedWeights pw = pack_qweights(*cfg, w.data(), 1, k, n, n, false, bias.data(), scale.data(),
+                                        a_unsigned ? 140 : -9, a_unsigned);
+      std::vector<uint8_t> ax = a;
+      for (uint8_t& b : ax) b = static_cast<uint8_t>(b ^ pw.a_xor);
+      const QParams p = int8_output(4, false, -128, 127);
+      std::vector<uint8_t> plain(static_cast<size_t>(m * n)), pre(static_cast<size_t>(m * n));
+      qgemm(*cfg, m, a.data(), k, pw, plain.data(), n, p, nullptr);
+      qgemm(*cfg, m, ax.data(), k, pw, pre.data(), n, p, nullptr, true);
+      EXPECT_EQ(plain, pre) << cfg->name << (a_unsigned ? " u8" : " s8");
+    }
+}
+
 TEST(QGemm, ThreadedMatchesSingleThreaded) {
   std::mt19937 rng(53);
   const QGemmConfig& cfg = *qkernels().gemm;

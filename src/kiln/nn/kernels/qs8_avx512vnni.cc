@@ -22,20 +22,26 @@ namespace {
 constexpr int kMR = 8;
 constexpr int kNR = 32;
 
+// kXor = false (activations stored as the kernel multiplies them, or XORed by the caller, see
+// qgemm's a_prexored): a plain broadcast, which the compiler folds into vpdpbusd as an
+// embedded-broadcast memory operand: two fused uops per row and k-group instead of four
+// (ResNet-8 int8 about 20 % faster at 1 thread).
+template <bool kXor>
 inline __m512i bcast4(const uint8_t* p, __m512i x) {
   int32_t v;
   std::memcpy(&v, p, 4);
-  return _mm512_xor_si512(_mm512_set1_epi32(v), x);
+  return kXor ? _mm512_xor_si512(_mm512_set1_epi32(v), x) : _mm512_set1_epi32(v);
 }
+template <bool kXor>
 inline __m512i bcast_partial(const uint8_t* p, int64_t n, __m512i x) {
   int32_t v = 0;
   std::memcpy(&v, p, static_cast<size_t>(n));
-  return _mm512_xor_si512(_mm512_set1_epi32(v), x);
+  return kXor ? _mm512_xor_si512(_mm512_set1_epi32(v), x) : _mm512_set1_epi32(v);
 }
 
 // kTwo = false: the tile has at most 16 columns, the second half of each weight group (zero) is
 // skipped and acc1 left alone.
-template <int MR, bool kTwo>
+template <int MR, bool kTwo, bool kXor>
 inline const uint8_t* accumulate(__m512i (&acc0)[MR], __m512i (&acc1)[MR], const uint8_t* const (&a)[MR],
                                  int64_t kc, const uint8_t* g, __m512i axor) {
   int64_t k = 0;
@@ -44,7 +50,7 @@ inline const uint8_t* accumulate(__m512i (&acc0)[MR], __m512i (&acc1)[MR], const
     const __m512i w1 = kTwo ? _mm512_load_si512(g + 64) : w0;
 #pragma GCC unroll 8
     for (int i = 0; i < MR; ++i) {
-      const __m512i v = bcast4(a[i] + k, axor);
+      const __m512i v = bcast4<kXor>(a[i] + k, axor);
       acc0[i] = _mm512_dpbusd_epi32(acc0[i], v, w0);
       if constexpr (kTwo) acc1[i] = _mm512_dpbusd_epi32(acc1[i], v, w1);
     }
@@ -55,7 +61,7 @@ inline const uint8_t* accumulate(__m512i (&acc0)[MR], __m512i (&acc1)[MR], const
     g += 128;
 #pragma GCC unroll 8
     for (int i = 0; i < MR; ++i) {
-      const __m512i v = bcast_partial(a[i] + k, kc - k, axor);
+      const __m512i v = bcast_partial<kXor>(a[i] + k, kc - k, axor);
       acc0[i] = _mm512_dpbusd_epi32(acc0[i], v, w0);
       if constexpr (kTwo) acc1[i] = _mm512_dpbusd_epi32(acc1[i], v, w1);
     }
@@ -131,18 +137,18 @@ inline void store_tile(__m512i (&acc0)[MR], __m512i (&acc1)[MR], const QTile& t)
   }
 }
 
-template <int MR, bool kTwo>
+template <int MR, bool kTwo, bool kXor>
 void gemm_tile_n(const QTile& t) {
   __m512i acc0[MR], acc1[MR];
   init_acc<MR>(acc0, acc1, t.w);
   const uint8_t* a[MR];
 #pragma GCC unroll 8
   for (int i = 0; i < MR; ++i) a[i] = t.a + i * t.lda;
-  accumulate<MR, kTwo>(acc0, acc1, a, t.kc, t.w + kNR * 8, _mm512_set1_epi8(static_cast<char>(t.params->a_xor)));
+  accumulate<MR, kTwo, kXor>(acc0, acc1, a, t.kc, t.w + kNR * 8, _mm512_set1_epi8(static_cast<char>(t.params->a_xor)));
   store_tile<MR>(acc0, acc1, t);
 }
 
-template <int MR, bool kTwo>
+template <int MR, bool kTwo, bool kXor>
 void igemm_tile_n(const QTile& t) {
   __m512i acc0[MR], acc1[MR];
   init_acc<MR>(acc0, acc1, t.w);
@@ -153,22 +159,24 @@ void igemm_tile_n(const QTile& t) {
     const uint8_t* a[MR];
 #pragma GCC unroll 8
     for (int i = 0; i < MR; ++i) a[i] = ptrs[i] == t.zero ? ptrs[i] : ptrs[i] + t.a_offset;
-    g = accumulate<MR, kTwo>(acc0, acc1, a, t.kc, g, axor);
+    g = accumulate<MR, kTwo, kXor>(acc0, acc1, a, t.kc, g, axor);
   }
   store_tile<MR>(acc0, acc1, t);
 }
 
 // Tiles of at most 16 columns (layers with few output channels, the last panel of others) skip
-// the second accumulator vector.
+// the second accumulator vector; activations that need no XOR skip it.
 template <int MR>
 void gemm_tile(const QTile& t) {
-  if (t.nc > 16) gemm_tile_n<MR, true>(t);
-  else gemm_tile_n<MR, false>(t);
+  const bool x = t.params->a_xor != 0;
+  if (t.nc > 16) x ? gemm_tile_n<MR, true, true>(t) : gemm_tile_n<MR, true, false>(t);
+  else x ? gemm_tile_n<MR, false, true>(t) : gemm_tile_n<MR, false, false>(t);
 }
 template <int MR>
 void igemm_tile(const QTile& t) {
-  if (t.nc > 16) igemm_tile_n<MR, true>(t);
-  else igemm_tile_n<MR, false>(t);
+  const bool x = t.params->a_xor != 0;
+  if (t.nc > 16) x ? igemm_tile_n<MR, true, true>(t) : igemm_tile_n<MR, true, false>(t);
+  else x ? igemm_tile_n<MR, false, true>(t) : igemm_tile_n<MR, false, false>(t);
 }
 
 void gemm_any(const QTile& t) {

