@@ -1,4 +1,4 @@
-// kiln bench MODEL [--threads N] [--warmup W] [--runs R] [--input NAME=FILE] [--json]
+// kiln bench MODEL [--threads N] [--warmup W] [--runs R] [--min-seconds S] [--input NAME=FILE] [--json]
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
@@ -22,6 +22,8 @@ struct BenchArgs {
   int threads = 1;
   int warmup = 20;
   int runs = 200;
+  double min_seconds = 0;   // keep timing past `runs` until this much time has gone by
+  int max_runs = 200000;    // ... but no more runs than this
   bool json = false;
   bool profile = false;
   bool no_optimize = false;
@@ -97,16 +99,23 @@ int run_bench(const BenchArgs& a) {
     Status s = cm->run(in, out);
     if (!s.is_ok()) return fail("bench", s);
   }
-  std::vector<double> us(static_cast<size_t>(a.runs));
+  // At least --runs timed runs, and more until --min-seconds have passed (at most --max-runs). The
+  // samples are stored in a buffer sized up front, so the timing loop itself allocates nothing.
+  const int max_runs = a.min_seconds > 0 ? std::max(a.runs, a.max_runs) : a.runs;
+  std::vector<double> us(static_cast<size_t>(max_runs));
+  int runs = 0;
+  const auto started = std::chrono::steady_clock::now();
+  const auto min_duration = std::chrono::duration<double>(a.min_seconds);
   uint64_t allocs_before = heap_allocation_count();
-  for (int i = 0; i < a.runs; ++i) {
+  while (runs < max_runs && (runs < a.runs || std::chrono::steady_clock::now() - started < min_duration)) {
     auto t0 = std::chrono::steady_clock::now();
     Status s = cm->run(in, out);
     auto t1 = std::chrono::steady_clock::now();
     if (!s.is_ok()) return fail("bench", s);
-    us[i] = std::chrono::duration<double, std::micro>(t1 - t0).count();
+    us[static_cast<size_t>(runs++)] = std::chrono::duration<double, std::micro>(t1 - t0).count();
   }
   uint64_t allocs = heap_allocation_count() - allocs_before;
+  us.resize(static_cast<size_t>(runs));
   std::vector<double> step_us;
   if (a.profile) {
     for (int i = 0; i < a.runs; ++i) {
@@ -116,12 +125,12 @@ int run_bench(const BenchArgs& a) {
     for (double& t : step_us) t /= a.runs;
   }
   std::sort(us.begin(), us.end());
-  double allocs_per_run = static_cast<double>(allocs) / a.runs;
+  double allocs_per_run = static_cast<double>(allocs) / runs;
   if (a.json) {
     nlohmann::ordered_json j;
     j["model"] = a.model;
     j["threads"] = a.threads;
-    j["runs"] = a.runs;
+    j["runs"] = runs;
     j["warmup"] = a.warmup;
     j["min_us"] = us.front();
     j["p50_us"] = percentile(us, 0.50);
@@ -139,7 +148,7 @@ int run_bench(const BenchArgs& a) {
     std::printf("%s\n", j.dump().c_str());
   } else {
     std::printf("model        %s\n", a.model.c_str());
-    std::printf("runs         %d after %d warm-up, %d thread%s\n", a.runs, a.warmup, a.threads, a.threads == 1 ? "" : "s");
+    std::printf("runs         %d after %d warm-up, %d thread%s\n", runs, a.warmup, a.threads, a.threads == 1 ? "" : "s");
     std::printf("latency us   min %.1f  p50 %.1f  p90 %.1f  p99 %.1f  max %.1f\n", us.front(), percentile(us, 0.5),
                 percentile(us, 0.9), percentile(us, 0.99), us.back());
     std::printf("arena        %zu bytes\n", cm->arena_bytes());
@@ -167,7 +176,10 @@ void register_bench(CLI::App& app, int& exit_code) {
   c->add_option("--shape", args->shapes, "Bind an input shape, NAME=1x3x224x224 (dynamic dims default to 1)");
   c->add_option("--threads", args->threads, "Threads for inference")->check(CLI::Range(1, 256));
   c->add_option("--warmup", args->warmup, "Runs before timing")->check(CLI::Range(0, 1000000));
-  c->add_option("--runs", args->runs, "Timed runs")->check(CLI::Range(1, 10000000));
+  c->add_option("--runs", args->runs, "Timed runs (at least)")->check(CLI::Range(1, 10000000));
+  c->add_option("--min-seconds", args->min_seconds, "Keep timing until this many seconds have passed")
+      ->check(CLI::Range(0.0, 3600.0));
+  c->add_option("--max-runs", args->max_runs, "Cap on timed runs with --min-seconds")->check(CLI::Range(1, 10000000));
   c->add_flag("--json", args->json, "Print one JSON object");
   c->add_flag("--profile", args->profile, "Also time every step (extra runs after the timed ones)");
   c->add_flag("--no-optimize", args->no_optimize, "Reference kernels only, no graph passes (for comparison)");

@@ -175,6 +175,20 @@ class JsonContracts(unittest.TestCase):
         self.assertGreater(j["arena_bytes"], 0)
         self.assertLessEqual(j["p50_us"], j["p99_us"])
 
+    def test_bench_min_seconds_times_past_the_runs(self):
+        # --runs is a floor; --min-seconds keeps timing (ORT's benchmark rule), capped by --max-runs,
+        # and the longer loop still allocates nothing.
+        p = kiln("bench", os.path.join(MODELS, "kws_dscnn.onnx"), "--runs", "10", "--warmup", "2",
+                 "--min-seconds", "0.2", "--max-runs", "100000", "--json")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        j = json.loads(p.stdout)
+        self.assertGreater(j["runs"], 10)
+        self.assertEqual(j["allocs_per_run"], 0)
+        p = kiln("bench", os.path.join(MODELS, "kws_dscnn.onnx"), "--runs", "10", "--warmup", "2",
+                 "--min-seconds", "30", "--max-runs", "15", "--json")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(json.loads(p.stdout)["runs"], 15)
+
     def test_info_json(self):
         p = kiln("info", os.path.join(MODELS, "kws_dscnn.onnx"), "--json")
         self.assertEqual(p.returncode, 0, p.stderr)
