@@ -8,6 +8,7 @@
 #include <cstdint>
 
 #include "kiln/nn/kernels/internal/avx2_math.h"
+#include "kiln/nn/kernels/internal/window_span.h"
 #include "kiln/nn/kernels/window.h"
 
 namespace kiln::nn::kernels {
@@ -188,22 +189,16 @@ void dw_any_pixel(const Window2d& s, const float* x_n, const float* w, int64_t i
 void dwconv(const Window2d& s, const float* x, const float* w, const float* residual, const GemmParams& p, float* y,
             int64_t row_begin, int64_t row_end) {
   const int64_t C = s.channels;
-  // Output columns whose whole window lies inside the input: [ow_lo, ow_hi).
-  const int64_t span_w = (s.kernel_w - 1) * s.dilation_w;
-  int64_t ow_lo = s.pad_left > 0 ? (s.pad_left + s.stride_w - 1) / s.stride_w : 0;
-  int64_t ow_hi = s.in_w - span_w + s.pad_left > 0 ? (s.in_w - 1 - span_w + s.pad_left) / s.stride_w + 1 : 0;
-  if (ow_hi > s.out_w) ow_hi = s.out_w;
-  if (ow_lo > ow_hi) ow_lo = ow_hi;
+  int64_t ow_lo, ow_hi;  // output columns whose whole window lies inside the input
+  interior_columns(s, &ow_lo, &ow_hi);
   const bool k3x3 = s.kernel_h == 3 && s.kernel_w == 3 && s.dilation_h == 1 && s.dilation_w == 1 && C % 8 == 0 &&
                     (s.stride_w == 1 || s.stride_w == 2);
   for (int64_t r = row_begin; r < row_end; ++r) {
     const int64_t n = r / s.out_h, oh = r % s.out_h;
     const float* x_n = x + n * s.in_h * s.in_w * C;
     const int64_t ih0 = oh * s.stride_h - s.pad_top;
-    // Kernel rows inside the input, the same for the whole output row.
-    int64_t kh_lo = 0, kh_hi = s.kernel_h;
-    while (kh_lo < kh_hi && ih0 + kh_lo * s.dilation_h < 0) ++kh_lo;
-    while (kh_hi > kh_lo && ih0 + (kh_hi - 1) * s.dilation_h >= s.in_h) --kh_hi;
+    int64_t kh_lo, kh_hi;  // kernel rows inside the input, the same for the whole output row
+    taps_inside(ih0, s.kernel_h, s.dilation_h, s.in_h, &kh_lo, &kh_hi);
     float* y_row = y + r * s.out_w * C;
     const float* r_row = residual ? residual + r * s.out_w * C : nullptr;
     int64_t ow = 0;
