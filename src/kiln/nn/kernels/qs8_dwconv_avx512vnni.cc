@@ -257,6 +257,19 @@ SpanFn span_for(const QWindow& s, int* pixels, bool* pairs) {
   return nullptr;
 }
 
+// The 3x3 span with P pixels per step (4 to 8) for stride 1 or 2 (narrow rows).
+template <bool kU>
+SpanFn narrow_span3(int64_t stride, int p) {
+  const bool s1 = stride == 1;
+  switch (p) {
+    case 4: return s1 ? dw_span<3, 1, 4, kU> : dw_span<3, 2, 4, kU>;
+    case 5: return s1 ? dw_span<3, 1, 5, kU> : dw_span<3, 2, 5, kU>;
+    case 6: return s1 ? dw_span<3, 1, 6, kU> : dw_span<3, 2, 6, kU>;
+    case 7: return s1 ? dw_span<3, 1, 7, kU> : dw_span<3, 2, 7, kU>;
+    default: return s1 ? dw_span<3, 1, 8, kU> : dw_span<3, 2, 8, kU>;
+  }
+}
+
 template <bool kU>
 void dwconv_rows(const QWindow& s, const uint8_t* x, const uint8_t* w, const Dw& d, uint8_t* y, int64_t row_begin,
                  int64_t row_end) {
@@ -288,9 +301,19 @@ void dwconv_rows(const QWindow& s, const uint8_t* x, const uint8_t* w, const Dw&
   // are copied into `padded` with zero-point bytes around them, and the span runs over the whole
   // row as if it were interior (a padding tap adds zero_point * w, which the bias folded over all
   // taps takes away again), its last step computing past out_w without storing.
+  // 3x3 narrow rows take P = out_w / steps pixels per step (4 to 8), so that little is computed
+  // past out_w (a 5-wide row: one step of 5 instead of 8).
   const int64_t K = s.kernel_w;
-  const int64_t steps = pixels ? (s.out_w + pixels - 1) / pixels : 0;
-  const int64_t cols = (steps * pixels - 1) * s.stride_w + K;
+  int narrow_pixels = pixels;
+  SpanFn narrow_span = span;
+  if (span && !pairs && K == 3 && s.out_w <= 16) {
+    const int64_t st = (s.out_w + 7) / 8;
+    narrow_pixels = static_cast<int>((s.out_w + st - 1) / st);
+    if (narrow_pixels < 4) narrow_pixels = 4;
+    narrow_span = narrow_span3<kU>(s.stride_w, narrow_pixels);
+  }
+  const int64_t steps = narrow_pixels ? (s.out_w + narrow_pixels - 1) / narrow_pixels : 0;
+  const int64_t cols = (steps * narrow_pixels - 1) * s.stride_w + K;
   constexpr int64_t kPaddedBytes = 32768;
   alignas(64) uint8_t padded[kPaddedBytes];
   const bool narrow = span && !pairs && s.out_w <= 16 && s.pad_left < cols && K * cols * C <= kPaddedBytes;
@@ -320,7 +343,7 @@ void dwconv_rows(const QWindow& s, const uint8_t* x, const uint8_t* w, const Dw&
         const int64_t right = cols - s.pad_left - copy_w;
         if (right > 0) __builtin_memset(prow + (s.pad_left + copy_w) * C, zero_byte, static_cast<size_t>(right * C));
       }
-      span(ps, padded, w, 0, K, 0, 0, steps, d, y + r * s.out_w * C * d.es);
+      narrow_span(ps, padded, w, 0, K, 0, 0, steps, d, y + r * s.out_w * C * d.es);
       continue;
     }
     int64_t kh_lo = 0, kh_hi = s.kernel_h;

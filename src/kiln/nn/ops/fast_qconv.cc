@@ -168,6 +168,15 @@ void im2col(const kernels::QWindow& w, int64_t cg, int64_t k_real, int64_t kk, u
             fill_small(d, z8, span);
             continue;
           }
+          if (dw == 1) {  // taps [k0, k1) inside the input are contiguous: zero fill, one copy, zero fill
+            const int64_t iw0 = ow * sw - pl;
+            const int64_t k0 = iw0 < 0 ? std::min(-iw0, kw_n) : 0;
+            const int64_t k1 = std::max(k0, std::min(kw_n, in_w - iw0));
+            if (k0 > 0) fill_small(d, z8, k0 * cg);
+            if (k1 > k0) copy_small(d + k0 * cg, x_n + ih * row_bytes + (iw0 + k0) * c, (k1 - k0) * cg);
+            if (k1 < kw_n) fill_small(d + k1 * cg, z8, (kw_n - k1) * cg);
+            continue;
+          }
           for (int64_t kw = 0; kw < kw_n; ++kw) {
             const int64_t iw = ow * sw - pl + kw * dw;
             if (iw < 0 || iw >= in_w) fill_small(d + kw * cg, z8, cg);
