@@ -279,6 +279,9 @@ TEST(QDwConv, EveryKernelSetMatchesReference) {
       // last one has an input column no output reads (stride 2, no right padding).
       {8, 6, 9, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1},   {24, 9, 10, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1},
       {20, 5, 33, 3, 3, 2, 2, 1, 1, 1, 1, 0, 0},
+      // Rows wider than the narrow limit (32 outputs): spans between border pixels, 8-channel pairs.
+      {13, 5, 40, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1}, {18, 7, 41, 5, 5, 1, 1, 1, 1, 2, 2, 2, 2},
+      {8, 4, 37, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1},  {32, 5, 70, 3, 3, 2, 2, 1, 1, 0, 0, 1, 1},
   };
   for (const QKernels* qk : available_qkernels()) {
     int case_index = 0;

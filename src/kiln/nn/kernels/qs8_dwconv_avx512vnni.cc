@@ -297,16 +297,18 @@ void dwconv_rows(const QWindow& s, const uint8_t* x, const uint8_t* w, const Dw&
     }
   }
   const uint8_t* span_weights = pairs ? dup : w;
-  // Narrow rows (most pixels near a border, e.g. 5 or 7 wide): the kernel rows under an output row
+  // Narrow rows (at most 32 outputs, where the border pixels and the remainder after whole
+  // spans are a large part of the row): the kernel rows under an output row
   // are copied into `padded` with zero-point bytes around them, and the span runs over the whole
   // row as if it were interior (a padding tap adds zero_point * w, which the bias folded over all
   // taps takes away again), its last step computing past out_w without storing.
   // 3x3 narrow rows take P = out_w / steps pixels per step (4 to 8), so that little is computed
   // past out_w (a 5-wide row: one step of 5 instead of 8).
+  constexpr int64_t kNarrowMax = 32;
   const int64_t K = s.kernel_w;
   int narrow_pixels = pixels;
   SpanFn narrow_span = span;
-  if (span && !pairs && K == 3 && s.out_w <= 16) {
+  if (span && !pairs && K == 3 && s.out_w <= kNarrowMax) {
     const int64_t st = (s.out_w + 7) / 8;
     narrow_pixels = static_cast<int>((s.out_w + st - 1) / st);
     if (narrow_pixels < 4) narrow_pixels = 4;
@@ -316,7 +318,7 @@ void dwconv_rows(const QWindow& s, const uint8_t* x, const uint8_t* w, const Dw&
   const int64_t cols = (steps * narrow_pixels - 1) * s.stride_w + K;
   constexpr int64_t kPaddedBytes = 32768;
   alignas(64) uint8_t padded[kPaddedBytes];
-  const bool narrow = span && !pairs && s.out_w <= 16 && s.pad_left < cols && K * cols * C <= kPaddedBytes;
+  const bool narrow = span && !pairs && s.out_w <= kNarrowMax && s.pad_left < cols && K * cols * C <= kPaddedBytes;
   QWindow ps = s;
   if (narrow) {
     ps.in_h = K;
