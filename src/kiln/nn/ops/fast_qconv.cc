@@ -105,19 +105,33 @@ void xor_bytes(const uint8_t* src, uint8_t* dst, int64_t n, uint8_t x) {
   for (; i < n; ++i) dst[i] = static_cast<uint8_t>(src[i] ^ x);
 }
 
-// n bytes (n >= 1) in whole 8- or 4-byte words, the last one ending at n (overlapping the one
-// before): a run-time-length memcpy of 9 or 10 bytes would be a library call.
-inline void copy_small(uint8_t* d, const uint8_t* s, int64_t n) {
+// n bytes (n >= 1) XORed with x8's repeated byte, in whole 8- or 4-byte words, the last one
+// ending at n (overlapping the one before): a run-time-length memcpy of 9 or 10 bytes would be a
+// library call.
+inline void copy_small(uint8_t* d, const uint8_t* s, int64_t n, uint64_t x8) {
+  auto w8 = [&](int64_t i) {
+    uint64_t v;
+    std::memcpy(&v, s + i, 8);
+    v ^= x8;
+    std::memcpy(d + i, &v, 8);
+  };
+  auto w4 = [&](int64_t i) {
+    uint32_t v;
+    std::memcpy(&v, s + i, 4);
+    v ^= static_cast<uint32_t>(x8);
+    std::memcpy(d + i, &v, 4);
+  };
   if (n >= 8) {
-    for (int64_t i = 0; i + 8 <= n; i += 8) std::memcpy(d + i, s + i, 8);
-    if (n % 8) std::memcpy(d + n - 8, s + n - 8, 8);
+    for (int64_t i = 0; i + 8 <= n; i += 8) w8(i);
+    if (n % 8) w8(n - 8);
   } else if (n >= 4) {
-    std::memcpy(d, s, 4);
-    std::memcpy(d + n - 4, s + n - 4, 4);
+    w4(0);
+    w4(n - 4);
   } else {
-    d[0] = s[0];
-    if (n > 1) d[1] = s[1];
-    if (n > 2) d[2] = s[2];
+    const uint8_t x = static_cast<uint8_t>(x8);
+    d[0] = static_cast<uint8_t>(s[0] ^ x);
+    if (n > 1) d[1] = static_cast<uint8_t>(s[1] ^ x);
+    if (n > 2) d[2] = static_cast<uint8_t>(s[2] ^ x);
   }
 }
 
@@ -140,13 +154,16 @@ inline void fill_small(uint8_t* d, uint64_t z8, int64_t n) {
 // output pixel, padded to kk with the zero byte (padding taps too). The taps of one kernel row
 // are contiguous in NHWC when the window lies inside the input columns: one copy per kernel row.
 // Every value is a local here, so the byte stores cannot make the compiler reload them.
-void im2col(const kernels::QWindow& w, int64_t cg, int64_t k_real, int64_t kk, uint8_t zero_byte,
+// Every byte is XORed with `a_xor` on the way (the micro-kernel's activation domain, see qgemm's
+// a_prexored).
+void im2col(const kernels::QWindow& w, int64_t cg, int64_t k_real, int64_t kk, uint8_t zero_byte, uint8_t a_xor,
             const uint8_t* base, uint8_t* col) {
   const int64_t batch = w.batch, in_h = w.in_h, in_w = w.in_w, out_h = w.out_h, out_w = w.out_w;
   const int64_t kh_n = w.kernel_h, kw_n = w.kernel_w, sh = w.stride_h, sw = w.stride_w;
   const int64_t dh = w.dilation_h, dw = w.dilation_w, pt = w.pad_top, pl = w.pad_left, c = w.channels;
   const int64_t span = kw_n * cg, row_bytes = in_w * c;
-  const uint64_t z8 = 0x0101010101010101ull * zero_byte;
+  const uint64_t z8 = 0x0101010101010101ull * static_cast<uint8_t>(zero_byte ^ a_xor);
+  const uint64_t x8 = 0x0101010101010101ull * a_xor;
   // Output columns whose kernel rows are contiguous inside the input: [ow_lo, ow_hi).
   int64_t ow_lo = out_w, ow_hi = out_w;
   if (dw == 1) {
@@ -173,14 +190,14 @@ void im2col(const kernels::QWindow& w, int64_t cg, int64_t k_real, int64_t kk, u
             const int64_t k0 = iw0 < 0 ? std::min(-iw0, kw_n) : 0;
             const int64_t k1 = std::max(k0, std::min(kw_n, in_w - iw0));
             if (k0 > 0) fill_small(d, z8, k0 * cg);
-            if (k1 > k0) copy_small(d + k0 * cg, x_n + ih * row_bytes + (iw0 + k0) * c, (k1 - k0) * cg);
+            if (k1 > k0) copy_small(d + k0 * cg, x_n + ih * row_bytes + (iw0 + k0) * c, (k1 - k0) * cg, x8);
             if (k1 < kw_n) fill_small(d + k1 * cg, z8, (kw_n - k1) * cg);
             continue;
           }
           for (int64_t kw = 0; kw < kw_n; ++kw) {
             const int64_t iw = ow * sw - pl + kw * dw;
             if (iw < 0 || iw >= in_w) fill_small(d + kw * cg, z8, cg);
-            else copy_small(d + kw * cg, x_n + ih * row_bytes + iw * c, cg);
+            else copy_small(d + kw * cg, x_n + ih * row_bytes + iw * c, cg, x8);
           }
         }
         if (kk > k_real) fill_small(row + ow * kk + k_real, z8, kk - k_real);
@@ -196,7 +213,7 @@ void im2col(const kernels::QWindow& w, int64_t cg, int64_t k_real, int64_t kk, u
           continue;
         }
         const uint8_t* src = x_n + ih * row_bytes + (ow_lo * sw - pl) * c;
-        for (int64_t ow = ow_lo; ow < ow_hi; ++ow, d += kk, src += sw * c) copy_small(d, src, span);
+        for (int64_t ow = ow_lo; ow < ow_hi; ++ow, d += kk, src += sw * c) copy_small(d, src, span, x8);
       }
       if (kk > k_real)
         for (int64_t ow = ow_lo; ow < ow_hi; ++ow) fill_small(row + ow * kk + k_real, z8, kk - k_real);
@@ -324,8 +341,7 @@ Result<KernelPtr> prepare_qconv(PrepareContext& ctx) {
         [=, &cfg](const KernelContext& k) {
           const uint8_t* base = static_cast<const uint8_t*>(k.in(0).data);
           uint8_t* col = static_cast<uint8_t*>(k.scratch);
-          im2col(win, cg, k_real, kk, zero_byte, base, col);
-          if (flat->a_xor) xor_bytes(col, col, rows * kk, flat->a_xor);
+          im2col(win, cg, k_real, kk, zero_byte, flat->a_xor, base, col);
           kernels::qgemm(cfg, rows, col, kk, *flat, k.out(0).data, m, params, k.pool, flat->a_xor != 0);
           return Status::ok();
         },
