@@ -141,18 +141,21 @@ void qgemm(const QGemmConfig& cfg, int64_t m, const void* a, int64_t lda, const 
   QParams p = params;
   p.a_xor = a_prexored ? 0 : w.a_xor;
   const size_t es = out_size(p);
+  // The fields every tile shares, copied per tile (a QTile built from scratch in the loop was
+  // zero-filled with rep stos first: 40 % of this function's own time on MobileNetV2 int8).
+  QTile base;
+  base.kc = w.kc;
+  base.lda = lda;
+  base.ldc = ldc;
+  base.params = &p;
   for_each_tile(m, cfg.mr, w.panels(), w.panel_stride, m * w.n * w.kc, kMinParallelMacs, pool, [&](int64_t rb, int64_t panel) {
-    QTile t;
+    QTile t = base;
     const int64_t i0 = rb * cfg.mr, j0 = panel * cfg.nr;
     t.mr = static_cast<int>(std::min<int64_t>(cfg.mr, m - i0));
     t.nc = static_cast<int>(std::min<int64_t>(cfg.nr, w.n - j0));
-    t.kc = w.kc;
     t.a = static_cast<const uint8_t*>(a) + i0 * lda;
-    t.lda = lda;
     t.w = w.panel(panel);
     t.c = static_cast<uint8_t*>(c) + (i0 * ldc + j0) * es;
-    t.ldc = ldc;
-    t.params = &p;
     cfg.gemm(t);
   });
 }
@@ -163,20 +166,21 @@ void qigemm(const QGemmConfig& cfg, int64_t m, const uint8_t* const* a_ptrs, ptr
   QParams p = params;
   p.a_xor = a_prexored ? 0 : w.a_xor;
   const size_t es = out_size(p);
+  QTile base;  // as in qgemm
+  base.kc = w.kc;
+  base.ks = w.ks;
+  base.a_offset = a_offset;
+  base.zero = zero;
+  base.ldc = ldc;
+  base.params = &p;
   for_each_tile(m, cfg.mr, w.panels(), w.panel_stride, m * w.n * w.kc * w.ks, kMinParallelMacs, pool, [&](int64_t rb, int64_t panel) {
-    QTile t;
+    QTile t = base;
     const int64_t i0 = rb * cfg.mr, j0 = panel * cfg.nr;
     t.mr = static_cast<int>(std::min<int64_t>(cfg.mr, m - i0));
     t.nc = static_cast<int>(std::min<int64_t>(cfg.nr, w.n - j0));
-    t.kc = w.kc;
-    t.ks = w.ks;
     t.a_ptrs = a_ptrs + rb * w.ks * cfg.mr;
-    t.a_offset = a_offset;
-    t.zero = zero;
     t.w = w.panel(panel);
     t.c = static_cast<uint8_t*>(c) + (i0 * ldc + j0) * es;
-    t.ldc = ldc;
-    t.params = &p;
     cfg.igemm(t);
   });
 }
