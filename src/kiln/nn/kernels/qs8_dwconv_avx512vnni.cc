@@ -257,6 +257,22 @@ SpanFn span_for(const QWindow& s, int* pixels, bool* pairs) {
   return nullptr;
 }
 
+// n bytes of `v` / of `src` (a few hundred bytes per kernel row of a narrow image: inline 64-byte
+// stores and a masked tail instead of memset / memcpy calls).
+inline void fill_bytes(uint8_t* dst, __m512i v, int64_t n) {
+  int64_t i = 0;
+  for (; i + 64 <= n; i += 64) _mm512_storeu_si512(dst + i, v);
+  if (i < n) _mm512_mask_storeu_epi8(dst + i, _cvtu64_mask64(~0ull >> (64 - (n - i))), v);
+}
+inline void copy_bytes(uint8_t* dst, const uint8_t* src, int64_t n) {
+  int64_t i = 0;
+  for (; i + 64 <= n; i += 64) _mm512_storeu_si512(dst + i, _mm512_loadu_si512(src + i));
+  if (i < n) {
+    const __mmask64 m = _cvtu64_mask64(~0ull >> (64 - (n - i)));
+    _mm512_mask_storeu_epi8(dst + i, m, _mm512_maskz_loadu_epi8(m, src + i));
+  }
+}
+
 // The 3x3 span with P pixels per step (4 to 8) for stride 1 or 2 (narrow rows).
 template <bool kU>
 SpanFn narrow_span3(int64_t stride, int p) {
@@ -326,7 +342,7 @@ void dwconv_rows(const QWindow& s, const uint8_t* x, const uint8_t* w, const Dw&
     ps.pad_top = 0;
     ps.pad_left = 0;
   }
-  const uint8_t zero_byte = static_cast<uint8_t>(d.zero_value);
+  const __m512i zero_vec = _mm512_set1_epi8(static_cast<char>(d.zero_value));
   for (int64_t r = row_begin; r < row_end; ++r) {
     const int64_t n = r / s.out_h, oh = r % s.out_h;
     const uint8_t* x_n = x + n * s.in_h * s.in_w * C;
@@ -337,13 +353,13 @@ void dwconv_rows(const QWindow& s, const uint8_t* x, const uint8_t* w, const Dw&
         uint8_t* prow = padded + kh * cols * C;
         const int64_t ih = ih0 + kh;
         if (ih < 0 || ih >= s.in_h || copy_w <= 0) {
-          __builtin_memset(prow, zero_byte, static_cast<size_t>(cols * C));
+          fill_bytes(prow, zero_vec, cols * C);
           continue;
         }
-        __builtin_memset(prow, zero_byte, static_cast<size_t>(s.pad_left * C));
-        __builtin_memcpy(prow + s.pad_left * C, x_n + ih * s.in_w * C, static_cast<size_t>(copy_w * C));
+        fill_bytes(prow, zero_vec, s.pad_left * C);
+        copy_bytes(prow + s.pad_left * C, x_n + ih * s.in_w * C, copy_w * C);
         const int64_t right = cols - s.pad_left - copy_w;
-        if (right > 0) __builtin_memset(prow + (s.pad_left + copy_w) * C, zero_byte, static_cast<size_t>(right * C));
+        if (right > 0) fill_bytes(prow + (s.pad_left + copy_w) * C, zero_vec, right * C);
       }
       narrow_span(ps, padded, w, 0, K, 0, 0, steps, d, y + r * s.out_w * C * d.es);
       continue;
