@@ -282,6 +282,8 @@ TEST(QDwConv, EveryKernelSetMatchesReference) {
       // Rows wider than the narrow limit (32 outputs): spans between border pixels, 8-channel pairs.
       {13, 5, 40, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1}, {18, 7, 41, 5, 5, 1, 1, 1, 1, 2, 2, 2, 2},
       {8, 4, 37, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1},  {32, 5, 70, 3, 3, 2, 2, 1, 1, 0, 0, 1, 1},
+      // Narrow images too large for one padded copy: several chunks of rows per image.
+      {130, 12, 30, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1}, {100, 15, 40, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1},
   };
   for (const QKernels* qk : available_qkernels()) {
     int case_index = 0;

@@ -169,10 +169,13 @@ void dw_quad(const QWindow& s, const uint8_t* x_n, const uint8_t* w, int64_t kh_
 // loads per kernel row for 24 vpdpwssd). Pairs (8 channels, stride 1): one 16-byte load holds two
 // neighbouring pixels, i.e. the same tap of two neighbouring outputs, so a unit is two outputs,
 // T = 2, and the block's weights, bias and scales are duplicated into both halves.
+//
+// `rows` output rows, the input and output moving by x_row_step / y_row_step bytes from one to the
+// next (the narrow rows of dwconv_rows: the weights and the folded bias are loaded once for them).
 template <int K, int T, int P, int kOut, bool kU, bool kMasked>
 inline void dw_span_block(const QWindow& s, const uint8_t* x_n, const uint8_t* blk, int64_t c, __mmask16 m,
                           int64_t kh_lo, int64_t kh_hi, int64_t ih0, int64_t ow_begin, int64_t blocks, const Dw& d,
-                          uint8_t* y_row) {
+                          uint8_t* y_row, int64_t rows, int64_t x_row_step, int64_t y_row_step) {
   const int64_t C = s.channels;
   constexpr int kInputs = (P - 1) * T + K;  // input vectors under P neighbouring units
   __m512i wk[K * K];
@@ -182,6 +185,7 @@ inline void dw_span_block(const QWindow& s, const uint8_t* x_n, const uint8_t* b
 #pragma GCC unroll 25
   for (int t = 0; t < K * K; ++t)
     if (t >= kh_lo * K && t < kh_hi * K) bias = _mm512_dpwssd_epi32(bias, d.neg_zero, wk[t]);
+  for (int64_t rr = 0; rr < rows; ++rr, x_n += x_row_step, y_row += y_row_step)
   for (int64_t q = 0; q < blocks; ++q) {
     const int64_t ow = ow_begin + P * kOut * q;
     const int64_t iw0 = ow * s.stride_w - s.pad_left;
@@ -210,15 +214,17 @@ inline void dw_span_block(const QWindow& s, const uint8_t* x_n, const uint8_t* b
 
 template <int K, int S, int P, bool kU>
 void dw_span(const QWindow& s, const uint8_t* x_n, const uint8_t* w, int64_t kh_lo, int64_t kh_hi, int64_t ih0,
-             int64_t ow_begin, int64_t blocks, const Dw& d, uint8_t* y_row) {
+             int64_t ow_begin, int64_t blocks, const Dw& d, uint8_t* y_row, int64_t rows, int64_t x_row_step,
+             int64_t y_row_step) {
   const int64_t C = s.channels;
   for (int64_t c = 0; c < C; c += 16) {
     const uint8_t* blk = w + (c / 16) * d.block_bytes;
     if (C - c >= 16)
-      dw_span_block<K, S, P, 1, kU, false>(s, x_n, blk, c, 0xFFFF, kh_lo, kh_hi, ih0, ow_begin, blocks, d, y_row);
+      dw_span_block<K, S, P, 1, kU, false>(s, x_n, blk, c, 0xFFFF, kh_lo, kh_hi, ih0, ow_begin, blocks, d, y_row, rows,
+                                           x_row_step, y_row_step);
     else
       dw_span_block<K, S, P, 1, kU, true>(s, x_n, blk, c, lane_mask(C - c), kh_lo, kh_hi, ih0, ow_begin, blocks, d,
-                                          y_row);
+                                          y_row, rows, x_row_step, y_row_step);
   }
 }
 
@@ -226,12 +232,14 @@ void dw_span(const QWindow& s, const uint8_t* x_n, const uint8_t* w, int64_t kh_
 // output pixels.
 template <int K, int P, bool kU>
 void dw_span_pairs(const QWindow& s, const uint8_t* x_n, const uint8_t* w, int64_t kh_lo, int64_t kh_hi, int64_t ih0,
-                   int64_t ow_begin, int64_t blocks, const Dw& d, uint8_t* y_row) {
-  dw_span_block<K, 2, P, 2, kU, false>(s, x_n, w, 0, 0xFFFF, kh_lo, kh_hi, ih0, ow_begin, blocks, d, y_row);
+                   int64_t ow_begin, int64_t blocks, const Dw& d, uint8_t* y_row, int64_t rows, int64_t x_row_step,
+                   int64_t y_row_step) {
+  dw_span_block<K, 2, P, 2, kU, false>(s, x_n, w, 0, 0xFFFF, kh_lo, kh_hi, ih0, ow_begin, blocks, d, y_row, rows,
+                                       x_row_step, y_row_step);
 }
 
 using SpanFn = void (*)(const QWindow&, const uint8_t*, const uint8_t*, int64_t, int64_t, int64_t, int64_t, int64_t,
-                        const Dw&, uint8_t*);
+                        const Dw&, uint8_t*, int64_t, int64_t, int64_t);
 
 // The register-resident span for this geometry, and how many output pixels it handles per step;
 // *pairs is set when it wants the duplicated 8-channel block.
@@ -314,10 +322,10 @@ void dwconv_rows(const QWindow& s, const uint8_t* x, const uint8_t* w, const Dw&
   }
   const uint8_t* span_weights = pairs ? dup : w;
   // Narrow rows (at most 32 outputs, where the border pixels and the remainder after whole
-  // spans are a large part of the row): the kernel rows under an output row
-  // are copied into `padded` with zero-point bytes around them, and the span runs over the whole
-  // row as if it were interior (a padding tap adds zero_point * w, which the bias folded over all
-  // taps takes away again), its last step computing past out_w without storing.
+  // spans are a large part of the row): the input rows under a chunk of output rows are copied
+  // into `padded` with zero-point bytes around them, and the span runs over whole rows as if they
+  // were interior (a padding tap adds zero_point * w, which the bias folded over all taps takes
+  // away again), its last step computing past out_w without storing.
   // 3x3 narrow rows take P = out_w / steps pixels per step (4 to 8), so that little is computed
   // past out_w (a 5-wide row: one step of 5 instead of 8).
   constexpr int64_t kNarrowMax = 32;
@@ -337,23 +345,30 @@ void dwconv_rows(const QWindow& s, const uint8_t* x, const uint8_t* w, const Dw&
   const bool narrow = span && !pairs && s.out_w <= kNarrowMax && s.pad_left < cols && K * cols * C <= kPaddedBytes;
   QWindow ps = s;
   if (narrow) {
-    ps.in_h = K;
+    ps.in_h = K;  // unused by the span (the rows it reads are the chunk's)
     ps.in_w = cols;
     ps.pad_top = 0;
     ps.pad_left = 0;
   }
   const __m512i zero_vec = _mm512_set1_epi8(static_cast<char>(d.zero_value));
-  for (int64_t r = row_begin; r < row_end; ++r) {
-    const int64_t n = r / s.out_h, oh = r % s.out_h;
-    const uint8_t* x_n = x + n * s.in_h * s.in_w * C;
-    const int64_t ih0 = oh * s.stride_h - s.pad_top;
-    if (narrow) {
-      const int64_t copy_w = s.in_w < cols - s.pad_left ? s.in_w : cols - s.pad_left;
-      for (int64_t kh = 0; kh < K; ++kh) {
-        uint8_t* prow = padded + kh * cols * C;
-        const int64_t ih = ih0 + kh;
+  if (narrow) {
+    // Chunks of output rows of one image whose input rows, padded, fit in `padded` together: they
+    // are copied once, and the span runs over the whole chunk with its weights in registers.
+    const int64_t sh = s.stride_h, row_bytes = cols * C;
+    const int64_t chunk_max = (kPaddedBytes / row_bytes - K) / sh + 1;  // >= 1: K rows fit
+    const int64_t copy_w = s.in_w < cols - s.pad_left ? s.in_w : cols - s.pad_left;
+    for (int64_t r = row_begin; r < row_end;) {
+      const int64_t n = r / s.out_h, oh = r % s.out_h;
+      int64_t rows = s.out_h - oh;
+      if (rows > row_end - r) rows = row_end - r;
+      if (rows > chunk_max) rows = chunk_max;
+      const uint8_t* x_n = x + n * s.in_h * s.in_w * C;
+      const int64_t ih_first = oh * sh - s.pad_top, in_rows = (rows - 1) * sh + K;
+      for (int64_t i = 0; i < in_rows; ++i) {
+        uint8_t* prow = padded + i * row_bytes;
+        const int64_t ih = ih_first + i;
         if (ih < 0 || ih >= s.in_h || copy_w <= 0) {
-          fill_bytes(prow, zero_vec, cols * C);
+          fill_bytes(prow, zero_vec, row_bytes);
           continue;
         }
         fill_bytes(prow, zero_vec, s.pad_left * C);
@@ -361,9 +376,16 @@ void dwconv_rows(const QWindow& s, const uint8_t* x, const uint8_t* w, const Dw&
         const int64_t right = cols - s.pad_left - copy_w;
         if (right > 0) fill_bytes(prow + (s.pad_left + copy_w) * C, zero_vec, right * C);
       }
-      narrow_span(ps, padded, w, 0, K, 0, 0, steps, d, y + r * s.out_w * C * d.es);
-      continue;
+      narrow_span(ps, padded, w, 0, K, 0, 0, steps, d, y + r * s.out_w * C * d.es, rows, sh * row_bytes,
+                  s.out_w * C * d.es);
+      r += rows;
     }
+    return;
+  }
+  for (int64_t r = row_begin; r < row_end; ++r) {
+    const int64_t n = r / s.out_h, oh = r % s.out_h;
+    const uint8_t* x_n = x + n * s.in_h * s.in_w * C;
+    const int64_t ih0 = oh * s.stride_h - s.pad_top;
     int64_t kh_lo = 0, kh_hi = s.kernel_h;
     while (kh_lo < kh_hi && ih0 + kh_lo * s.dilation_h < 0) ++kh_lo;
     while (kh_hi > kh_lo && ih0 + (kh_hi - 1) * s.dilation_h >= s.in_h) --kh_hi;
@@ -372,7 +394,7 @@ void dwconv_rows(const QWindow& s, const uint8_t* x, const uint8_t* w, const Dw&
     for (; ow < ow_lo; ++ow) dw_pixel<kU>(s, x_n, w, ih0, ow * s.stride_w - s.pad_left, d, y_row + ow * C * d.es);
     if (span && ow + pixels <= ow_hi) {
       const int64_t blocks = (ow_hi - ow) / pixels;
-      span(s, x_n, span_weights, kh_lo, kh_hi, ih0, ow, blocks, d, y_row);
+      span(s, x_n, span_weights, kh_lo, kh_hi, ih0, ow, blocks, d, y_row, 1, 0, 0);
       ow += pixels * blocks;
     }
     for (; ow + 4 <= ow_hi; ow += 4)
