@@ -328,6 +328,58 @@ Result<KernelPtr> prepare_qconv(PrepareContext& ctx) {
   // Few input channels (the first layer of an image or audio model): each tap would be a reduction
   // of fewer than 4 bytes, padded to 4 in the micro-kernel. Gathering the taps of a row into one
   // contiguous K = KH*KW*C row (im2col, in scratch) gives the kernel full-width reductions.
+  if (groups == 1 && cg < 4 && win.dilation_w == 1 && (win.kernel_w * cg) % 4 == 0) {
+    // Few input channels, whole kernel rows as taps: the input is copied once into a zero-point
+    // padded buffer (XORed for the micro-kernel on the way), where each kernel row of each window
+    // is kw * cg contiguous bytes; an indirect GEMM over KH taps of kc = KW * C bytes then needs no
+    // im2col. `mat` (one group) is already tap-major with those taps: k = kh * (KW * C) + kw * C + c.
+    // Only when kc is a multiple of 4 (the KWS stem, 10x4x1): a partial group of 4 at the end of
+    // every tap costs the micro-kernel a short copy per row (3x3x3 stems: 119 -> 175 us on VWW).
+    const int64_t kc = win.kernel_w * cg, ks = win.kernel_h;
+    auto packed = std::make_shared<kernels::QPackedWeights>(kernels::pack_qweights(
+        cfg, mat.data(), ks, kc, m, m, false, bias, scale.data(), xq.zero_point, xq.is_unsigned));
+    const int64_t hp = std::max(win.in_h + g.pt + g.pb, (win.out_h - 1) * win.stride_h + (ks - 1) * win.dilation_h + 1);
+    const int64_t wp = std::max(win.in_w + g.pl + g.pr, (win.out_w - 1) * win.stride_w + win.kernel_w);
+    const int64_t mr = cfg.mr, blocks = (rows + mr - 1) / mr;
+    auto ic = std::make_shared<IndirectConv>();
+    ic->m = rows;
+    ic->zero.assign(64, 0);  // never pointed at: every tap lies inside the padded copy
+    ic->ptrs.resize(static_cast<size_t>(blocks * ks * mr));
+    for (int64_t row = 0; row < blocks * mr; ++row) {
+      const int64_t r = std::min(row, rows - 1);
+      const int64_t n = r / (win.out_h * win.out_w), rem = r % (win.out_h * win.out_w);
+      const int64_t oh = rem / win.out_w, ow = rem % win.out_w;
+      for (int64_t kh = 0; kh < ks; ++kh)
+        ic->ptrs[static_cast<size_t>(((row / mr) * ks + kh) * mr + row % mr)] = reinterpret_cast<const uint8_t*>(
+            kBase + static_cast<uintptr_t>(((n * hp + oh * win.stride_h + kh * win.dilation_h) * wp + ow * win.stride_w) * c));
+    }
+    ctx.request_scratch(static_cast<size_t>(win.batch * hp * wp * c));
+    const int64_t pt = g.pt, pl = g.pl;
+    return make_kernel(
+        [=, &cfg](const KernelContext& k) {
+          const uint8_t* src = static_cast<const uint8_t*>(k.in(0).data);
+          uint8_t* pad = static_cast<uint8_t*>(k.scratch);
+          const uint8_t xr = packed->a_xor, zb = static_cast<uint8_t>(zero_byte ^ xr);
+          const int64_t in_row = win.in_w * c, pad_row = wp * c;
+          for (int64_t n = 0; n < win.batch; ++n)
+            for (int64_t y = 0; y < hp; ++y) {
+              uint8_t* d = pad + (n * hp + y) * pad_row;
+              const int64_t ih = y - pt;
+              if (ih < 0 || ih >= win.in_h) {
+                std::memset(d, zb, static_cast<size_t>(pad_row));
+                continue;
+              }
+              std::memset(d, zb, static_cast<size_t>(pl * c));
+              xor_bytes(src + (n * win.in_h + ih) * in_row, d + pl * c, in_row, xr);
+              std::memset(d + pl * c + in_row, zb, static_cast<size_t>(pad_row - pl * c - in_row));
+            }
+          const ptrdiff_t offset = reinterpret_cast<const char*>(pad) - reinterpret_cast<const char*>(kBase);
+          kernels::qigemm(cfg, rows, ic->ptrs.data(), offset, ic->zero.data(), *packed, k.out(0).data, m, params,
+                          k.pool, true);
+          return Status::ok();
+        },
+        cfg.name);
+  }
   if (groups == 1 && cg < 4) {
     // With one group, `mat` is the (KH*KW*C) x M matrix, rows tap-major. K is padded to a multiple
     // of 4 (zero weights; the padding bytes hold the input zero point) so that no row ends in a

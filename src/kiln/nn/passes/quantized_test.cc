@@ -182,6 +182,8 @@ TEST(Quantized, QdqConvolutionsRunOnIntegerKernels) {
       {3, 8, 13, 14, 3, 3, 2, 2, 1, 1, 1, {0, 1, 1, 0}},   // an RGB stem, stride 2 (im2col)
       {2, 5, 9, 11, 5, 5, 1, 2, 1, 1, 1, {2, 2, 2, 2}},    // kernel rows of 10 bytes
       {3, 4, 9, 9, 3, 3, 1, 1, 2, 2, 1, {2, 2, 2, 2}},     // few channels, dilated
+      {2, 6, 11, 9, 3, 2, 2, 1, 2, 1, 1, {1, 0, 2, 1}},    // kernel rows of 4 bytes as taps, dilated rows
+      {1, 3, 12, 8, 5, 4, 1, 2, 1, 1, 1, {0, 1, 0, 2}},    // the same with one channel, stride 1x2
   };
   for (const ConvCase& k : cases)
     for (bool relu : {false, true})
