@@ -34,8 +34,11 @@ inline __m512i bcast4(const uint8_t* p, __m512i x) {
 }
 template <bool kXor>
 inline __m512i bcast_partial(const uint8_t* p, int64_t n, __m512i x) {
-  int32_t v = 0;
-  std::memcpy(&v, p, static_cast<size_t>(n));
+  // n = 1..3 bytes, assembled by byte loads (a memcpy of run-time length is a library call).
+  uint32_t u = p[0];
+  if (n > 1) u |= static_cast<uint32_t>(p[1]) << 8;
+  if (n > 2) u |= static_cast<uint32_t>(p[2]) << 16;
+  const int32_t v = static_cast<int32_t>(u);
   return kXor ? _mm512_xor_si512(_mm512_set1_epi32(v), x) : _mm512_set1_epi32(v);
 }
 

@@ -328,13 +328,13 @@ Result<KernelPtr> prepare_qconv(PrepareContext& ctx) {
   // Few input channels (the first layer of an image or audio model): each tap would be a reduction
   // of fewer than 4 bytes, padded to 4 in the micro-kernel. Gathering the taps of a row into one
   // contiguous K = KH*KW*C row (im2col, in scratch) gives the kernel full-width reductions.
-  if (groups == 1 && cg < 4 && win.dilation_w == 1 && (win.kernel_w * cg) % 4 == 0) {
+  if (groups == 1 && cg < 4 && win.dilation_w == 1 && win.kernel_w * cg >= 4) {
     // Few input channels, whole kernel rows as taps: the input is copied once into a zero-point
     // padded buffer (XORed for the micro-kernel on the way), where each kernel row of each window
     // is kw * cg contiguous bytes; an indirect GEMM over KH taps of kc = KW * C bytes then needs no
     // im2col. `mat` (one group) is already tap-major with those taps: k = kh * (KW * C) + kw * C + c.
-    // Only when kc is a multiple of 4 (the KWS stem, 10x4x1): a partial group of 4 at the end of
-    // every tap costs the micro-kernel a short copy per row (3x3x3 stems: 119 -> 175 us on VWW).
+    // kc >= 4 (3x3x3 RGB stems: 9-byte taps, 3 groups of 4 with zero weights in the last 3 bytes,
+    // which beats im2col's copy; the KWS stem 10x4x1: 4-byte taps).
     const int64_t kc = win.kernel_w * cg, ks = win.kernel_h;
     auto packed = std::make_shared<kernels::QPackedWeights>(kernels::pack_qweights(
         cfg, mat.data(), ks, kc, m, m, false, bias, scale.data(), xq.zero_point, xq.is_unsigned));

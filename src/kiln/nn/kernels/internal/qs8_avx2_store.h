@@ -113,9 +113,11 @@ static inline __m256i bcast4(const uint8_t* p, __m256i x) {
   return _mm256_xor_si256(_mm256_set1_epi32(v), x);
 }
 static inline __m256i bcast_partial(const uint8_t* p, int64_t n, __m256i x) {
-  int32_t v = 0;
-  std::memcpy(&v, p, static_cast<size_t>(n));
-  return _mm256_xor_si256(_mm256_set1_epi32(v), x);
+  // n = 1..3 bytes, assembled by byte loads (a memcpy of run-time length is a library call).
+  uint32_t u = p[0];
+  if (n > 1) u |= static_cast<uint32_t>(p[1]) << 8;
+  if (n > 2) u |= static_cast<uint32_t>(p[2]) << 16;
+  return _mm256_xor_si256(_mm256_set1_epi32(static_cast<int32_t>(u)), x);
 }
 
 }  // namespace kiln::nn::kernels::qs8_avx2
