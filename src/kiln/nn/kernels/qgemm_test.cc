@@ -428,6 +428,40 @@ TEST(QConvert, QuantizeAndDequantizeMatchTheOperatorDefinition) {
   }
 }
 
+// Values at, next to and a few ulps from ties k + 0.5 of x / scale, for scales whose reciprocal is
+// inexact, quantise exactly as the division defines (a kernel that multiplied by 1 / scale would
+// round some of them the other way).
+TEST(QConvert, QuantizeIsExactNearTies) {
+  std::mt19937 rng(63);
+  std::uniform_int_distribution<int> kd(-300, 300);
+  std::normal_distribution<float> nd(0.f, 1.f);
+  for (float scale : {0.5f, 0.1f, 0.0371f, 1.f / 3.f, 7.3e-3f, 3.3e-5f, 113.7f}) {
+    // Blocks of 8 (one vector) of one kind: 0-3 ulps from a tie, 4-64 ulps, or ordinary values.
+    std::vector<float> x;
+    for (int block = 0; block < 3000; ++block)
+      for (int lane = 0; lane < 8; ++lane) {
+        if (block % 3 == 2) {
+          x.push_back(nd(rng) * 200.f * scale);
+          continue;
+        }
+        float v = (static_cast<float>(kd(rng)) + 0.5f) * scale;  // near a tie of x / scale
+        const int ulps = block % 3 == 0 ? lane % 4 : 4 + (block * 8 + lane) % 61;
+        const bool down = (block + lane) % 2 == 0;
+        for (int u = 0; u < ulps; ++u) v = std::nextafter(v, down ? -1e30f : 1e30f);
+        x.push_back(v);
+      }
+    for (const QKernels* qk : available_qkernels())
+      for (bool is_unsigned : {false, true}) {
+        const int32_t zp = is_unsigned ? 100 : -3;
+        std::vector<uint8_t> q(x.size());
+        qk->quantize(x.data(), static_cast<int64_t>(x.size()), scale, zp, is_unsigned, q.data());
+        for (size_t i = 0; i < x.size(); ++i)
+          ASSERT_EQ(q[i], quantize_one(x[i], scale, zp, is_unsigned))
+              << qk->name << " scale=" << scale << " x=" << x[i] << " i=" << i;
+      }
+  }
+}
+
 }  // namespace
 }  // namespace kiln::nn::kernels
 
