@@ -128,7 +128,7 @@ void gemm_view(const GemmConfig& cfg, int64_t m, const float* a, int64_t lda, co
   const int64_t panels = (w.n + w.nr - 1) / w.nr;
   const int64_t panel_bytes = w.panel_stride * int64_t{sizeof(float)};
   const int64_t group = panels_per_group(panels, panel_bytes);
-  for_each_tile(m, cfg.mr, panels, panel_bytes, m * w.n * w.k, kMinParallelMacs, pool, [&](int64_t rb, int64_t panel) {
+  for_each_tile(m, cfg.mr, cfg.nr, panels, panel_bytes, m * w.n * w.k, kMinParallelMacs, pool, [&](int64_t rb, int64_t panel) {
     Tile t;
     const int64_t i0 = rb * cfg.mr, j0 = panel * cfg.nr;
     t.mr = static_cast<int>(std::min<int64_t>(cfg.mr, m - i0));
@@ -154,7 +154,7 @@ void igemm(const GemmConfig& cfg, int64_t m, int64_t ks, int64_t kc, const float
   const int64_t panel_bytes = w.panel_stride * int64_t{sizeof(float)};
   const int64_t group = panels_per_group(w.panels(), panel_bytes);
   const PackedView view{w.k, w.n, w.nr, w.panel_stride, w.data.data<float>()};
-  for_each_tile(m, cfg.mr, w.panels(), panel_bytes, m * w.n * ks * kc, kMinParallelMacs, pool, [&](int64_t rb, int64_t panel) {
+  for_each_tile(m, cfg.mr, cfg.nr, w.panels(), panel_bytes, m * w.n * ks * kc, kMinParallelMacs, pool, [&](int64_t rb, int64_t panel) {
     Tile t;
     const int64_t i0 = rb * cfg.mr, j0 = panel * cfg.nr;
     t.mr = static_cast<int>(std::min<int64_t>(cfg.mr, m - i0));

@@ -154,7 +154,7 @@ TEST(Gemm, ThreadedMatchesSingleThreaded) {
   std::mt19937 rng(11);
   const GemmConfig& cfg = gemm_config();
   ThreadPool pool(3);
-  for (int64_t m : {1, 5, 100}) {
+  for (int64_t m : {1, 5, 100}) {  // 1 and 5: fewer row blocks than threads, split by panels
     const int64_t n = 200, k = 33;
     auto a = random_vector(m * k, rng), w = random_vector(k * n, rng);
     PackedWeights pw = pack_weights(cfg, w.data(), k, n, n, false, nullptr);
@@ -173,18 +173,21 @@ TEST(Gemm, PanelGroupsOfLargeWeightsMatchReference) {
   ThreadPool pool(2);
   for (const GemmConfig* cfg : available_gemm_configs()) {
     const int64_t k = cpu_features().l2_bytes / 2 / (cfg->nr * int64_t{sizeof(float)}) + 5;
-    const int64_t m = 2 * cfg->mr + 1, n = 3 * cfg->nr + 1;
-    auto a = random_vector(m * k, rng), w = random_vector(k * n, rng, 0.05f), bias = random_vector(n, rng);
-    PackedWeights pw = pack_weights(*cfg, w.data(), k, n, n, false, bias.data());
-    ASSERT_LT(panels_per_group(pw.panels(), pw.panel_stride * int64_t{sizeof(float)}), pw.panels());
-    GemmParams p;
-    p.act = Activation::kRelu;
-    std::vector<float> want(m * n), one(m * n), many(m * n);
-    gemm_reference(m, n, k, a.data(), k, w.data(), n, bias.data(), want.data(), n, p);
-    gemm(*cfg, m, a.data(), k, pw, one.data(), n, p, nullptr);
-    gemm(*cfg, m, a.data(), k, pw, many.data(), n, p, &pool);
-    expect_close(one, want, m, n, n, k, cfg->name);
-    EXPECT_EQ(one, many) << cfg->name;
+    const int64_t n = 3 * cfg->nr + 1;
+    // Fewer rows than columns: threads split the panels; more: they split the row blocks.
+    for (int64_t m : {int64_t(2 * cfg->mr + 1), int64_t(5 * cfg->nr + 3)}) {
+      auto a = random_vector(m * k, rng), w = random_vector(k * n, rng, 0.05f), bias = random_vector(n, rng);
+      PackedWeights pw = pack_weights(*cfg, w.data(), k, n, n, false, bias.data());
+      ASSERT_LT(panels_per_group(pw.panels(), pw.panel_stride * int64_t{sizeof(float)}), pw.panels());
+      GemmParams p;
+      p.act = Activation::kRelu;
+      std::vector<float> want(m * n), one(m * n), many(m * n);
+      gemm_reference(m, n, k, a.data(), k, w.data(), n, bias.data(), want.data(), n, p);
+      gemm(*cfg, m, a.data(), k, pw, one.data(), n, p, nullptr);
+      gemm(*cfg, m, a.data(), k, pw, many.data(), n, p, &pool);
+      expect_close(one, want, m, n, n, k, std::string(cfg->name) + " m=" + std::to_string(m));
+      EXPECT_EQ(one, many) << cfg->name << " m=" << m;
+    }
   }
 }
 

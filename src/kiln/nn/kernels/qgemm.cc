@@ -148,7 +148,7 @@ void qgemm(const QGemmConfig& cfg, int64_t m, const void* a, int64_t lda, const 
   base.lda = lda;
   base.ldc = ldc;
   base.params = &p;
-  for_each_tile(m, cfg.mr, w.panels(), w.panel_stride, m * w.n * w.kc, kMinParallelMacs, pool, [&](int64_t rb, int64_t panel) {
+  for_each_tile(m, cfg.mr, cfg.nr, w.panels(), w.panel_stride, m * w.n * w.kc, kMinParallelMacs, pool, [&](int64_t rb, int64_t panel) {
     QTile t = base;
     const int64_t i0 = rb * cfg.mr, j0 = panel * cfg.nr;
     t.mr = static_cast<int>(std::min<int64_t>(cfg.mr, m - i0));
@@ -173,7 +173,7 @@ void qigemm(const QGemmConfig& cfg, int64_t m, const uint8_t* const* a_ptrs, ptr
   base.zero = zero;
   base.ldc = ldc;
   base.params = &p;
-  for_each_tile(m, cfg.mr, w.panels(), w.panel_stride, m * w.n * w.kc * w.ks, kMinParallelMacs, pool, [&](int64_t rb, int64_t panel) {
+  for_each_tile(m, cfg.mr, cfg.nr, w.panels(), w.panel_stride, m * w.n * w.kc * w.ks, kMinParallelMacs, pool, [&](int64_t rb, int64_t panel) {
     QTile t = base;
     const int64_t i0 = rb * cfg.mr, j0 = panel * cfg.nr;
     t.mr = static_cast<int>(std::min<int64_t>(cfg.mr, m - i0));
