@@ -23,6 +23,7 @@
 #include <cstdint>
 
 #include "kiln/nn/kernels/internal/qs8_ukernels.h"
+#include "kiln/nn/kernels/internal/window_span.h"
 
 namespace kiln::nn::kernels {
 namespace {
@@ -123,11 +124,9 @@ inline void dw_pixel_block(const QWindow& s, const uint8_t* x_n, const uint8_t* 
 template <bool kU>
 void dw_pixel(const QWindow& s, const uint8_t* x_n, const uint8_t* w, int64_t ih0, int64_t iw0, const Dw& d,
               uint8_t* y) {
-  int64_t kh_lo = 0, kh_hi = s.kernel_h, kw_lo = 0, kw_hi = s.kernel_w;
-  while (kh_lo < kh_hi && ih0 + kh_lo * s.dilation_h < 0) ++kh_lo;
-  while (kh_hi > kh_lo && ih0 + (kh_hi - 1) * s.dilation_h >= s.in_h) --kh_hi;
-  while (kw_lo < kw_hi && iw0 + kw_lo * s.dilation_w < 0) ++kw_lo;
-  while (kw_hi > kw_lo && iw0 + (kw_hi - 1) * s.dilation_w >= s.in_w) --kw_hi;
+  int64_t kh_lo, kh_hi, kw_lo, kw_hi;
+  taps_inside(ih0, s.kernel_h, s.dilation_h, s.in_h, &kh_lo, &kh_hi);
+  taps_inside(iw0, s.kernel_w, s.dilation_w, s.in_w, &kw_lo, &kw_hi);
   const int64_t C = s.channels;
   int64_t c = 0;
   for (; c + 48 < C; c += 64) dw_pixel_block<4, kU>(s, x_n, w, ih0, iw0, kh_lo, kh_hi, kw_lo, kw_hi, c, d, y);
@@ -298,12 +297,8 @@ template <bool kU>
 void dwconv_rows(const QWindow& s, const uint8_t* x, const uint8_t* w, const Dw& d, uint8_t* y, int64_t row_begin,
                  int64_t row_end) {
   const int64_t C = s.channels;
-  // Output columns whose whole window lies inside the input: [ow_lo, ow_hi).
-  const int64_t span_w = (s.kernel_w - 1) * s.dilation_w;
-  int64_t ow_lo = s.pad_left > 0 ? (s.pad_left + s.stride_w - 1) / s.stride_w : 0;
-  int64_t ow_hi = s.in_w - span_w + s.pad_left > 0 ? (s.in_w - 1 - span_w + s.pad_left) / s.stride_w + 1 : 0;
-  if (ow_hi > s.out_w) ow_hi = s.out_w;
-  if (ow_lo > ow_hi) ow_lo = ow_hi;
+  int64_t ow_lo, ow_hi;  // output columns whose whole window lies inside the input
+  interior_columns(s, &ow_lo, &ow_hi);
   int pixels = 0;
   bool pairs = false;
   const SpanFn span = span_for<kU>(s, &pixels, &pairs);
@@ -386,9 +381,8 @@ void dwconv_rows(const QWindow& s, const uint8_t* x, const uint8_t* w, const Dw&
     const int64_t n = r / s.out_h, oh = r % s.out_h;
     const uint8_t* x_n = x + n * s.in_h * s.in_w * C;
     const int64_t ih0 = oh * s.stride_h - s.pad_top;
-    int64_t kh_lo = 0, kh_hi = s.kernel_h;
-    while (kh_lo < kh_hi && ih0 + kh_lo * s.dilation_h < 0) ++kh_lo;
-    while (kh_hi > kh_lo && ih0 + (kh_hi - 1) * s.dilation_h >= s.in_h) --kh_hi;
+    int64_t kh_lo, kh_hi;
+    taps_inside(ih0, s.kernel_h, s.dilation_h, s.in_h, &kh_lo, &kh_hi);
     uint8_t* y_row = y + r * s.out_w * C * d.es;
     int64_t ow = 0;
     for (; ow < ow_lo; ++ow) dw_pixel<kU>(s, x_n, w, ih0, ow * s.stride_w - s.pad_left, d, y_row + ow * C * d.es);

@@ -366,12 +366,22 @@ Result<KernelPtr> prepare_global_average(PrepareContext& ctx) {
       wk.name);
 }
 
-// d[p * A + c] = s[c * pixels + p]: A planes of `pixels` floats into channels-last order.
-template <int A>
-void interleave_planes(const float* __restrict s, int64_t pixels, float* __restrict d) {
+// d[p * A + c] = s[c * pixels + p]: A planes of `pixels` elements into channels-last order.
+template <int A, typename T>
+void interleave_planes(const T* __restrict s, int64_t pixels, T* __restrict d) {
   for (int64_t p = 0; p < pixels; ++p)
 #pragma GCC unroll 4
     for (int c = 0; c < A; ++c) d[p * A + c] = s[c * pixels + p];
+}
+
+template <typename T>
+void interleave_planes(const T* s, int64_t planes, int64_t pixels, T* d) {
+  switch (planes) {
+    case 2: interleave_planes<2>(s, pixels, d); break;
+    case 3: interleave_planes<3>(s, pixels, d); break;
+    case 4: interleave_planes<4>(s, pixels, d); break;
+    default: break;
+  }
 }
 
 // NCHW -> NHWC ("to": "nhwc") or back ("nchw") for a rank-4 tensor of any 4- or 1-byte... type.
@@ -399,18 +409,16 @@ Result<KernelPtr> prepare_transpose(PrepareContext& ctx) {
       std::memcpy(dst, src, static_cast<size_t>(n * a * b) * es);
       return Status::ok();
     }
-    // A network's NCHW image input (3 channels, or 1 to 4): interleave the planes in one pass,
+    // A network's NCHW image input (3 channels, or 2 to 4; float or int8): interleave the planes in one pass,
     // a loop the compiler vectorises, instead of blocks whose inner loop is 3 long.
-    if (to == "nhwc" && es == 4 && a <= 4) {
+    if (to == "nhwc" && (es == 4 || es == 1) && a <= 4) {
       for (int64_t i = 0; i < n; ++i) {
-        const float* s = reinterpret_cast<const float*>(src) + i * a * b;
-        float* d = reinterpret_cast<float*>(dst) + i * a * b;
-        switch (a) {
-          case 2: interleave_planes<2>(s, b, d); break;
-          case 3: interleave_planes<3>(s, b, d); break;
-          case 4: interleave_planes<4>(s, b, d); break;
-          default: break;
-        }
+        if (es == 4)
+          interleave_planes(reinterpret_cast<const float*>(src) + i * a * b, a, b,
+                            reinterpret_cast<float*>(dst) + i * a * b);
+        else  // the int8 input of a quantised model
+          interleave_planes(reinterpret_cast<const int8_t*>(src) + i * a * b, a, b,
+                            reinterpret_cast<int8_t*>(dst) + i * a * b);
       }
       return Status::ok();
     }
