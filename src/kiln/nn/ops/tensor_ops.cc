@@ -10,6 +10,7 @@
 #include <memory>
 #include <numeric>
 
+#include "kiln/core/thread_pool.h"
 #include "kiln/nn/ops/families.h"
 #include "kiln/nn/ops/op_util.h"
 
@@ -348,13 +349,24 @@ Result<KernelPtr> prepare_concat(PrepareContext& ctx) {
   std::vector<size_t> chunk(count);
   for (size_t i = 0; i < count; ++i) chunk[i] = static_cast<size_t>(ctx.input(i).shape[axis] * inner) * es;
   ctx.set_output(0, first.dtype, out);
-  return make_kernel([outer, chunk](const KernelContext& k) {
-    char* y = k.out(0).as<char>();
-    for (int64_t o = 0; o < outer; ++o) {
-      for (size_t i = 0; i < chunk.size(); ++i) {
-        copy_bytes(y, k.in(i).as<const char>() + static_cast<size_t>(o) * chunk[i], chunk[i]);
-        y += chunk[i];
+  const size_t row_bytes = std::accumulate(chunk.begin(), chunk.end(), size_t{0});
+  return make_kernel([outer, chunk, row_bytes](const KernelContext& k) {
+    auto rows = [&](int64_t o0, int64_t o1) {
+      char* y = k.out(0).as<char>() + static_cast<size_t>(o0) * row_bytes;
+      for (int64_t o = o0; o < o1; ++o) {
+        for (size_t i = 0; i < chunk.size(); ++i) {
+          copy_bytes(y, k.in(i).as<const char>() + static_cast<size_t>(o) * chunk[i], chunk[i]);
+          y += chunk[i];
+        }
       }
+    };
+    // A large concatenation (SqueezeNet's channel concats are ~1 MB) is memory-bound: the threads
+    // share the rows.
+    if (k.pool && k.pool->threads() > 1 && outer >= 2 && static_cast<size_t>(outer) * row_bytes >= (size_t{1} << 18)) {
+      const int64_t tasks = std::min<int64_t>(outer, int64_t{k.pool->threads()} * 4);
+      k.pool->parallel_for(tasks, [&](int64_t t) { rows(outer * t / tasks, outer * (t + 1) / tasks); });
+    } else {
+      rows(0, outer);
     }
     return Status::ok();
   });
