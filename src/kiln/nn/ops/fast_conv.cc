@@ -13,6 +13,7 @@
 // grouped convolution: no im2col copy), or the depthwise window kernel.
 #include <cstring>
 #include <memory>
+#include <utility>
 
 #include "kiln/core/thread_pool.h"
 #include "kiln/nn/kernels/gemm.h"
@@ -364,9 +365,35 @@ Result<KernelPtr> prepare_global_average(PrepareContext& ctx) {
   ctx.set_output(0, DType::kFloat32, {x.shape[0], 1, 1, x.shape[3]});
   const int64_t n = x.shape[0], hw = x.shape[1] * x.shape[2], c = x.shape[3];
   const kernels::WindowKernels& wk = kernels::window_kernels();
+  // With threads, each takes a range of pixels (the rows the threads of the producing layer just
+  // wrote, still in their caches) and the partial means are combined.
+  constexpr int64_t kMaxParts = 8;
+  ctx.request_scratch(static_cast<size_t>(kMaxParts * n * c) * sizeof(float));
   return make_kernel(
       [=, &wk](const KernelContext& k) {
-        wk.global_avg(n, hw, c, k.in(0).as<const float>(), k.out(0).as<float>());
+        const float* xp = k.in(0).as<const float>();
+        float* yp = k.out(0).as<float>();
+        const int64_t parts = k.pool ? std::min<int64_t>(kMaxParts, k.pool->threads()) : 1;
+        if (parts < 2 || hw * c < (1 << 16) || hw < 2 * parts) {
+          wk.global_avg(n, hw, c, xp, yp);
+          return Status::ok();
+        }
+        float* partial = static_cast<float*>(k.scratch);  // [part][n][c]: mean over the part's pixels
+        auto range = [&](int64_t part) { return std::pair<int64_t, int64_t>{hw * part / parts, hw * (part + 1) / parts}; };
+        k.pool->parallel_for(parts * n, [&](int64_t t) {
+          const int64_t part = t % parts, b = t / parts;
+          const auto [i0, i1] = range(part);
+          wk.global_avg(1, i1 - i0, c, xp + (b * hw + i0) * c, partial + (part * n + b) * c);
+        });
+        for (int64_t b = 0; b < n; ++b)
+          for (int64_t ch = 0; ch < c; ++ch) {
+            float sum = 0.f;
+            for (int64_t part = 0; part < parts; ++part) {
+              const auto [i0, i1] = range(part);
+              sum += partial[(part * n + b) * c + ch] * static_cast<float>(i1 - i0);
+            }
+            yp[b * c + ch] = sum / static_cast<float>(hw);
+          }
         return Status::ok();
       },
       wk.name);
