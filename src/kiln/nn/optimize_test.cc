@@ -32,12 +32,15 @@ Tensor positive_tensor(Shape shape, std::mt19937& rng) {
   return t;
 }
 
-// Runs `m` on `inputs` with and without optimisation and compares every output.
-void expect_same(const Model& m, const std::vector<Tensor>& inputs, const std::string& what, int* fast_steps = nullptr) {
+// Runs `m` on `inputs` with and without optimisation (the optimised run on `threads` threads) and
+// compares every output.
+void expect_same(const Model& m, const std::vector<Tensor>& inputs, const std::string& what, int* fast_steps = nullptr,
+                 int threads = 1) {
   std::vector<Tensor> results[2];
   for (int opt = 0; opt < 2; ++opt) {
     CompileOptions o;
     o.optimize = opt == 1;
+    if (opt == 1) o.threads = threads;
     Result<CompiledModel> cm = compile(m, o);
     ASSERT_TRUE(cm.is_ok()) << what << ": " << cm.status().to_string();
     if (opt == 1 && fast_steps) {
@@ -246,6 +249,37 @@ TEST(Optimize, SqueezeExcitationGateFoldsIntoProjection) {
       for (const StepInfo& s : cm->steps()) muls += s.op_type == "Mul";
       EXPECT_EQ(muls, hw == 9 ? 0 : 1) << what;
     }
+  }
+}
+
+// The steps that share work between threads only above a size: the folded excitation gate's
+// weight scaling (5 panels of 256 x 32), global average pooling (32x32x256) and a channel Concat
+// (786 KB). At 2 threads they must agree with the reference kernels.
+TEST(Optimize, LargeLayersSplitBetweenThreadsMatchReference) {
+  std::mt19937 rng(37);
+  ModelBuilder b(13);
+  b.input("x", DType::kFloat32, {1, 32, 32, 32})
+      .initializer("we", random_tensor({256, 32, 1, 1}, rng, 0.2f))
+      .initializer("w1", random_tensor({16, 256, 1, 1}, rng, 0.1f))
+      .initializer("w2", random_tensor({256, 16, 1, 1}, rng, 0.3f))
+      .initializer("wp", random_tensor({160, 256, 1, 1}, rng, 0.1f))
+      .initializer("wq", random_tensor({96, 32, 1, 1}, rng, 0.2f))
+      .node("Conv", {"x", "we"}, {"e"}, {Attr::ints("kernel_shape", {1, 1})})
+      .node("Relu", {"e"}, {"er"})
+      .node("GlobalAveragePool", {"er"}, {"sq"})
+      .node("Conv", {"sq", "w1"}, {"f1"}, {Attr::ints("kernel_shape", {1, 1})})
+      .node("Relu", {"f1"}, {"f1r"})
+      .node("Conv", {"f1r", "w2"}, {"f2"}, {Attr::ints("kernel_shape", {1, 1})})
+      .node("Sigmoid", {"f2"}, {"gate"})
+      .node("Mul", {"er", "gate"}, {"scaled"})
+      .node("Conv", {"scaled", "wp"}, {"p"}, {Attr::ints("kernel_shape", {1, 1})})
+      .node("Conv", {"x", "wq"}, {"q"}, {Attr::ints("kernel_shape", {1, 1})})
+      .node("Concat", {"p", "q"}, {"y"}, {Attr::i("axis", 1)})
+      .output("y", DType::kFloat32);
+  Result<Model> m = b.build();
+  ASSERT_TRUE(m.is_ok()) << m.status().to_string();
+  for (int threads : {1, 2}) {
+    expect_same(*m, {random_tensor({1, 32, 32, 32}, rng)}, "threads " + std::to_string(threads), nullptr, threads);
   }
 }
 
