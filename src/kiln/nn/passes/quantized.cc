@@ -182,6 +182,10 @@ class QuantizedPass {
         int src = -1;
         const int v = n.inputs[0];
         if (v < 0 || !e_.single_use(v) || !activation_dq(v, &q, &src)) continue;
+        // Followed by a QuantizeLinear with the same parameters: fuse_shape_op makes the pair a
+        // view of the int8 tensor instead (moving the DequantizeLinear would leave DQ -> Q).
+        OutputQ oq;
+        if (output_q(n.outputs[0], &oq) && oq.nodes.size() == 1 && oq.q.same(q)) continue;
         const Node dq = g_.nodes[e_.producer(v)];
         const int y = n.outputs[0];
         const int reshaped = e_.add_value(e_.value(y).name + "_int8", e_.dtype(src), e_.shape(y));
