@@ -9,6 +9,7 @@
 #include <random>
 #include <vector>
 
+#include "kiln/discover/internal/gp_lml.h"
 #include "kiln/discover/internal/gp_screen.h"
 
 namespace kiln::discover {
@@ -57,19 +58,35 @@ double objective(unsigned n, const double* x, double* grad, void* data) {
   return -v;
 }
 
-// Cholesky of K with escalating jitter; false when K is not positive definite even then.
-bool robust_cholesky(Eigen::MatrixXd K, Eigen::MatrixXd* L, double* jitter_used) {
+// Lower Cholesky factor of K (lower triangle given; K + jitter I with escalating jitter) by the
+// fit's factorisation (internal/gp_lml.h); false when K is not positive definite even then.
+bool robust_cholesky(const Eigen::MatrixXd& K, Eigen::MatrixXd* L, double* jitter_used) {
+  const internal::GpLml& lml = internal::gp_lml();
+  const int n = static_cast<int>(K.rows());
   double jitter = kJitter;
-  for (int attempt = 0; attempt < 6; ++attempt) {
-    Eigen::LLT<Eigen::MatrixXd> llt(K + jitter * Eigen::MatrixXd::Identity(K.rows(), K.cols()));
-    if (llt.info() == Eigen::Success) {
-      *L = llt.matrixL();
+  for (int attempt = 0; attempt < 6; ++attempt, jitter *= 10) {
+    *L = K;
+    L->diagonal().array() += jitter;
+    if (lml.cholesky(L->data(), n, n)) {
+      L->triangularView<Eigen::StrictlyUpper>().setZero();
       if (jitter_used) *jitter_used = jitter;
       return true;
     }
-    jitter *= 10;
   }
   return false;
+}
+
+// The log priors of gp_log_posterior, added to *v and (when grad) to the gradient.
+void add_log_prior(const Eigen::VectorXd& theta, int d, bool learn_noise, double* v, Eigen::VectorXd* grad) {
+  const double mu = ls_prior_mean(d);
+  for (int i = 0; i < d; ++i) *v -= 0.5 * std::pow((theta[i] - mu) / kLsPriorSd, 2);
+  *v -= 0.5 * std::pow((theta[d] - kSigPriorMean) / kSigPriorSd, 2);
+  if (learn_noise) *v -= 0.5 * std::pow((theta[d + 1] - kNoisePriorMean) / kNoisePriorSd, 2);
+  if (grad) {
+    for (int i = 0; i < d; ++i) (*grad)[i] -= (theta[i] - mu) / (kLsPriorSd * kLsPriorSd);
+    (*grad)[d] -= (theta[d] - kSigPriorMean) / (kSigPriorSd * kSigPriorSd);
+    if (learn_noise) (*grad)[d + 1] -= (theta[d + 1] - kNoisePriorMean) / (kNoisePriorSd * kNoisePriorSd);
+  }
 }
 
 }  // namespace
@@ -84,6 +101,43 @@ Status GpOptions::validate() const {
 
 double gp_log_posterior(const Eigen::MatrixXd& X, const Eigen::VectorXd& y, KernelType kt, const Eigen::VectorXd& theta,
                         bool learn_noise, double fixed_noise, bool priors, Eigen::VectorXd* grad) {
+  const int n = static_cast<int>(X.rows()), d = static_cast<int>(X.cols());
+  const double noise = learn_noise ? std::exp(theta[d + 1]) : fixed_noise;
+  // Buffers reused across the evaluations of a fit (hundreds of kilobytes at 128 points).
+  thread_local std::vector<double> xs, work, gls;
+  xs.resize(static_cast<size_t>(n) * d);
+  for (int c = 0; c < d; ++c) {
+    const double inv = 1.0 / std::exp(theta[c]);
+    for (int i = 0; i < n; ++i) xs[static_cast<size_t>(c) * n + i] = X(i, c) * inv;
+  }
+  work.resize(static_cast<size_t>(internal::gp_lml_work_size(n)));
+  gls.resize(d);
+  internal::GpLmlArgs a;
+  a.rbf = kt == KernelType::kRbf;
+  a.n = n;
+  a.d = d;
+  a.xs = xs.data();
+  a.ldx = n;
+  a.y = y.data();
+  a.s2 = std::exp(theta[d]);
+  a.diag = noise + kJitter;
+  a.grad = grad != nullptr;
+  a.work = work.data();
+  a.grad_ls = gls.data();
+  if (!internal::gp_lml().evaluate(a)) return -INFINITY;
+  double v = -0.5 * a.quad - a.logdet_half - 0.5 * n * kLog2Pi;
+  if (grad) {
+    grad->setZero(d + 2);
+    for (int j = 0; j < d; ++j) (*grad)[j] = gls[j];
+    (*grad)[d] = a.grad_s2;
+    if (learn_noise) (*grad)[d + 1] = 0.5 * noise * a.trace_w;
+  }
+  if (priors) add_log_prior(theta, d, learn_noise, &v, grad);
+  return v;
+}
+
+double gp_log_posterior_reference(const Eigen::MatrixXd& X, const Eigen::VectorXd& y, KernelType kt, const Eigen::VectorXd& theta,
+                                  bool learn_noise, double fixed_noise, bool priors, Eigen::VectorXd* grad) {
   const int n = static_cast<int>(X.rows()), d = static_cast<int>(X.cols());
   Kernel k{kt, theta.head(d).array().exp().matrix(), std::exp(theta[d])};
   double noise = learn_noise ? std::exp(theta[d + 1]) : fixed_noise;
@@ -242,8 +296,11 @@ Result<GaussianProcess> GaussianProcess::with_hyper(const Eigen::MatrixXd& X, co
 Status GaussianProcess::condition(const Eigen::MatrixXd& X, const Eigen::VectorXd& ym) {
   X_ = X;
   y_ = ym;
-  Eigen::MatrixXd K = kernel_.matrix(X, X);
-  K.diagonal().array() += noise_;
+  // The lower triangle of K by the fit's kernel path: differences, not a GEMM (internal/gp_lml.h).
+  const int n = static_cast<int>(X.rows()), d = static_cast<int>(X.cols());
+  const Eigen::MatrixXd Xs = X * kernel_.lengthscales.array().inverse().matrix().asDiagonal();
+  Eigen::MatrixXd K(n, n);
+  internal::gp_lml().kernel_lower(kernel_.type == KernelType::kRbf, Xs.data(), n, n, d, kernel_.signal_variance, noise_, K.data(), n);
   double jitter = 0;
   if (!robust_cholesky(K, &L_, &jitter)) return Status::invalid("GP: the covariance matrix is not positive definite");
   noise_ += jitter;  // what the factor actually holds, so conditioning updates stay consistent

@@ -101,7 +101,12 @@ class GaussianProcess final : public Model {
 
 // The log marginal likelihood (plus log priors when `priors`) and its gradient wrt the packed
 // hyperparameters [log l_1..d, log s2, log noise]: what fit() maximises, exposed for tests.
+// The kernel matrix, factorisation, K^-1 and gradient traces run in internal/gp_lml.h (per-ISA).
 double gp_log_posterior(const Eigen::MatrixXd& X, const Eigen::VectorXd& y, KernelType kernel, const Eigen::VectorXd& theta,
                         bool learn_noise, double fixed_noise, bool priors, Eigen::VectorXd* grad);
+// The same through Eigen (GEMM distances, LLT, K^-1 by solving with the identity): the
+// reference gp_log_posterior is tested against (gp_lml_test.cc); equal up to rounding.
+double gp_log_posterior_reference(const Eigen::MatrixXd& X, const Eigen::VectorXd& y, KernelType kernel, const Eigen::VectorXd& theta,
+                                  bool learn_noise, double fixed_noise, bool priors, Eigen::VectorXd* grad);
 
 }  // namespace kiln::discover
