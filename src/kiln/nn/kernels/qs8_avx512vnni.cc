@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <cstring>
 
+#include "kiln/nn/kernels/internal/qs8_avx512_requant.h"
 #include "kiln/nn/kernels/internal/qs8_ukernels.h"
 
 namespace kiln::nn::kernels {
@@ -127,53 +128,20 @@ inline void init_acc(__m512i (&acc0)[MR], __m512i (&acc1)[MR], const uint8_t* w)
   }
 }
 
-// int8 output when every multiplier of the tile is below 0.5, so |float(acc) * scale| < 2^30
-// converts to int32 without overflow: four vectors are rounded, packed to int16 with
-// saturation, given the zero point (saturating), packed to int8, clamped to [qmin, qmax] and
-// stored with one permute, about 5 operations per vector instead of store16's 9. The result is
-// store16's: rint(clamp(f, qmin - zp, qmax - zp)) + zp = clamp(rint(f) + zp, qmin, qmax) for
-// integral bounds, and the saturations only move values that the clamp moves anyway.
-struct PackedEpilogue {
-  __m512i zp16, lo8, hi8, xor8, perm;
-};
-
-inline PackedEpilogue make_packed_epilogue(const QParams& p) {
-  PackedEpilogue e;
-  e.zp16 = _mm512_set1_epi16(static_cast<int16_t>(p.out_zero_point));
-  e.lo8 = _mm512_set1_epi8(static_cast<char>(p.qmin));
-  e.hi8 = _mm512_set1_epi8(static_cast<char>(p.qmax));
-  e.xor8 = _mm512_set1_epi8(static_cast<char>(p.out_xor));
-  // packs interleave per 128-bit lane: lane k holds dwords 4k.. of each of the four vectors
-  e.perm = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
-  return e;
-}
-
-inline __m512i round_scaled(__m512i acc, __m512 scale) {
-  return _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_cvtepi32_ps(acc), scale));
-}
-
-// Bytes of a, b, c, d (16 int32 each, already rounded) in that order, requantised.
-inline __m512i pack4(__m512i a, __m512i b, __m512i c, __m512i d, const PackedEpilogue& e) {
-  const __m512i ab = _mm512_adds_epi16(_mm512_packs_epi32(a, b), e.zp16);
-  const __m512i cd = _mm512_adds_epi16(_mm512_packs_epi32(c, d), e.zp16);
-  const __m512i v = _mm512_min_epi8(_mm512_max_epi8(_mm512_packs_epi16(ab, cd), e.lo8), e.hi8);
-  return _mm512_permutexvar_epi32(e.perm, _mm512_xor_si512(v, e.xor8));
-}
-
 // Requantises the tile from `spill` (row i: acc0 at spill + 32 * i, acc1 16 further on).
 template <int MR>
 inline void store_tile_packed(const int32_t* spill, const QTile& t, const Epilogue& e) {
   const auto acc = [&](int i, int half) { return _mm512_load_si512(spill + 32 * i + 16 * half); };
-  const PackedEpilogue pe = make_packed_epilogue(*t.params);
+  const avx512::PackedEpilogue pe = avx512::make_packed_epilogue(*t.params);
   uint8_t* c = static_cast<uint8_t*>(t.c);
   if (t.nc > 16) {  // two rows of 32 columns per vector
     const __mmask32 m = _cvtu32_mask32(~0u >> (32 - t.nc));
 #pragma GCC unroll 4
     for (int i = 0; i < MR; i += 2) {
-      const __m512i a = round_scaled(acc(i, 0), e.s0), b = round_scaled(acc(i, 1), e.s1);
-      const __m512i cc = i + 1 < MR ? round_scaled(acc(i + 1, 0), e.s0) : a;
-      const __m512i d = i + 1 < MR ? round_scaled(acc(i + 1, 1), e.s1) : b;
-      const __m512i v = pack4(a, b, cc, d, pe);
+      const __m512i a = avx512::round_scaled(acc(i, 0), e.s0), b = avx512::round_scaled(acc(i, 1), e.s1);
+      const __m512i cc = i + 1 < MR ? avx512::round_scaled(acc(i + 1, 0), e.s0) : a;
+      const __m512i d = i + 1 < MR ? avx512::round_scaled(acc(i + 1, 1), e.s1) : b;
+      const __m512i v = avx512::pack4(a, b, cc, d, pe);
       _mm256_mask_storeu_epi8(c + i * t.ldc, m, _mm512_castsi512_si256(v));
       if (i + 1 < MR) _mm256_mask_storeu_epi8(c + (i + 1) * t.ldc, m, _mm512_extracti64x4_epi64(v, 1));
     }
@@ -182,11 +150,11 @@ inline void store_tile_packed(const int32_t* spill, const QTile& t, const Epilog
   const __mmask16 m = static_cast<__mmask16>(0xFFFFu >> (16 - t.nc));  // four rows of at most 16 columns
 #pragma GCC unroll 2
   for (int i = 0; i < MR; i += 4) {
-    const __m512i a = round_scaled(acc(i, 0), e.s0);
-    const __m512i b = i + 1 < MR ? round_scaled(acc(i + 1, 0), e.s0) : a;
-    const __m512i cc = i + 2 < MR ? round_scaled(acc(i + 2, 0), e.s0) : a;
-    const __m512i d = i + 3 < MR ? round_scaled(acc(i + 3, 0), e.s0) : a;
-    const __m512i v = pack4(a, b, cc, d, pe);
+    const __m512i a = avx512::round_scaled(acc(i, 0), e.s0);
+    const __m512i b = i + 1 < MR ? avx512::round_scaled(acc(i + 1, 0), e.s0) : a;
+    const __m512i cc = i + 2 < MR ? avx512::round_scaled(acc(i + 2, 0), e.s0) : a;
+    const __m512i d = i + 3 < MR ? avx512::round_scaled(acc(i + 3, 0), e.s0) : a;
+    const __m512i v = avx512::pack4(a, b, cc, d, pe);
     _mm_mask_storeu_epi8(c + i * t.ldc, m, _mm512_castsi512_si128(v));
     if (i + 1 < MR) _mm_mask_storeu_epi8(c + (i + 1) * t.ldc, m, _mm512_extracti32x4_epi32(v, 1));
     if (i + 2 < MR) _mm_mask_storeu_epi8(c + (i + 2) * t.ldc, m, _mm512_extracti32x4_epi32(v, 2));
@@ -198,12 +166,9 @@ template <int MR>
 inline void store_tile(const int32_t* spill, const QTile& t) {
   const QParams& p = *t.params;
   const Epilogue e = make_epilogue(reinterpret_cast<const float*>(t.w + kNR * 4), p);
-  if (p.out == QOutput::kInt8) {
-    const __m512 half = _mm512_set1_ps(0.5f);
-    if ((_mm512_cmp_ps_mask(e.s0, half, _CMP_LT_OQ) & _mm512_cmp_ps_mask(e.s1, half, _CMP_LT_OQ)) == 0xFFFF) {
-      store_tile_packed<MR>(spill, t, e);
-      return;
-    }
+  if (p.out == QOutput::kInt8 && avx512::packable_scales(e.s0) && avx512::packable_scales(e.s1)) {
+    store_tile_packed<MR>(spill, t, e);
+    return;
   }
   const int64_t es = p.out == QOutput::kInt8 ? 1 : 4;
 #pragma GCC unroll 8

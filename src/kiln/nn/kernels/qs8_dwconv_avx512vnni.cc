@@ -25,6 +25,7 @@
 
 #include <cstdint>
 
+#include "kiln/nn/kernels/internal/qs8_avx512_requant.h"
 #include "kiln/nn/kernels/internal/qs8_ukernels.h"
 #include "kiln/nn/kernels/internal/window_span.h"
 
@@ -46,6 +47,7 @@ struct Dw {
   __m128i out_xor;
   QOutput out;
   int64_t es;           // bytes per output element
+  avx512::PackedEpilogue packed;  // int8 output, four vectors at once (col3_row)
 };
 
 // 16 activation bytes (m: valid lanes) as int32 lanes.
@@ -297,26 +299,31 @@ SpanFn narrow_span3(int64_t stride, int p) {
 }
 
 // 3x3 kernels (dilation 1, strides 1 and 2) by vpdpbusd: each int32 lane multiplies four bytes,
-// the three taps of one kernel column (rows 0, 1, 2; the fourth weight is zero), so one
-// instruction does 48 useful products for 16 channels where vpdpwssd does 16. An output row reads
-// its three input rows from zero-point-padded unsigned copies (int8 inputs XORed with 0x80 while
-// copying, so the zero point becomes zero + 128); the "column unit" of padded input column p and
-// 16 channels interleaves the three rows' bytes (three zero-masked loads, one OR, one dword
-// permute, one in-lane byte shuffle), and an output pixel is three vpdpbusd over the units of
-// its window's columns. Padding taps add zero_point * w, which the bias folded over all nine
-// taps takes away again, so border pixels need no special case. With 8 channels and stride 1 a
-// unit holds two neighbouring columns and a vector two neighbouring output pixels.
-constexpr int64_t kCol3RowBytes = 12288;  // one padded input row copy (three are kept)
+// the taps of one kernel column, so one instruction does 48 useful products for 16 channels where
+// vpdpwssd does 16. Output rows read their input rows from zero-point-padded unsigned copies
+// (int8 inputs XORed with 0x80 while copying, so the zero point becomes zero + 128); the "column
+// unit" of padded input column p and 16 channels interleaves the bytes of up to four rows (zero-
+// masked loads, OR, one dword permute, one in-lane byte shuffle), and an output pixel is three
+// vpdpbusd over the units of its window's columns. At stride 1 two output rows share four-row
+// units: the upper one weighs rows 0-2 (bytes w0, w1, w2, 0), the lower one rows 1-3 (0, w0, w1,
+// w2). Padding taps add zero_point * w, which the bias folded over all nine taps takes away
+// again, so border pixels need no special case. With 8 channels and stride 1 a unit holds two
+// neighbouring columns and a vector two neighbouring output pixels. int8 outputs are requantised
+// four vectors at a time when the multipliers allow (qs8_avx512_requant.h).
+constexpr int64_t kCol3RowBytes = 12288;  // one padded input row copy (four are kept)
 constexpr int64_t kCol3Slack = 64;        // bytes before and after a row that unit loads may touch
 constexpr int64_t kCol3MaxBlocks = 64;    // channels / 16
 
 // The kernel-column weights and folded bias of one 16-channel block.
 struct alignas(64) Col3Block {
-  __m512i w[3];  // w[kw]: lane j = bytes w(0, kw, j), w(1, kw, j), w(2, kw, j), 0
-  __m512i bias;  // bias - zero * sum of the nine taps
+  __m512i w[3];      // w[kw]: lane j = bytes w(0, kw, j), w(1, kw, j), w(2, kw, j), 0
+  __m512i w_low[3];  // the same one byte up, for the output row below: 0, w(0, kw, j), ...
+  __m512i bias;      // bias - zero * sum of the nine taps
+  __m512 scale;
+  bool packed;       // int8 output with every multiplier below 0.5
 };
 
-inline Col3Block col3_block(const uint8_t* blk, int32_t zero) {
+inline Col3Block col3_block(const uint8_t* blk, int32_t zero, const Dw& d) {
   Col3Block b;
   const __m512i lo = _mm512_set1_epi32(0xFF);
   for (int kw = 0; kw < 3; ++kw) {
@@ -324,56 +331,101 @@ inline Col3Block col3_block(const uint8_t* blk, int32_t zero) {
     for (int kh = 0; kh < 3; ++kh)
       v = _mm512_or_si512(v, _mm512_slli_epi32(_mm512_and_si512(load_w(blk, kh * 3 + kw), lo), 8 * kh));
     b.w[kw] = v;
+    b.w_low[kw] = _mm512_slli_epi32(v, 8);
   }
   __m512i bias = load_bias(blk);
   const __m512i neg = _mm512_set1_epi32(-zero);
   for (int t = 0; t < 9; ++t) bias = _mm512_dpwssd_epi32(bias, neg, load_w(blk, t));
   b.bias = bias;
+  b.scale = _mm512_loadu_ps(reinterpret_cast<const float*>(blk + 64));
+  b.packed = d.out == QOutput::kInt8 && avx512::packable_scales(b.scale);
   return b;
 }
 
-// The column unit at byte offset `off` of the three padded rows.
-inline __m512i col_unit(const uint8_t* r0, const uint8_t* r1, const uint8_t* r2, int64_t off, __m512i dword_idx,
-                        __m512i byte_idx) {
-  const __m512i a = _mm512_maskz_loadu_epi32(0x000F, r0 + off);
-  const __m512i b = _mm512_maskz_loadu_epi32(0x00F0, r1 + off - 16);
-  const __m512i c = _mm512_maskz_loadu_epi32(0x0F00, r2 + off - 32);
-  const __m512i v = _mm512_ternarylogic_epi32(a, b, c, 0xFE);  // a | b | c
+// The column unit at byte offset `off` of the first kRows (3 or 4) padded rows.
+template <int kRows>
+inline __m512i col_unit(const uint8_t* const (&r)[4], int64_t off, __m512i dword_idx, __m512i byte_idx) {
+  const __m512i a = _mm512_maskz_loadu_epi32(0x000F, r[0] + off);
+  const __m512i b = _mm512_maskz_loadu_epi32(0x00F0, r[1] + off - 16);
+  const __m512i c = _mm512_maskz_loadu_epi32(0x0F00, r[2] + off - 32);
+  __m512i v = _mm512_ternarylogic_epi32(a, b, c, 0xFE);  // a | b | c
+  if constexpr (kRows == 4) v = _mm512_or_si512(v, _mm512_maskz_loadu_epi32(0xF000, r[3] + off - 48));
   return _mm512_shuffle_epi8(_mm512_permutexvar_epi32(dword_idx, v), byte_idx);
 }
 
-// One output row: `rows` are the three padded input rows (column 0 = the first padding column),
-// `blocks` the prepared weights. kPairs: 8 channels, stride 1, two output pixels per vector.
-template <int S, bool kPairs>
-inline void col3_row(const QWindow& s, const uint8_t* const (&rows)[3], const Col3Block* blocks,
-                     const uint8_t* w, const Dw& d, uint8_t* y_row) {
+// Four requantised vectors of 16 channels, pixel j at y + j * pixel_bytes (contiguous when 64).
+inline void store4(const __m512i (&acc)[4], const Col3Block& b, const Dw& d, uint8_t* y, int64_t pixel_bytes,
+                   __mmask16 m) {
+  const __m512i v = avx512::pack4(avx512::round_scaled(acc[0], b.scale), avx512::round_scaled(acc[1], b.scale),
+                                  avx512::round_scaled(acc[2], b.scale), avx512::round_scaled(acc[3], b.scale), d.packed);
+  if (pixel_bytes == 16) {
+    _mm512_storeu_si512(y, v);
+    return;
+  }
+  _mm_mask_storeu_epi8(y, m, _mm512_castsi512_si128(v));
+  _mm_mask_storeu_epi8(y + pixel_bytes, m, _mm512_extracti32x4_epi32(v, 1));
+  _mm_mask_storeu_epi8(y + 2 * pixel_bytes, m, _mm512_extracti32x4_epi32(v, 2));
+  _mm_mask_storeu_epi8(y + 3 * pixel_bytes, m, _mm512_extracti32x4_epi32(v, 3));
+}
+
+// One output row into y_row, or with kTwo (stride 1) two: y_row from padded rows 0-2 and y_low
+// from rows 1-3. Column 0 of a padded row is the first padding column; `blocks` holds the
+// prepared weights. kPairs: 8 channels, stride 1, two output pixels per vector.
+template <int S, bool kPairs, bool kTwo>
+inline void col3_row(const QWindow& s, const uint8_t* const (&rows)[4], const Col3Block* blocks, const uint8_t* w,
+                     const Dw& d, uint8_t* y_row, uint8_t* y_low) {
+  constexpr int kRows = kTwo ? 4 : 3;
+  constexpr int64_t kStep = kPairs ? 2 : 1;  // output pixels per vector
   const int64_t C = s.channels;
+  const int64_t unit_step = kPairs ? 8 : C;  // bytes from one column to the next
   const __m512i dword_idx = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
   const __m512i byte_idx = _mm512_broadcast_i32x4(_mm_setr_epi8(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15));
   for (int64_t c = 0; c < C; c += 16) {
     const Col3Block& b = blocks[c / 16];
     const uint8_t* blk = kPairs ? w : w + (c / 16) * d.block_bytes;
     const __mmask16 m = lane_mask(C - c);
-    const int64_t unit_step = kPairs ? 8 : C;  // bytes from one column to the next
-    __m512i u0 = col_unit(rows[0], rows[1], rows[2], c, dword_idx, byte_idx);
-    __m512i u1 = col_unit(rows[0], rows[1], rows[2], c + unit_step, dword_idx, byte_idx);
-    const int64_t step = kPairs ? 2 : 1;  // output pixels per vector
-    for (int64_t ow = 0; ow < s.out_w; ow += step) {
-      // Units of columns p0, p0 + 1, p0 + 2 with p0 = ow * S (u0, u1 already hold the first two).
+    __m512i u0 = col_unit<kRows>(rows, c, dword_idx, byte_idx);
+    __m512i u1 = col_unit<kRows>(rows, c + unit_step, dword_idx, byte_idx);
+    // The vector of output pixels ow (and ow + 1 for pairs) over the units of columns p0, p0 + 1,
+    // p0 + 2 with p0 = ow * S (u0 and u1 hold the first two, and are left for the next vector);
+    // the lower row's into *low.
+    const auto vec = [&](int64_t ow, __m512i* low) {
       const int64_t p0 = ow * S;
-      const __m512i u2 = col_unit(rows[0], rows[1], rows[2], c + (p0 + 2) * unit_step, dword_idx, byte_idx);
+      const __m512i u2 = col_unit<kRows>(rows, c + (p0 + 2) * unit_step, dword_idx, byte_idx);
       __m512i acc = _mm512_dpbusd_epi32(b.bias, u0, b.w[0]);
       acc = _mm512_dpbusd_epi32(acc, u1, b.w[1]);
       acc = _mm512_dpbusd_epi32(acc, u2, b.w[2]);
-      const __mmask16 sm = kPairs ? (ow + 1 < s.out_w ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>(0x00FF)) : m;
-      store16(acc, blk, d, y_row + (ow * C + c) * d.es, sm);
+      if constexpr (kTwo) {
+        __m512i l = _mm512_dpbusd_epi32(b.bias, u0, b.w_low[0]);
+        l = _mm512_dpbusd_epi32(l, u1, b.w_low[1]);
+        *low = _mm512_dpbusd_epi32(l, u2, b.w_low[2]);
+      }
       if constexpr (S == 1 && !kPairs) {
         u0 = u1;
         u1 = u2;
       } else {  // stride 2, or pairs: the next vector's window starts two columns further on
         u0 = u2;
-        u1 = col_unit(rows[0], rows[1], rows[2], c + (p0 + 3) * unit_step, dword_idx, byte_idx);
+        u1 = col_unit<kRows>(rows, c + (p0 + 3) * unit_step, dword_idx, byte_idx);
       }
+      return acc;
+    };
+    int64_t ow = 0;
+    if (b.packed) {
+      const int64_t pixel_bytes = kPairs ? 16 : C;  // from one vector's outputs to the next one's
+      for (; ow + 4 * kStep <= s.out_w; ow += 4 * kStep) {
+        __m512i up[4], low[4];
+#pragma GCC unroll 4
+        for (int j = 0; j < 4; ++j) up[j] = vec(ow + j * kStep, &low[j]);
+        store4(up, b, d, y_row + ow * C + c, pixel_bytes, m);
+        if constexpr (kTwo) store4(low, b, d, y_low + ow * C + c, pixel_bytes, m);
+      }
+    }
+    for (; ow < s.out_w; ow += kStep) {
+      __m512i low;
+      const __m512i acc = vec(ow, &low);
+      const __mmask16 sm = kPairs ? (ow + 1 < s.out_w ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>(0x00FF)) : m;
+      store16(acc, blk, d, y_row + (ow * C + c) * d.es, sm);
+      if constexpr (kTwo) store16(low, blk, d, y_low + (ow * C + c) * d.es, sm);
     }
   }
 }
@@ -410,35 +462,34 @@ inline bool col3_fits(const QWindow& s) {
 }
 
 template <bool kU>
-__attribute__((noinline)) void col3_rows(const QWindow& s, const uint8_t* x, const uint8_t* w, const uint8_t* dup, const Dw& d, uint8_t* y,
-               int64_t row_begin, int64_t row_end) {
+__attribute__((noinline)) void col3_rows(const QWindow& s, const uint8_t* x, const uint8_t* w, const uint8_t* dup,
+                                         const Dw& d, uint8_t* y, int64_t row_begin, int64_t row_end) {
   const int64_t C = s.channels, S = s.stride_w;
   const bool pairs = C == 8 && S == 1;
+  const bool two = S == 1 && s.stride_h == 1;  // output rows in pairs over four input rows
   const int32_t zero_u = kU ? d.zero_value : d.zero_value + 128;
   const __m512i zero_v = _mm512_set1_epi8(static_cast<char>(zero_u));
   const __m512i x_v = _mm512_set1_epi8(static_cast<char>(kU ? 0 : 0x80));
   const int64_t nb = (C + 15) / 16;
   Col3Block blocks[kCol3MaxBlocks];
-  for (int64_t b = 0; b < nb; ++b) blocks[b] = col3_block(pairs ? dup : w + b * d.block_bytes, zero_u);
+  for (int64_t b = 0; b < nb; ++b) blocks[b] = col3_block(pairs ? dup : w + b * d.block_bytes, zero_u, d);
   // Padded columns every output reads (+1: a pair's second column), all filled.
   const int64_t cols = (s.out_w - 1) * S + 3 + (pairs ? 1 : 0);
   constexpr int64_t kStride = kCol3RowBytes + 2 * kCol3Slack;
-  alignas(64) uint8_t buf[4 * kStride];
-  uint8_t* slot[4];
-  for (int i = 0; i < 4; ++i) slot[i] = buf + i * kStride + kCol3Slack;
-  int64_t slot_key[3] = {-1, -1, -1};
-  fill_bytes(slot[3], zero_v, cols * C);  // the rows above and below the image
-  for (int64_t r = row_begin; r < row_end; ++r) {
+  alignas(64) uint8_t buf[5 * kStride];
+  uint8_t* slot[5];
+  for (int i = 0; i < 5; ++i) slot[i] = buf + i * kStride + kCol3Slack;
+  int64_t slot_key[4] = {-1, -1, -1, -1};
+  fill_bytes(slot[4], zero_v, cols * C);  // the rows above and below the image
+  for (int64_t r = row_begin; r < row_end;) {
     const int64_t n = r / s.out_h, oh = r % s.out_h;
+    const bool both = two && r + 1 < row_end && oh + 1 < s.out_h;
     const int64_t ih0 = oh * s.stride_h - s.pad_top;
-    const uint8_t* rows[3];
-    for (int kh = 0; kh < 3; ++kh) {
+    const uint8_t* rows[4] = {slot[4], slot[4], slot[4], slot[4]};
+    for (int kh = 0; kh < (both ? 4 : 3); ++kh) {
       const int64_t ih = ih0 + kh;
-      if (ih < 0 || ih >= s.in_h) {
-        rows[kh] = slot[3];
-        continue;
-      }
-      const int64_t key = n * s.in_h + ih, k = ih % 3;
+      if (ih < 0 || ih >= s.in_h) continue;
+      const int64_t key = n * s.in_h + ih, k = ih % 4;  // any four consecutive rows take distinct slots
       if (slot_key[k] != key) {
         col3_copy_row(slot[k], x + key * s.in_w * C, s.pad_left, s.in_w, cols, C, x_v, zero_v);
         slot_key[k] = key;
@@ -446,9 +497,17 @@ __attribute__((noinline)) void col3_rows(const QWindow& s, const uint8_t* x, con
       rows[kh] = slot[k];
     }
     uint8_t* y_row = y + r * s.out_w * C * d.es;
-    if (pairs) col3_row<1, true>(s, rows, blocks, dup, d, y_row);
-    else if (S == 1) col3_row<1, false>(s, rows, blocks, w, d, y_row);
-    else col3_row<2, false>(s, rows, blocks, w, d, y_row);
+    uint8_t* y_low = y_row + s.out_w * C * d.es;
+    if (pairs) {
+      if (both) col3_row<1, true, true>(s, rows, blocks, dup, d, y_row, y_low);
+      else col3_row<1, true, false>(s, rows, blocks, dup, d, y_row, nullptr);
+    } else if (S == 1) {
+      if (both) col3_row<1, false, true>(s, rows, blocks, w, d, y_row, y_low);
+      else col3_row<1, false, false>(s, rows, blocks, w, d, y_row, nullptr);
+    } else {
+      col3_row<2, false, false>(s, rows, blocks, w, d, y_row, nullptr);
+    }
+    r += both ? 2 : 1;
   }
 }
 
@@ -584,6 +643,7 @@ void qs8_dwconv_avx512vnni(const QWindow& s, const uint8_t* x, const uint8_t* w,
   d.out_xor = _mm_set1_epi8(static_cast<char>(p.out_xor));
   d.out = p.out;
   d.es = p.out == QOutput::kInt8 ? 1 : 4;
+  if (p.out == QOutput::kInt8) d.packed = avx512::make_packed_epilogue(p);
   uint8_t* yb = static_cast<uint8_t*>(y);
   if (is_unsigned) dwconv_rows<true>(s, x, w, d, yb, row_begin, row_end);
   else dwconv_rows<false>(s, x, w, d, yb, row_begin, row_end);
