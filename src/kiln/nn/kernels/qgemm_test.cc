@@ -284,8 +284,10 @@ TEST(QDwConv, EveryKernelSetMatchesReference) {
       {8, 4, 37, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1},  {32, 5, 70, 3, 3, 2, 2, 1, 1, 0, 0, 1, 1},
       // Narrow images too large for one padded copy: several chunks of rows per image.
       {130, 12, 30, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1}, {100, 15, 40, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1},
-      // 3x3 rows too wide for the AVX-512 column-unit path's 12 KB row copies: the spans above.
+      // 3x3 rows too wide for the AVX-512 column-unit path's 12 KB row copies: the spans.
       {320, 4, 40, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1}, {300, 5, 81, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1},
+      // 3x3 rows of at most 3 outputs: the narrow spans, not the column units.
+      {16, 5, 3, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1},  {20, 7, 5, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1},
   };
   for (const QKernels* qk : available_qkernels()) {
     int case_index = 0;

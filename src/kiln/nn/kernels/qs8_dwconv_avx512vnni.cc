@@ -454,9 +454,9 @@ inline bool col3_fits(const QWindow& s) {
   if (s.kernel_h != 3 || s.kernel_w != 3 || s.dilation_h != 1 || s.dilation_w != 1) return false;
   if (s.stride_w != 1 && s.stride_w != 2) return false;
   if (s.channels > 16 * kCol3MaxBlocks) return false;
-  // Rows of fewer than 6 outputs (KWS's 25x5 maps) are faster on the narrow spans below, which keep
-  // the weights in registers over several rows: 0.5 us slower per KWS layer here.
-  if (s.out_w < 6) return false;
+  // Rows of 3 outputs or fewer (VWW's last 3x3 maps) are faster on the narrow spans below, which
+  // keep the weights in registers over several rows; from KWS's 25x5 maps up this path wins.
+  if (s.out_w < 4) return false;
   const int64_t cols = (s.out_w - 1) * s.stride_w + 4;
   return (cols + 2) * s.channels + 64 <= kCol3RowBytes;
 }
