@@ -333,11 +333,19 @@ Result<KernelPtr> prepare_qconv(PrepareContext& ctx) {
     // padded buffer (XORed for the micro-kernel on the way), where each kernel row of each window
     // is kw * cg contiguous bytes; an indirect GEMM over KH taps of kc = KW * C bytes then needs no
     // im2col. `mat` (one group) is already tap-major with those taps: k = kh * (KW * C) + kw * C + c.
-    // kc >= 4 (3x3x3 RGB stems: 9-byte taps, 3 groups of 4 with zero weights in the last 3 bytes,
-    // which beats im2col's copy; the KWS stem 10x4x1: 4-byte taps).
-    const int64_t kc = win.kernel_w * cg, ks = win.kernel_h;
+    // kc >= 4 (3x3x3 RGB stems: 9-byte taps; the KWS stem 10x4x1: 4-byte taps). A tap is read as
+    // kc rounded up to a multiple of 4 bytes with zero weights on the extra ones (they belong to
+    // the next column, or to the slack after the copy), so that the micro-kernel broadcasts whole
+    // groups of 4 instead of assembling a partial last group byte by byte (the 3x3x3 stems:
+    // 12-byte taps, 3 groups).
+    const int64_t kc_real = win.kernel_w * cg, kc = (kc_real + 3) / 4 * 4, ks = win.kernel_h;
+    std::vector<int8_t> taps_mat(static_cast<size_t>(ks * kc * m), 0);
+    for (int64_t kh = 0; kh < ks; ++kh)
+      for (int64_t k = 0; k < kc_real; ++k)
+        for (int64_t j = 0; j < m; ++j)
+          taps_mat[static_cast<size_t>((kh * kc + k) * m + j)] = mat[static_cast<size_t>((kh * kc_real + k) * m + j)];
     auto packed = std::make_shared<kernels::QPackedWeights>(kernels::pack_qweights(
-        cfg, mat.data(), ks, kc, m, m, false, bias, scale.data(), xq.zero_point, xq.is_unsigned));
+        cfg, taps_mat.data(), ks, kc, m, m, false, bias, scale.data(), xq.zero_point, xq.is_unsigned));
     const int64_t hp = std::max(win.in_h + g.pt + g.pb, (win.out_h - 1) * win.stride_h + (ks - 1) * win.dilation_h + 1);
     const int64_t wp = std::max(win.in_w + g.pl + g.pr, (win.out_w - 1) * win.stride_w + win.kernel_w);
     const int64_t mr = cfg.mr, blocks = (rows + mr - 1) / mr;
@@ -353,7 +361,9 @@ Result<KernelPtr> prepare_qconv(PrepareContext& ctx) {
         ic->ptrs[static_cast<size_t>(((row / mr) * ks + kh) * mr + row % mr)] = reinterpret_cast<const uint8_t*>(
             kBase + static_cast<uintptr_t>(((n * hp + oh * win.stride_h + kh * win.dilation_h) * wp + ow * win.stride_w) * c));
     }
-    ctx.request_scratch(static_cast<size_t>(win.batch * hp * wp * c));
+    constexpr int64_t kSlack = 64;  // the last tap's extra bytes read past the copy (zero weights)
+    const int64_t copy_bytes = win.batch * hp * wp * c;
+    ctx.request_scratch(static_cast<size_t>(copy_bytes + kSlack));
     const int64_t pt = g.pt, pl = g.pl;
     return make_kernel(
         [=, &cfg](const KernelContext& k) {
@@ -373,6 +383,7 @@ Result<KernelPtr> prepare_qconv(PrepareContext& ctx) {
               xor_bytes(src + (n * win.in_h + ih) * in_row, d + pl * c, in_row, xr);
               std::memset(d + pl * c + in_row, zb, static_cast<size_t>(pad_row - pl * c - in_row));
             }
+          std::memset(pad + copy_bytes, zb, kSlack);  // defined bytes, though their weights are zero
           const ptrdiff_t offset = reinterpret_cast<const char*>(pad) - reinterpret_cast<const char*>(kBase);
           kernels::qigemm(cfg, rows, ic->ptrs.data(), offset, ic->zero.data(), *packed, k.out(0).data, m, params,
                           k.pool, true);
