@@ -16,7 +16,7 @@ namespace {
 // AVX2 depthwise kernel.
 // Elementwise Add/Mul and pooling: AVX-512 on the AVX-512 VNNI set, AVX2 / the scalar loop elsewhere.
 const QKernels kQs8Avx512VnniSet = {"qs8_avx512vnni",        &kQs8GemmAvx512Vnni, qs8_dwconv_avx512vnni,
-                                    "qs8_dwconv_avx512vnni", qs8_quantize_avx2,   qs8_dequantize_avx2,
+                                    "qs8_dwconv_avx512vnni", qs8_quantize_avx512, qs8_dequantize_avx2,
                                     qs8_binary_avx512,       qs8_pool_avx512,     "qs8_pool_avx512"};
 const QKernels kQs8AvxVnniSet = {"qs8_avxvnni",     &kQs8GemmAvxVnni,    qs8_dwconv_avx2, "qs8_dwconv_avx2",
                                  qs8_quantize_avx2, qs8_dequantize_avx2, qs8_binary_avx2, qs8_pool_scalar,

@@ -432,6 +432,27 @@ TEST(QConvert, QuantizeAndDequantizeMatchTheOperatorDefinition) {
   }
 }
 
+// Ordinary values (few of them near a tie, so most blocks take a fast path that multiplies by the
+// reciprocal), beyond the int8 range, at odd lengths: exactly the division's result.
+TEST(QConvert, QuantizeOrdinaryValuesAtOddLengths) {
+  std::mt19937 rng(62);
+  std::normal_distribution<float> nd(0.f, 1.f);
+  for (float scale : {0.1f, 0.0371f, 1.f / 3.f, 7.3e-3f, 113.7f})
+    for (int64_t n : {1, 15, 64, 65, 1037})
+      for (bool is_unsigned : {false, true})
+        for (int32_t zp : {is_unsigned ? 0 : -128, is_unsigned ? 128 : 3, is_unsigned ? 255 : 127}) {
+          std::vector<float> x(static_cast<size_t>(n));
+          for (float& v : x) v = nd(rng) * 150.f * scale;  // about 1 in 4 beyond the 8-bit range
+          for (const QKernels* qk : available_qkernels()) {
+            std::vector<uint8_t> q(x.size());
+            qk->quantize(x.data(), n, scale, zp, is_unsigned, q.data());
+            for (size_t i = 0; i < x.size(); ++i)
+              ASSERT_EQ(q[i], quantize_one(x[i], scale, zp, is_unsigned))
+                  << qk->name << " scale=" << scale << " zp=" << zp << " n=" << n << " x=" << x[i] << " i=" << i;
+          }
+        }
+}
+
 // Values at, next to and a few ulps from ties k + 0.5 of x / scale, for scales whose reciprocal is
 // inexact, quantise exactly as the division defines (a kernel that multiplied by 1 / scale would
 // round some of them the other way).

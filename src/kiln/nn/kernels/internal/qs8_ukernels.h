@@ -146,6 +146,7 @@ void qs8_dwconv_avx2(const QWindow& s, const uint8_t* x, const uint8_t* w, int32
                      int64_t row_begin, int64_t row_end);
 void qs8_dwconv_portable(const QWindow& s, const uint8_t* x, const uint8_t* w, int32_t a_zero, const QParams& p,
                          void* y, int64_t row_begin, int64_t row_end);
+void qs8_quantize_avx512(const float* x, int64_t n, float scale, int32_t zero_point, bool is_unsigned, void* y);
 void qs8_quantize_avx2(const float* x, int64_t n, float scale, int32_t zero_point, bool is_unsigned, void* y);
 void qs8_quantize_portable(const float* x, int64_t n, float scale, int32_t zero_point, bool is_unsigned, void* y);
 void qs8_dequantize_avx2(const void* x, int64_t n, float scale, int32_t zero_point, bool is_unsigned, float* y);
