@@ -502,9 +502,15 @@ TEST(QBinary, EveryKernelSetMatchesTheUnfusedFloatChain) {
   for (const QKernels* qk : available_qkernels()) {
     // 2000: enough values that a multiply-add contracted into an FMA would round one differently.
     for (int64_t n : {1, 7, 8, 9, 33, 100, 2000}) {
-      for (int variant = 0; variant < 4; ++variant) {
+      for (int variant = 0; variant < 6; ++variant) {
         QBinaryParams p{0.031f, 0.017f, variant & 1 ? 0.02f : 0.0004f, 3, variant & 2 ? 140 : -7, variant & 1 ? -128 : 10,
                         variant & 1 ? -100 : -128, 127, (variant & 1) != 0, false, (variant & 2) != 0, false};
+        if (variant >= 4) {  // quotients on and next to ties k + 0.5, with an inexact reciprocal 1 / 0.3
+          p.a_scale = 0.15f;
+          p.b_scale = 0.45f;
+          p.y_scale = 0.3f;
+          p.mul = variant == 5;
+        }
         std::vector<uint8_t> a(static_cast<size_t>(n)), b(a.size()), got(a.size()), want(a.size());
         for (size_t i = 0; i < a.size(); ++i) {
           a[i] = static_cast<uint8_t>(byte(rng));
