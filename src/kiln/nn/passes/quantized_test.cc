@@ -179,7 +179,9 @@ TEST(Quantized, QdqConvolutionsRunOnIntegerKernels) {
       {8, 16, 6, 6, 3, 3, 1, 1, 1, 1, 8, {1, 1, 1, 1}},    // channel multiplier 2 (grouped)
       {12, 18, 7, 7, 3, 3, 1, 1, 1, 1, 3, {1, 1, 1, 1}},   // grouped
       {1, 64, 49, 10, 10, 4, 2, 2, 1, 1, 1, {4, 1, 5, 1}}, // the KWS stem (one input channel)
-      {3, 8, 13, 14, 3, 3, 2, 2, 1, 1, 1, {0, 1, 1, 0}},   // an RGB stem, stride 2 (im2col)
+      {3, 8, 13, 14, 3, 3, 2, 2, 1, 1, 1, {0, 1, 1, 0}},   // an RGB stem, stride 2 (kernel rows as taps)
+      {1, 16, 8, 8, 3, 3, 1, 1, 1, 1, 1, {1, 1, 1, 1}},    // the digits CNN's stem: 3-byte kernel rows
+      {1, 4, 7, 9, 3, 2, 1, 1, 1, 1, 1, {1, 0, 1, 1}},     // 2-byte kernel rows: im2col
       {2, 5, 9, 11, 5, 5, 1, 2, 1, 1, 1, {2, 2, 2, 2}},    // kernel rows of 10 bytes
       {3, 4, 9, 9, 3, 3, 1, 1, 2, 2, 1, {2, 2, 2, 2}},     // few channels, dilated
       {2, 6, 11, 9, 3, 2, 2, 1, 2, 1, 1, {1, 0, 2, 1}},    // kernel rows of 4 bytes as taps, dilated rows
