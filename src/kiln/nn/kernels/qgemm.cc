@@ -17,7 +17,8 @@ namespace {
 // Elementwise Add/Mul and pooling: AVX-512 on the AVX-512 VNNI set, AVX2 / the scalar loop elsewhere.
 const QKernels kQs8Avx512VnniSet = {"qs8_avx512vnni",        &kQs8GemmAvx512Vnni, qs8_dwconv_avx512vnni,
                                     "qs8_dwconv_avx512vnni", qs8_quantize_avx512, qs8_dequantize_avx2,
-                                    qs8_binary_avx512,       qs8_pool_avx512,     "qs8_pool_avx512"};
+                                    qs8_binary_avx512,       qs8_pool_avx512,     "qs8_pool_avx512",
+                                    &kQs8GemmAvx512VnniN8};
 const QKernels kQs8AvxVnniSet = {"qs8_avxvnni",     &kQs8GemmAvxVnni,    qs8_dwconv_avx2, "qs8_dwconv_avx2",
                                  qs8_quantize_avx2, qs8_dequantize_avx2, qs8_binary_avx2, qs8_pool_scalar,
                                  "qs8_pool_scalar"};
@@ -95,8 +96,10 @@ QPackedWeights pack_qweights(const QGemmConfig& cfg, const int8_t* w, int64_t ks
   p.nr = cfg.nr;
   p.a_xor = kernel_a_xor(cfg.a_unsigned, a_unsigned);
   const int64_t nr = cfg.nr;
-  const int64_t groups = ks * (p.kc4 / 4);
-  const int64_t group_bytes = cfg.layout == QWeightLayout::kGroup4 ? nr * 4 : nr * 8;
+  const bool pairs = cfg.layout == QWeightLayout::kGroupPairs;  // nr == 8
+  const int64_t tap_groups = pairs ? (p.kc4 / 4 + 1) / 2 * 2 : p.kc4 / 4;
+  const int64_t groups = ks * tap_groups;
+  const int64_t group_bytes = cfg.layout == QWeightLayout::kPairs16 ? nr * 8 : nr * 4;
   p.panel_stride = nr * 8 + groups * group_bytes;
   const int64_t panels = std::max<int64_t>(p.panels(), 1);
   p.data = Tensor(DType::kUInt8, {panels * p.panel_stride});
@@ -121,7 +124,11 @@ QPackedWeights pack_qweights(const QGemmConfig& cfg, const int8_t* w, int64_t ks
         for (int64_t j = 0; j < cols; ++j)
           for (int i = 0; i < 4; ++i) {
             const int32_t v = c0 + i < kc ? at(t * kc + c0 + i, j0 + j) : 0;
-            if (cfg.layout == QWeightLayout::kGroup4) {
+            if (pairs) {  // group c0 / 4 of the tap: block of its pair, lane 2 j + (odd group)
+              const int64_t gi = c0 / 4;
+              uint8_t* block = dst + nr * 8 + (t * tap_groups + gi - gi % 2) * group_bytes;
+              block[(2 * j + gi % 2) * 4 + i] = static_cast<uint8_t>(static_cast<int8_t>(v));
+            } else if (cfg.layout == QWeightLayout::kGroup4) {
               g[j * 4 + i] = static_cast<uint8_t>(static_cast<int8_t>(v));
             } else {
               // lo block: (w[k0], w[k2]); hi block: (w[k1], w[k3]), each an int16 pair per column.

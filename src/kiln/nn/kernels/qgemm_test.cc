@@ -24,7 +24,10 @@ namespace {
 
 std::vector<const QGemmConfig*> gemm_configs() {
   std::vector<const QGemmConfig*> out;
-  for (const QKernels* k : available_qkernels()) out.push_back(k->gemm);
+  for (const QKernels* k : available_qkernels()) {
+    out.push_back(k->gemm);
+    if (k->gemm_narrow) out.push_back(k->gemm_narrow);  // at most 8 columns per panel
+  }
   if (cpu_features().avx2 && cpu_features().fma) out.push_back(&kQs8GemmAvxVnniEmulated);
   return out;
 }

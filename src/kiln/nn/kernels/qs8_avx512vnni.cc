@@ -79,10 +79,9 @@ struct Epilogue {
   __m128i out_xor;
 };
 
-inline Epilogue make_epilogue(const float* scale, const QParams& p) {
+// The clamp bounds, zero point and XOR of the output (s0 / s1 left unset).
+inline Epilogue make_bounds(const QParams& p) {
   Epilogue e;
-  e.s0 = _mm512_loadu_ps(scale);
-  e.s1 = _mm512_loadu_ps(scale + 16);
   if (p.out == QOutput::kInt8) {
     e.lo = _mm512_set1_ps(static_cast<float>(p.qmin - p.out_zero_point));
     e.hi = _mm512_set1_ps(static_cast<float>(p.qmax - p.out_zero_point));
@@ -92,6 +91,13 @@ inline Epilogue make_epilogue(const float* scale, const QParams& p) {
   }
   e.zp = _mm512_set1_epi32(p.out_zero_point);
   e.out_xor = _mm_set1_epi8(static_cast<char>(p.out_xor));
+  return e;
+}
+
+inline Epilogue make_epilogue(const float* scale, const QParams& p) {
+  Epilogue e = make_bounds(p);
+  e.s0 = _mm512_loadu_ps(scale);
+  e.s1 = _mm512_loadu_ps(scale + 16);
   return e;
 }
 
@@ -202,7 +208,8 @@ __attribute__((noinline)) void gemm_acc(const QTile& t, int32_t* spill) {
   spill_acc<MR>(acc0, acc1, spill);
 }
 
-template <int MR, bool kTwo, bool kXor>
+// kNoZero: the indirection has no padding rows (t.zero is null), every pointer takes the offset.
+template <int MR, bool kTwo, bool kXor, bool kNoZero>
 __attribute__((noinline)) void igemm_acc(const QTile& t, int32_t* spill) {
   __m512i acc0[MR], acc1[MR];
   init_acc<MR>(acc0, acc1, t.w);
@@ -212,7 +219,7 @@ __attribute__((noinline)) void igemm_acc(const QTile& t, int32_t* spill) {
   for (int64_t s = 0; s < t.ks; ++s, ptrs += kMR) {
     const uint8_t* a[MR];
 #pragma GCC unroll 8
-    for (int i = 0; i < MR; ++i) a[i] = ptrs[i] == t.zero ? ptrs[i] : ptrs[i] + t.a_offset;
+    for (int i = 0; i < MR; ++i) a[i] = kNoZero || ptrs[i] != t.zero ? ptrs[i] + t.a_offset : ptrs[i];
     g = accumulate<MR, kTwo, kXor>(acc0, acc1, a, t.kc, g, axor);
   }
   spill_acc<MR>(acc0, acc1, spill);
@@ -232,8 +239,13 @@ template <int MR>
 void igemm_tile(const QTile& t) {
   alignas(64) int32_t spill[2 * MR * 16];
   const bool x = t.params->a_xor != 0;
-  if (t.nc > 16) x ? igemm_acc<MR, true, true>(t, spill) : igemm_acc<MR, true, false>(t, spill);
-  else x ? igemm_acc<MR, false, true>(t, spill) : igemm_acc<MR, false, false>(t, spill);
+  if (!t.zero && !x) {  // the row-tap stems: pre-XORed, no padding rows
+    t.nc > 16 ? igemm_acc<MR, true, false, true>(t, spill) : igemm_acc<MR, false, false, true>(t, spill);
+  } else if (t.nc > 16) {
+    x ? igemm_acc<MR, true, true, false>(t, spill) : igemm_acc<MR, true, false, false>(t, spill);
+  } else {
+    x ? igemm_acc<MR, false, true, false>(t, spill) : igemm_acc<MR, false, false, false>(t, spill);
+  }
   store_tile<MR>(spill, t);
 }
 
@@ -262,9 +274,198 @@ void igemm_any(const QTile& t) {
   }
 }
 
+// ---- At most 8 columns (stems with 8 filters): two groups of K per vector ----
+//
+// With 8 columns a 16-lane tile wastes half of every vpdpbusd. Here lane 2 c + j accumulates
+// group 2 p + j of column c (QWeightLayout::kGroupPairs), so one vpdpbusd with an 8-byte
+// broadcast (two groups of a row) does 64 useful products: a 3x3x3 stem row tap of 12 bytes is 2
+// instead of 3 instructions per row, and 8 rows are 16 instead of 24. At the end the two lanes of a
+// column are added and two rows share one vector, which also halves the epilogue's vectors.
+constexpr int kMR8 = 16;
+
+// Bytes [0, n) of p, n = 1..7, as the low bytes of a 64-bit lane (the rest zero). Callers that
+// can read whole groups pad kc to a multiple of 8 instead (the row-tap stems do).
+inline uint64_t partial8(const uint8_t* p, int64_t n) {
+  uint64_t u = 0;
+  int64_t i = 0;
+  if (n >= 4) {
+    uint32_t w;
+    std::memcpy(&w, p, 4);
+    u = w;
+    i = 4;
+  }
+  for (; i < n; ++i) u |= static_cast<uint64_t>(p[i]) << (8 * i);
+  return u;
+}
+
+template <bool kXor>
+inline __m512i bcast8(uint64_t v, __m512i x) {
+  const __m512i b = _mm512_set1_epi64(static_cast<long long>(v));
+  return kXor ? _mm512_xor_si512(b, x) : b;
+}
+
+// One tap of kc bytes per row: ceil(kc / 8) blocks of 64 weight bytes from g (the padding group
+// of an odd count has zero weights, so the bytes read with it do not matter; reads stop at kc).
+template <int MR, bool kXor>
+inline const uint8_t* accumulate8(__m512i (&acc)[MR], const uint8_t* const (&a)[MR], int64_t kc, const uint8_t* g,
+                                  __m512i axor) {
+  int64_t k = 0;
+  for (; k + 8 <= kc; k += 8, g += 64) {
+    const __m512i w = _mm512_load_si512(g);
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; ++i) {
+      uint64_t v;
+      std::memcpy(&v, a[i] + k, 8);
+      acc[i] = _mm512_dpbusd_epi32(acc[i], bcast8<kXor>(v, axor), w);
+    }
+  }
+  if (k < kc) {
+    const __m512i w = _mm512_load_si512(g);
+    g += 64;
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; ++i) acc[i] = _mm512_dpbusd_epi32(acc[i], bcast8<kXor>(partial8(a[i] + k, kc - k), axor), w);
+  }
+  return g;
+}
+
+// Lane 2 c of the initial accumulators holds column c's bias, lane 2 c + 1 zero.
+template <int MR>
+inline void init_acc8(__m512i (&acc)[MR], const uint8_t* w) {
+  const __m512i b = _mm512_cvtepu32_epi64(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w)));
+#pragma GCC unroll 16
+  for (int i = 0; i < MR; ++i) acc[i] = b;
+}
+
+// Column sums of rows i (lanes 0-7) and i + 1 (lanes 8-15), for rows in pairs, into `out`.
+template <int MR>
+inline void fold_pairs8(const __m512i (&acc)[MR], int32_t* out) {
+  const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+  const __m512i odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+#pragma GCC unroll 8
+  for (int i = 0; i < MR; i += 2) {
+    const __m512i lo = acc[i], hi = i + 1 < MR ? acc[i + 1] : acc[i];
+    const __m512i sum = _mm512_add_epi32(_mm512_permutex2var_epi32(lo, even, hi), _mm512_permutex2var_epi32(lo, odd, hi));
+    _mm512_store_si512(out + 8 * i, sum);
+  }
+}
+
+// The multiply-adds of a tile into `out` (row pair i, i + 1 at out + 8 i). Not inlined into the
+// epilogue, for the register allocation reason of gemm_acc.
+template <int MR, bool kXor>
+__attribute__((noinline)) void gemm_acc8(const QTile& t, int32_t* out) {
+  __m512i acc[MR];
+  init_acc8<MR>(acc, t.w);
+  const uint8_t* a[MR];
+#pragma GCC unroll 16
+  for (int i = 0; i < MR; ++i) a[i] = t.a + i * t.lda;
+  accumulate8<MR, kXor>(acc, a, t.kc, t.w + 8 * 8, _mm512_set1_epi8(static_cast<char>(t.params->a_xor)));
+  fold_pairs8<MR>(acc, out);
+}
+
+// kNoZero: the indirection has no padding rows (t.zero is null), every pointer takes the offset.
+template <int MR, bool kXor, bool kNoZero>
+__attribute__((noinline)) void igemm_acc8(const QTile& t, int32_t* out) {
+  __m512i acc[MR];
+  init_acc8<MR>(acc, t.w);
+  const __m512i axor = _mm512_set1_epi8(static_cast<char>(t.params->a_xor));
+  const uint8_t* g = t.w + 8 * 8;
+  const uint8_t* const* ptrs = t.a_ptrs;
+  for (int64_t s = 0; s < t.ks; ++s, ptrs += kMR8) {
+    const uint8_t* a[MR];
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; ++i) a[i] = kNoZero || ptrs[i] != t.zero ? ptrs[i] + t.a_offset : ptrs[i];
+    g = accumulate8<MR, kXor>(acc, a, t.kc, g, axor);
+  }
+  fold_pairs8<MR>(acc, out);
+}
+
+// Requantises the row pairs in `out` (16 lanes: 8 columns of two rows).
+template <int MR>
+inline void store_tile8(const int32_t* out, const QTile& t) {
+  const QParams& p = *t.params;
+  const float* scale8 = reinterpret_cast<const float*>(t.w + 8 * 4);
+  const __m512 s = _mm512_castpd_ps(_mm512_broadcast_f64x4(_mm256_castps_pd(_mm256_loadu_ps(scale8))));
+  const Epilogue e = make_bounds(p);
+  const __mmask16 m = static_cast<__mmask16>((1u << t.nc) - 1u);
+  const int64_t es = p.out == QOutput::kInt8 ? 1 : 4;
+  uint8_t* c = static_cast<uint8_t*>(t.c);
+#pragma GCC unroll 8
+  for (int i = 0; i < MR; i += 2) {
+    const __m512i acc = _mm512_load_si512(out + 8 * i);
+    uint8_t* r0 = c + i * t.ldc * es;
+    uint8_t* r1 = c + (i + 1) * t.ldc * es;
+    const bool second = i + 1 < MR;
+    switch (p.out) {
+      case QOutput::kInt8: {
+        const __m512 f = _mm512_min_ps(_mm512_max_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(acc), s), e.lo), e.hi);
+        const __m128i b = _mm_xor_si128(_mm512_cvtsepi32_epi8(_mm512_add_epi32(_mm512_cvtps_epi32(f), e.zp)), e.out_xor);
+        _mm_mask_storeu_epi8(r0, m, b);
+        if (second) _mm_mask_storeu_epi8(r1, m, _mm_srli_si128(b, 8));
+        break;
+      }
+      case QOutput::kFloat: {
+        const __m512 f = _mm512_min_ps(_mm512_max_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(acc), s), e.lo), e.hi);
+        _mm256_mask_storeu_ps(r0, static_cast<__mmask8>(m), _mm512_castps512_ps256(f));
+        if (second)
+          _mm256_mask_storeu_ps(r1, static_cast<__mmask8>(m),
+                                _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(f), 1)));
+        break;
+      }
+      case QOutput::kInt32:
+        _mm256_mask_storeu_epi32(r0, static_cast<__mmask8>(m), _mm512_castsi512_si256(acc));
+        if (second) _mm256_mask_storeu_epi32(r1, static_cast<__mmask8>(m), _mm512_extracti64x4_epi64(acc, 1));
+        break;
+    }
+  }
+}
+
+template <int MR>
+void gemm_tile8(const QTile& t) {
+  alignas(64) int32_t out[(MR + 1) / 2 * 16];
+  if (t.params->a_xor) gemm_acc8<MR, true>(t, out);
+  else gemm_acc8<MR, false>(t, out);
+  store_tile8<MR>(out, t);
+}
+template <int MR>
+void igemm_tile8(const QTile& t) {
+  alignas(64) int32_t out[(MR + 1) / 2 * 16];
+  if (!t.zero) t.params->a_xor ? igemm_acc8<MR, true, true>(t, out) : igemm_acc8<MR, false, true>(t, out);
+  else t.params->a_xor ? igemm_acc8<MR, true, false>(t, out) : igemm_acc8<MR, false, false>(t, out);
+  store_tile8<MR>(out, t);
+}
+
+template <int MR>
+void tile8(const QTile& t, bool indirect) {
+  indirect ? igemm_tile8<MR>(t) : gemm_tile8<MR>(t);
+}
+void any8(const QTile& t, bool indirect) {
+  switch (t.mr) {
+    case 1: tile8<1>(t, indirect); break;
+    case 2: tile8<2>(t, indirect); break;
+    case 3: tile8<3>(t, indirect); break;
+    case 4: tile8<4>(t, indirect); break;
+    case 5: tile8<5>(t, indirect); break;
+    case 6: tile8<6>(t, indirect); break;
+    case 7: tile8<7>(t, indirect); break;
+    case 8: tile8<8>(t, indirect); break;
+    case 9: tile8<9>(t, indirect); break;
+    case 10: tile8<10>(t, indirect); break;
+    case 11: tile8<11>(t, indirect); break;
+    case 12: tile8<12>(t, indirect); break;
+    case 13: tile8<13>(t, indirect); break;
+    case 14: tile8<14>(t, indirect); break;
+    case 15: tile8<15>(t, indirect); break;
+    default: tile8<16>(t, indirect); break;
+  }
+}
+void gemm_any8(const QTile& t) { any8(t, false); }
+void igemm_any8(const QTile& t) { any8(t, true); }
+
 }  // namespace
 
 const QGemmConfig kQs8GemmAvx512Vnni = {"qs8_gemm_avx512vnni", kMR, kNR, true, QWeightLayout::kGroup4, gemm_any,
                                         igemm_any};
+const QGemmConfig kQs8GemmAvx512VnniN8 = {"qs8_gemm_avx512vnni_n8", kMR8, 8, true, QWeightLayout::kGroupPairs,
+                                          gemm_any8, igemm_any8};
 
 }  // namespace kiln::nn::kernels

@@ -339,17 +339,21 @@ Result<KernelPtr> prepare_qconv(PrepareContext& ctx) {
     // the next column, or to the slack after the copy), so that the micro-kernel broadcasts whole
     // groups of 4 instead of assembling a partial last group byte by byte (the 3x3x3 stems:
     // 12-byte taps, 3 groups).
-    const int64_t kc_real = win.kernel_w * cg, kc = (kc_real + 3) / 4 * 4, ks = win.kernel_h;
+    // At most 8 filters (VWW's stem): the kernel set's narrow GEMM, two groups of K per vector, with
+    // taps padded to a multiple of 8 bytes so that it too reads whole blocks.
+    const kernels::QGemmConfig& tcfg = m <= 8 && qk.gemm_narrow ? *qk.gemm_narrow : cfg;
+    const int64_t align = &tcfg == &cfg ? 4 : 8;
+    const int64_t kc_real = win.kernel_w * cg, kc = (kc_real + align - 1) / align * align, ks = win.kernel_h;
     std::vector<int8_t> taps_mat(static_cast<size_t>(ks * kc * m), 0);
     for (int64_t kh = 0; kh < ks; ++kh)
       for (int64_t k = 0; k < kc_real; ++k)
         for (int64_t j = 0; j < m; ++j)
           taps_mat[static_cast<size_t>((kh * kc + k) * m + j)] = mat[static_cast<size_t>((kh * kc_real + k) * m + j)];
     auto packed = std::make_shared<kernels::QPackedWeights>(kernels::pack_qweights(
-        cfg, taps_mat.data(), ks, kc, m, m, false, bias, scale.data(), xq.zero_point, xq.is_unsigned));
+        tcfg, taps_mat.data(), ks, kc, m, m, false, bias, scale.data(), xq.zero_point, xq.is_unsigned));
     const int64_t hp = std::max(win.in_h + g.pt + g.pb, (win.out_h - 1) * win.stride_h + (ks - 1) * win.dilation_h + 1);
     const int64_t wp = std::max(win.in_w + g.pl + g.pr, (win.out_w - 1) * win.stride_w + win.kernel_w);
-    const int64_t mr = cfg.mr, blocks = (rows + mr - 1) / mr;
+    const int64_t mr = tcfg.mr, blocks = (rows + mr - 1) / mr;
     auto ic = std::make_shared<IndirectConv>();
     ic->m = rows;
     ic->zero.assign(64, 0);  // never pointed at: every tap lies inside the padded copy
@@ -367,7 +371,7 @@ Result<KernelPtr> prepare_qconv(PrepareContext& ctx) {
     ctx.request_scratch(static_cast<size_t>(copy_bytes + kSlack));
     const int64_t pt = g.pt, pl = g.pl;
     return make_kernel(
-        [=, &cfg](const KernelContext& k) {
+        [=, &tcfg](const KernelContext& k) {
           const uint8_t* src = static_cast<const uint8_t*>(k.in(0).data);
           uint8_t* pad = static_cast<uint8_t*>(k.scratch);
           const uint8_t xr = packed->a_xor, zb = static_cast<uint8_t>(zero_byte ^ xr);
@@ -386,11 +390,11 @@ Result<KernelPtr> prepare_qconv(PrepareContext& ctx) {
             }
           std::memset(pad + copy_bytes, zb, kSlack);  // defined bytes, though their weights are zero
           const ptrdiff_t offset = reinterpret_cast<const char*>(pad) - reinterpret_cast<const char*>(kBase);
-          kernels::qigemm(cfg, rows, ic->ptrs.data(), offset, ic->zero.data(), *packed, k.out(0).data, m, params,
+          kernels::qigemm(tcfg, rows, ic->ptrs.data(), offset, nullptr, *packed, k.out(0).data, m, params,
                           k.pool, true);
           return Status::ok();
         },
-        cfg.name);
+        tcfg.name);
   }
   if (groups == 1 && cg < 4) {
     // With one group, `mat` is the (KH*KW*C) x M matrix, rows tap-major. K is padded to a multiple

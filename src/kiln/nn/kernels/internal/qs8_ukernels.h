@@ -58,7 +58,10 @@ using QTileKernel = void (*)(const QTile& t);
 //   kGroup4: NR x 4 int8 (column j holds w[k..k+3][j]): VNNI vpdpbusd and the portable kernel.
 //   kPairs16: NR x 2 int16 (w[k][j], w[k+2][j]) then NR x 2 int16 (w[k+1][j], w[k+3][j]): the
 //             AVX2 vpmaddwd kernel (no vpmaddubsw, whose int16 pair sums saturate).
-enum class QWeightLayout : uint8_t { kGroup4, kPairs16 };
+// kGroup4: groups of 4 bytes of K per column (vpdpbusd). kPairs16: int16 pairs (vpmaddwd).
+// kGroupPairs (nr = 8 only): two consecutive groups of 4 per column side by side, lane 2 c + j of a
+// 64-byte block holding group 2 p + j of column c; a tap's groups are padded to an even count.
+enum class QWeightLayout : uint8_t { kGroup4, kPairs16, kGroupPairs };
 
 struct QGemmConfig {
   const char* name;      // "qs8_gemm_avx2", ...
@@ -131,12 +134,15 @@ struct QKernels {
   QBinaryFn binary;
   QPoolFn pool;
   const char* pool_name;  // "qs8_pool_avx512", "qs8_pool_scalar"
+  // Optional: a GEMM for at most 8 output columns (stems with 8 filters), or null.
+  const QGemmConfig* gemm_narrow = nullptr;
 };
 
 // Defined in qs8_<isa>.cc; qgemm.cc assembles them into QKernels sets. The VNNI GEMM units provide
 // only GEMM micro-kernels; the AVX-512 VNNI set has its own depthwise kernel
 // (qs8_dwconv_avx512vnni.cc), and the conversions use the AVX2 ones on both VNNI sets.
 extern const QGemmConfig kQs8GemmAvx512Vnni;
+extern const QGemmConfig kQs8GemmAvx512VnniN8;
 extern const QGemmConfig kQs8GemmAvxVnni;
 extern const QGemmConfig kQs8GemmAvx2;
 extern const QGemmConfig kQs8GemmPortable;
