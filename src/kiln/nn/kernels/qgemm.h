@@ -15,8 +15,9 @@
 // multiplier+shift fixed point would differ by one in rare ties.
 //
 // Micro-kernels (one translation unit per instruction set, chosen once from cpu_features()):
-//   qs8_avx512vnni  vpdpbusd on zmm, 8 x 32 tiles; depthwise 16 channels per zmm with vpdpwssd
-//                   (qs8_dwconv_avx512vnni.cc)
+//   qs8_avx512vnni  vpdpbusd on zmm, 8 x 32 tiles, and 16 x 8 tiles for at most 8 columns
+//                   (QKernels::gemm_narrow: two K groups per vector); depthwise 16 channels per
+//                   zmm, 3x3 by vpdpbusd over kernel columns (qs8_dwconv_avx512vnni.cc)
 //   qs8_avxvnni     vpdpbusd on ymm, 6 x 16 tiles      (not executed on the development machine)
 //   qs8_avx2        int8 widened to int16 + vpmaddwd, 4 x 16 tiles. Exact: vpmaddubsw is
 //                   avoided because its int16 pair sums saturate (255 * 127 * 2 > 32767).
