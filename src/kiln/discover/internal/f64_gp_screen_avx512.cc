@@ -4,37 +4,12 @@
 // that runs on older CPUs.
 #include <immintrin.h>
 
+#include "kiln/discover/internal/f64_vexp.h"
 #include "kiln/discover/internal/gp_screen.h"
 
 namespace kiln::discover::internal {
 namespace {
 
-// exp(x) for x <= 0, exactly 0 below -700: as in f64_gp_screen_avx2.cc (Taylor to degree 13
-// after an exact reduction by ln2), with p * 2^n by scalef.
-inline __m512d exp_nonpositive(__m512d x) {
-  const __mmask8 live = _mm512_cmp_pd_mask(x, _mm512_set1_pd(-700.0), _CMP_GE_OQ);
-  x = _mm512_max_pd(x, _mm512_set1_pd(-700.0));
-  const __m512d n = _mm512_roundscale_pd(_mm512_mul_pd(x, _mm512_set1_pd(1.4426950408889634)),
-                                         _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m512d r = _mm512_fnmadd_pd(n, _mm512_set1_pd(0.6931471805599453), x);
-  r = _mm512_fnmadd_pd(n, _mm512_set1_pd(2.3190468138462996e-17), r);
-  // 1/k! for k = 13 .. 2.
-  __m512d p = _mm512_set1_pd(1.6059043836821613e-10);
-  p = _mm512_fmadd_pd(p, r, _mm512_set1_pd(2.08767569878681e-09));
-  p = _mm512_fmadd_pd(p, r, _mm512_set1_pd(2.505210838544172e-08));
-  p = _mm512_fmadd_pd(p, r, _mm512_set1_pd(2.755731922398589e-07));
-  p = _mm512_fmadd_pd(p, r, _mm512_set1_pd(2.7557319223985893e-06));
-  p = _mm512_fmadd_pd(p, r, _mm512_set1_pd(2.48015873015873e-05));
-  p = _mm512_fmadd_pd(p, r, _mm512_set1_pd(0.0001984126984126984));
-  p = _mm512_fmadd_pd(p, r, _mm512_set1_pd(0.001388888888888889));
-  p = _mm512_fmadd_pd(p, r, _mm512_set1_pd(0.008333333333333333));
-  p = _mm512_fmadd_pd(p, r, _mm512_set1_pd(0.041666666666666664));
-  p = _mm512_fmadd_pd(p, r, _mm512_set1_pd(0.16666666666666666));
-  p = _mm512_fmadd_pd(p, r, _mm512_set1_pd(0.5));
-  p = _mm512_fmadd_pd(p, r, _mm512_set1_pd(1.0));
-  p = _mm512_fmadd_pd(p, r, _mm512_set1_pd(1.0));
-  return _mm512_maskz_mov_pd(live, _mm512_scalef_pd(p, n));
-}
 
 template <bool rbf>
 inline __m512d kernel_value(__m512d r2, __m512d s2) {
