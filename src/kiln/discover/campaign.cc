@@ -187,6 +187,7 @@ Result<std::vector<Observation>> Campaign::parse_measurements(const CsvTable& t)
 void Campaign::add_measurements(const std::vector<Observation>& obs) {
   for (const Observation& o : obs) {
     obs_.push_back(o);
+    obs_pool_row_.push_back(pool_row_of(o.params));
     if (o.proposal_id)
       pending_.erase(std::remove_if(pending_.begin(), pending_.end(), [&](const Proposal& p) { return p.id == o.proposal_id; }),
                      pending_.end());
@@ -199,10 +200,8 @@ Result<std::vector<Point>> Campaign::initial_design(int q) {
   int used = static_cast<int>(obs_.size() + pending_.size());
   if (has_pool_) {
     std::vector<char> avail(pool_.points.size(), 1);
-    for (const Observation& o : obs_) {
-      int r = pool_row_of(o.params);
+    for (int r : obs_pool_row_)
       if (r >= 0) avail[r] = 0;
-    }
     for (const Proposal& p : pending_) {
       int r = pool_row_of(p.params);
       if (r >= 0) avail[r] = 0;
@@ -243,10 +242,8 @@ Result<std::vector<Point>> Campaign::recommend(int q) {
   std::vector<char> avail;
   if (has_pool_) {
     avail.assign(pool_.points.size(), 1);
-    for (const Point& p : pts) {
-      int r = pool_row_of(p);
+    for (int r : obs_pool_row_)
       if (r >= 0) avail[r] = 0;
-    }
     for (const Point& p : pend_pts) {
       int r = pool_row_of(p);
       if (r >= 0) avail[r] = 0;

@@ -96,6 +96,7 @@ class Campaign {
   bool has_pool_ = false;
   std::unordered_map<std::string, int> pool_index_;
   std::vector<Observation> obs_;
+  std::vector<int> obs_pool_row_;  // pool row of each observation (-1: none), found once when added
   std::vector<Proposal> pending_;
   std::optional<GpHyper> hyper_;
 };
