@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <random>
 
 #include "kiln/core/alloc_counter.h"
@@ -202,6 +203,39 @@ TEST(Quantized, QdqConvolutionsRunOnIntegerKernels) {
         EXPECT_EQ(count_op(fast, "Conv"), 0) << what;
         expect_close(ref, fast, step, what);
       }
+}
+
+// Layers large enough to be split between threads (depthwise: one row range per thread from 2^18
+// multiply-adds; GEMM tiles) give the same bytes at 2 threads as at 1, odd row counts included.
+TEST(Quantized, TwoThreadsGiveTheSameResult) {
+  std::mt19937 rng(17);
+  const ConvCase cases[] = {
+      {64, 64, 33, 30, 3, 3, 1, 1, 1, 1, 64, {1, 1, 1, 1}},  // depthwise, stride 1: 570k multiply-adds
+      {48, 48, 41, 35, 3, 3, 2, 2, 1, 1, 48, {1, 1, 1, 1}},  // depthwise, stride 2
+      {32, 40, 21, 19, 1, 1, 1, 1, 1, 1, 1, {0, 0, 0, 0}},   // pointwise GEMM
+  };
+  for (const ConvCase& k : cases) {
+    float step = 0;
+    Result<Model> m = qdq_conv_model(k, true, false, rng, &step);
+    ASSERT_TRUE(m.is_ok()) << m.status().to_string();
+    std::vector<Tensor> in = {random_float({2, k.c, k.h, k.w}, rng)};  // the model's batch of 2
+    std::vector<Tensor> outs[2];
+    for (int threads : {1, 2}) {
+      CompileOptions o;
+      o.threads = threads;
+      Result<CompiledModel> cm = compile(*m, o);
+      ASSERT_TRUE(cm.is_ok()) << cm.status().to_string();
+      outs[threads - 1] = cm->make_outputs();
+      TensorView iv[] = {in[0].view()};
+      TensorView ov[] = {outs[threads - 1][0].view()};
+      ASSERT_TRUE(cm->run(iv, ov).is_ok());
+    }
+    const Tensor& a = outs[0][0];
+    const Tensor& b = outs[1][0];
+    ASSERT_EQ(a.byte_size(), b.byte_size());
+    EXPECT_EQ(0, std::memcmp(a.raw(), b.raw(), static_cast<size_t>(a.byte_size())))
+        << "c=" << k.c << " group=" << k.group << " stride " << k.sh;
+  }
 }
 
 // x -> Q -> DQ -> MatMul(DQ(w)) + DQ(b) [-> Relu] -> Q -> DQ, and the Gemm spelling with transB.
