@@ -19,7 +19,7 @@ const QKernels kQs8Avx512VnniSet = {"qs8_avx512vnni",        &kQs8GemmAvx512Vnni
                                     "qs8_dwconv_avx512vnni", qs8_quantize_avx512, qs8_dequantize_avx2,
                                     qs8_binary_avx512,       qs8_pool_avx512,     "qs8_pool_avx512",
                                     &kQs8GemmAvx512VnniN8};
-const QKernels kQs8AvxVnniSet = {"qs8_avxvnni",     &kQs8GemmAvxVnni,    qs8_dwconv_avx2, "qs8_dwconv_avx2",
+const QKernels kQs8AvxVnniSet = {"qs8_avxvnni",     &kQs8GemmAvxVnni,    qs8_dwconv_avxvnni, "qs8_dwconv_avxvnni",
                                  qs8_quantize_avx2, qs8_dequantize_avx2, qs8_binary_avx2, qs8_pool_scalar,
                                  "qs8_pool_scalar"};
 const QKernels kQs8Avx2Set = {"qs8_avx2",        &kQs8GemmAvx2,       qs8_dwconv_avx2, "qs8_dwconv_avx2",

@@ -148,6 +148,8 @@ extern const QGemmConfig kQs8GemmAvx2;
 extern const QGemmConfig kQs8GemmPortable;
 void qs8_dwconv_avx512vnni(const QWindow& s, const uint8_t* x, const uint8_t* w, int32_t a_zero, const QParams& p,
                            void* y, int64_t row_begin, int64_t row_end);
+void qs8_dwconv_avxvnni(const QWindow& s, const uint8_t* x, const uint8_t* w, int32_t a_zero, const QParams& p,
+                        void* y, int64_t row_begin, int64_t row_end);
 void qs8_dwconv_avx2(const QWindow& s, const uint8_t* x, const uint8_t* w, int32_t a_zero, const QParams& p, void* y,
                      int64_t row_begin, int64_t row_end);
 void qs8_dwconv_portable(const QWindow& s, const uint8_t* x, const uint8_t* w, int32_t a_zero, const QParams& p,
