@@ -25,6 +25,7 @@
 
 #include <cstdint>
 
+#include "kiln/nn/kernels/internal/padded_rows.h"
 #include "kiln/nn/kernels/internal/qs8_avx512_requant.h"
 #include "kiln/nn/kernels/internal/qs8_ukernels.h"
 #include "kiln/nn/kernels/internal/window_span.h"
@@ -477,25 +478,17 @@ __attribute__((noinline)) void col3_rows(const QWindow& s, const uint8_t* x, con
   const int64_t cols = (s.out_w - 1) * S + 3 + (pairs ? 1 : 0);
   constexpr int64_t kStride = kCol3RowBytes + 2 * kCol3Slack;
   alignas(64) uint8_t buf[5 * kStride];
-  uint8_t* slot[5];
-  for (int i = 0; i < 5; ++i) slot[i] = buf + i * kStride + kCol3Slack;
-  int64_t slot_key[4] = {-1, -1, -1, -1};
-  fill_bytes(slot[4], zero_v, cols * C);  // the rows above and below the image
+  PaddedRowRing ring;
+  for (int i = 0; i < 5; ++i) ring.slot[i] = buf + i * kStride + kCol3Slack;
+  fill_bytes(ring.slot[4], zero_v, cols * C);  // the rows above and below the image
+  const auto copy = [&](uint8_t* dst, const uint8_t* src) {
+    col3_copy_row(dst, src, s.pad_left, s.in_w, cols, C, x_v, zero_v);
+  };
   for (int64_t r = row_begin; r < row_end;) {
     const int64_t n = r / s.out_h, oh = r % s.out_h;
     const bool both = two && r + 1 < row_end && oh + 1 < s.out_h;
-    const int64_t ih0 = oh * s.stride_h - s.pad_top;
-    const uint8_t* rows[4] = {slot[4], slot[4], slot[4], slot[4]};
-    for (int kh = 0; kh < (both ? 4 : 3); ++kh) {
-      const int64_t ih = ih0 + kh;
-      if (ih < 0 || ih >= s.in_h) continue;
-      const int64_t key = n * s.in_h + ih, k = ih % 4;  // any four consecutive rows take distinct slots
-      if (slot_key[k] != key) {
-        col3_copy_row(slot[k], x + key * s.in_w * C, s.pad_left, s.in_w, cols, C, x_v, zero_v);
-        slot_key[k] = key;
-      }
-      rows[kh] = slot[k];
-    }
+    const uint8_t* rows[4];
+    select_rows(ring, s, n, oh * s.stride_h - s.pad_top, both ? 4 : 3, x, rows, copy);
     uint8_t* y_row = y + r * s.out_w * C * d.es;
     uint8_t* y_low = y_row + s.out_w * C * d.es;
     if (pairs) {

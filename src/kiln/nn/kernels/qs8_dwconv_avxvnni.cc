@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <cstring>
 
+#include "kiln/nn/kernels/internal/padded_rows.h"
 #include "kiln/nn/kernels/internal/qs8_avx2_store.h"
 #include "kiln/nn/kernels/internal/qs8_ukernels.h"
 
@@ -177,27 +178,19 @@ void qs8_dwconv_avxvnni(const QWindow& s, const uint8_t* x, const uint8_t* w, in
   const int64_t cols = (s.out_w - 1) * S + 3;
   constexpr int64_t kStride = kRowBytes + kSlack;
   alignas(32) uint8_t buf[5 * kStride];
-  uint8_t* slot[5];
-  for (int i = 0; i < 5; ++i) slot[i] = buf + i * kStride;
-  int64_t slot_key[4] = {-1, -1, -1, -1};
-  fill(slot[4], static_cast<uint8_t>(zero_u), cols * C + kSlack);  // rows above and below the image
+  PaddedRowRing ring;
+  for (int i = 0; i < 5; ++i) ring.slot[i] = buf + i * kStride;
+  fill(ring.slot[4], static_cast<uint8_t>(zero_u), cols * C + kSlack);  // rows above and below the image
+  const auto copy = [&](uint8_t* dst, const uint8_t* src) {
+    copy_row(dst, src, s.pad_left, s.in_w, cols, C, x_byte, static_cast<uint8_t>(zero_u));
+    fill(dst + cols * C, static_cast<uint8_t>(zero_u), kSlack);
+  };
   uint8_t* yb = static_cast<uint8_t*>(y);
   for (int64_t r = row_begin; r < row_end;) {
     const int64_t n = r / s.out_h, oh = r % s.out_h;
     const bool both = two && r + 1 < row_end && oh + 1 < s.out_h;
-    const int64_t ih0 = oh * s.stride_h - s.pad_top;
-    const uint8_t* rows[4] = {slot[4], slot[4], slot[4], slot[4]};
-    for (int kh = 0; kh < (both ? 4 : 3); ++kh) {
-      const int64_t ih = ih0 + kh;
-      if (ih < 0 || ih >= s.in_h) continue;
-      const int64_t key = n * s.in_h + ih, k = ih % 4;  // four consecutive rows take distinct slots
-      if (slot_key[k] != key) {
-        copy_row(slot[k], x + key * s.in_w * C, s.pad_left, s.in_w, cols, C, x_byte, static_cast<uint8_t>(zero_u));
-        fill(slot[k] + cols * C, static_cast<uint8_t>(zero_u), kSlack);
-        slot_key[k] = key;
-      }
-      rows[kh] = slot[k];
-    }
+    const uint8_t* rows[4];
+    select_rows(ring, s, n, oh * s.stride_h - s.pad_top, both ? 4 : 3, x, rows, copy);
     uint8_t* y_row = yb + r * s.out_w * C * es;
     if (S == 1) {
       if (both) col3_row<1, true>(s, rows, blocks, w, block_bytes, p, es, y_row, y_row + s.out_w * C * es);

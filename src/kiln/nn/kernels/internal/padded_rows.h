@@ -1,0 +1,47 @@
+// kiln/nn/kernels/internal/padded_rows.h — the ring of zero-point-padded input rows that the
+// column-unit 3x3 depthwise kernels (qs8_dwconv_avx512vnni.cc, qs8_dwconv_avxvnni.cc) read: one
+// output row needs three input rows, a pair of output rows at stride 1 four, and neighbouring
+// output rows share them, so each input row is copied once into one of four slots (any four
+// consecutive rows take distinct slots) and a fifth slot holds zero points for the rows above and
+// below the image.
+//
+// Everything is `static`: each including unit gets its own copy, so nothing compiled with one
+// unit's ISA flags can be picked by the linker for another. The copy itself (padding, XOR) is the
+// caller's, in its own instruction set.
+//
+//   PaddedRowRing ring;  // ring.slot[0..4] set by the caller, slot[4] filled with zero points
+//   const uint8_t* rows[4];
+//   select_rows(ring, s, n, ih0, 3, x, rows, [&](uint8_t* dst, const uint8_t* src) { ... });
+#pragma once
+
+#include <cstdint>
+
+#include "kiln/nn/kernels/internal/qs8_ukernels.h"
+
+namespace kiln::nn::kernels {
+
+struct PaddedRowRing {
+  uint8_t* slot[5] = {};               // four ring slots, then the zero-point row
+  int64_t key[4] = {-1, -1, -1, -1};   // n * in_h + ih of the row each ring slot holds
+};
+
+// Points rows[0 .. count) (count <= 4) at the padded copies of input rows ih0 .. ih0 + count - 1
+// of image n, calling copy(slot, first byte of the input row) only for a row whose slot holds
+// another one; rows outside the image, and rows[count ..], get the zero-point row.
+template <typename Copy>
+static inline void select_rows(PaddedRowRing& ring, const QWindow& s, int64_t n, int64_t ih0, int count,
+                               const uint8_t* x, const uint8_t* (&rows)[4], Copy&& copy) {
+  for (int kh = 0; kh < 4; ++kh) rows[kh] = ring.slot[4];
+  for (int kh = 0; kh < count; ++kh) {
+    const int64_t ih = ih0 + kh;
+    if (ih < 0 || ih >= s.in_h) continue;
+    const int64_t key = n * s.in_h + ih, k = ih % 4;
+    if (ring.key[k] != key) {
+      copy(ring.slot[k], x + key * s.in_w * s.channels);
+      ring.key[k] = key;
+    }
+    rows[kh] = ring.slot[k];
+  }
+}
+
+}  // namespace kiln::nn::kernels
