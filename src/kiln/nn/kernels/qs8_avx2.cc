@@ -1,5 +1,6 @@
 // int8 micro-kernels for AVX2 (no VNNI): GEMM / IGEMM 4 x 16 tiles, NHWC depthwise convolution
-// 16 channels at a time, per-tensor quantize / dequantize. Built with -mavx2 -mfma only;
+// 16 channels at a time (3x3 kernels take the column units of qs8_dwconv_col3_avx2.cc), per-tensor
+// quantize / dequantize. Built with -mavx2 -mfma only;
 // everything here has internal linkage except the exported entry points, and no standard-library
 // template is used.
 //
@@ -167,6 +168,7 @@ inline void dw_tap(const uint8_t* xp, int n, const int16_t* w, __m128i axor, __m
 
 void qs8_dwconv_avx2(const QWindow& s, const uint8_t* x, const uint8_t* w, int32_t a_zero, const QParams& p, void* y,
                      int64_t row_begin, int64_t row_end) {
+  if (qs8_dwconv_col3_avx2(s, x, w, a_zero, p, y, row_begin, row_end)) return;  // 3x3, strides 1 and 2
   const int64_t C = s.channels, taps = s.kernel_h * s.kernel_w;
   const int64_t block_bytes = 16 * 8 + taps * 16 * 2;
   const int64_t es = out_bytes(p);

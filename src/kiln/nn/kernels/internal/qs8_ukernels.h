@@ -150,6 +150,9 @@ void qs8_dwconv_avx512vnni(const QWindow& s, const uint8_t* x, const uint8_t* w,
                            void* y, int64_t row_begin, int64_t row_end);
 void qs8_dwconv_avxvnni(const QWindow& s, const uint8_t* x, const uint8_t* w, int32_t a_zero, const QParams& p,
                         void* y, int64_t row_begin, int64_t row_end);
+// The 3x3 column-unit path of qs8_dwconv_avx2 (qs8_dwconv_col3_avx2.cc); false: geometry not taken.
+bool qs8_dwconv_col3_avx2(const QWindow& s, const uint8_t* x, const uint8_t* w, int32_t a_zero, const QParams& p,
+                          void* y, int64_t row_begin, int64_t row_end);
 void qs8_dwconv_avx2(const QWindow& s, const uint8_t* x, const uint8_t* w, int32_t a_zero, const QParams& p, void* y,
                      int64_t row_begin, int64_t row_end);
 void qs8_dwconv_portable(const QWindow& s, const uint8_t* x, const uint8_t* w, int32_t a_zero, const QParams& p,
