@@ -38,8 +38,9 @@ int32_t kernel_zero_point(bool kernel_unsigned, int32_t a_zero_point, bool a_uns
 uint8_t kernel_a_xor(bool kernel_unsigned, bool a_unsigned) { return kernel_unsigned != a_unsigned ? 0x80 : 0; }
 
 // Below this many multiply-adds a GEMM runs on the calling thread: waking a worker and joining it
-// costs more (int8 MACs are cheaper than fp32 ones, so the bar is higher than gemm.cc's).
-constexpr int64_t kMinParallelMacs = 1 << 18;
+// costs more (int8 MACs are cheaper than fp32 ones, so the bar is higher than gemm.cc's). At 2
+// threads, 2^20 against 2^18: KWS int8 28 -> 21.7 us, VWW 90 -> 79 us, MobileNetV2 unchanged.
+constexpr int64_t kMinParallelMacs = 1 << 20;
 
 size_t out_size(const QParams& p) { return p.out == QOutput::kInt8 ? 1 : 4; }
 
