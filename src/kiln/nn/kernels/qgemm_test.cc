@@ -262,6 +262,27 @@ struct DwCase {
   int64_t c, h, w, kh, kw, sh, sw, dh, dw, pt, pl, pb, pr;
 };
 
+// The window of a depthwise or pooling case over a batch of 2, output size in floor mode.
+template <typename Case>
+QWindow window_of(const Case& d) {
+  QWindow s{};
+  s.batch = 2;
+  s.in_h = d.h;
+  s.in_w = d.w;
+  s.channels = d.c;
+  s.kernel_h = d.kh;
+  s.kernel_w = d.kw;
+  s.stride_h = d.sh;
+  s.stride_w = d.sw;
+  s.dilation_h = d.dh;
+  s.dilation_w = d.dw;
+  s.pad_top = d.pt;
+  s.pad_left = d.pl;
+  s.out_h = (d.h + d.pt + d.pb - d.dh * (d.kh - 1) - 1) / d.sh + 1;
+  s.out_w = (d.w + d.pl + d.pr - d.dw * (d.kw - 1) - 1) / d.sw + 1;
+  return s;
+}
+
 TEST(QDwConv, EveryKernelSetMatchesReference) {
   std::mt19937 rng(59);
   const DwCase cases[] = {
@@ -297,21 +318,7 @@ TEST(QDwConv, EveryKernelSetMatchesReference) {
     for (const DwCase& d : cases) {
       ++case_index;
       for (bool a_unsigned : {false, true}) {
-        QWindow s{};
-        s.batch = 2;
-        s.in_h = d.h;
-        s.in_w = d.w;
-        s.channels = d.c;
-        s.kernel_h = d.kh;
-        s.kernel_w = d.kw;
-        s.stride_h = d.sh;
-        s.stride_w = d.sw;
-        s.dilation_h = d.dh;
-        s.dilation_w = d.dw;
-        s.pad_top = d.pt;
-        s.pad_left = d.pl;
-        s.out_h = (d.h + d.pt + d.pb - d.dh * (d.kh - 1) - 1) / d.sh + 1;
-        s.out_w = (d.w + d.pl + d.pr - d.dw * (d.kw - 1) - 1) / d.sw + 1;
+        const QWindow s = window_of(d);
         // Zero points inside and at the ends of the range (|x - zero_point| up to 255).
         const int32_t zps_s[] = {-100, 127, -128}, zps_u[] = {200, 0, 255};
         const int32_t zp = a_unsigned ? zps_u[case_index % 3] : zps_s[case_index % 3];
@@ -354,21 +361,9 @@ TEST(QPool, EveryKernelSetMatchesTheScalarLoop) {
   };
   for (const QKernels* qk : available_qkernels()) {
     for (const PoolCase& d : cases) {
-      QWindow s{};
-      s.batch = 2;
-      s.in_h = d.h;
-      s.in_w = d.w;
-      s.channels = d.c;
-      s.kernel_h = d.kh;
-      s.kernel_w = d.kw;
-      s.stride_h = d.sh;
-      s.stride_w = d.sw;
-      s.dilation_h = d.dh;
-      s.dilation_w = d.dw;
-      s.pad_top = d.pt;
-      s.pad_left = d.pl;
-      s.out_h = d.oh ? d.oh : (d.h + d.pt + d.pb - d.dh * (d.kh - 1) - 1) / d.sh + 1;
-      s.out_w = d.ow ? d.ow : (d.w + d.pl + d.pr - d.dw * (d.kw - 1) - 1) / d.sw + 1;
+      QWindow s = window_of(d);
+      if (d.oh) s.out_h = d.oh;  // ceil mode
+      if (d.ow) s.out_w = d.ow;
       auto x = random_bytes(static_cast<size_t>(s.batch * d.h * d.w * d.c), rng);
       const size_t outs = static_cast<size_t>(s.batch * s.out_h * s.out_w * d.c);
       for (int variant = 0; variant < 10; ++variant) {

@@ -24,6 +24,7 @@
 #include <immintrin.h>
 
 #include <cstdint>
+#include <cstring>
 
 #include "kiln/nn/kernels/internal/padded_rows.h"
 #include "kiln/nn/kernels/internal/qs8_avx512_requant.h"
@@ -431,25 +432,6 @@ inline void col3_row(const QWindow& s, const uint8_t* const (&rows)[4], const Co
   }
 }
 
-// Copies input row `src` (in_w columns) into `dst` as padded columns [0, cols): `pad_left` columns
-// of the zero point, then the row XORed with `x`, then the zero point again.
-inline void col3_copy_row(uint8_t* dst, const uint8_t* src, int64_t pad_left, int64_t in_w, int64_t cols, int64_t C,
-                          __m512i x, __m512i zero) {
-  const int64_t left = pad_left < cols ? pad_left : cols;
-  int64_t body = cols - left < in_w ? cols - left : in_w;
-  if (body < 0) body = 0;
-  fill_bytes(dst, zero, left * C);
-  const int64_t n = body * C;
-  uint8_t* out = dst + left * C;
-  int64_t i = 0;
-  for (; i + 64 <= n; i += 64) _mm512_storeu_si512(out + i, _mm512_xor_si512(_mm512_loadu_si512(src + i), x));
-  if (i < n) {
-    const __mmask64 m = _cvtu64_mask64(~0ull >> (64 - (n - i)));
-    _mm512_mask_storeu_epi8(out + i, m, _mm512_xor_si512(_mm512_maskz_loadu_epi8(m, src + i), x));
-  }
-  fill_bytes(out + n, zero, (cols - left - body) * C);
-}
-
 // Whether the column-unit path takes this geometry (it needs its row copies to fit).
 inline bool col3_fits(const QWindow& s) {
   if (s.kernel_h != 3 || s.kernel_w != 3 || s.dilation_h != 1 || s.dilation_w != 1) return false;
@@ -469,8 +451,7 @@ __attribute__((noinline)) void col3_rows(const QWindow& s, const uint8_t* x, con
   const bool pairs = C == 8 && S == 1;
   const bool two = S == 1 && s.stride_h == 1;  // output rows in pairs over four input rows
   const int32_t zero_u = kU ? d.zero_value : d.zero_value + 128;
-  const __m512i zero_v = _mm512_set1_epi8(static_cast<char>(zero_u));
-  const __m512i x_v = _mm512_set1_epi8(static_cast<char>(kU ? 0 : 0x80));
+  const uint8_t zero_b = static_cast<uint8_t>(zero_u), x_b = kU ? 0 : 0x80;
   const int64_t nb = (C + 15) / 16;
   Col3Block blocks[kCol3MaxBlocks];
   for (int64_t b = 0; b < nb; ++b) blocks[b] = col3_block(pairs ? dup : w + b * d.block_bytes, zero_u, d);
@@ -480,9 +461,9 @@ __attribute__((noinline)) void col3_rows(const QWindow& s, const uint8_t* x, con
   alignas(64) uint8_t buf[5 * kStride];
   PaddedRowRing ring;
   for (int i = 0; i < 5; ++i) ring.slot[i] = buf + i * kStride + kCol3Slack;
-  fill_bytes(ring.slot[4], zero_v, cols * C);  // the rows above and below the image
+  std::memset(ring.slot[4], zero_b, static_cast<size_t>(cols * C + kCol3Slack));  // rows above and below the image
   const auto copy = [&](uint8_t* dst, const uint8_t* src) {
-    col3_copy_row(dst, src, s.pad_left, s.in_w, cols, C, x_v, zero_v);
+    copy_padded_row(dst, src, s.pad_left, s.in_w, cols, C, x_b, zero_b, kCol3Slack);
   };
   for (int64_t r = row_begin; r < row_end;) {
     const int64_t n = r / s.out_h, oh = r % s.out_h;

@@ -157,28 +157,6 @@ void col3_row(const QWindow& s, const uint8_t* const (&rows)[4], const Block* bl
   }
 }
 
-inline void fill(uint8_t* d, uint8_t v, int64_t n) {
-  if (n > 0) std::memset(d, v, static_cast<size_t>(n));
-}
-
-// Input row `src` as padded columns [0, cols): zero points, the row XORed with `x`, zero points.
-void copy_row(uint8_t* dst, const uint8_t* src, int64_t pad_left, int64_t in_w, int64_t cols, int64_t C, uint8_t x,
-              uint8_t zero) {
-  const int64_t left = pad_left < cols ? pad_left : cols;
-  int64_t body = cols - left < in_w ? cols - left : in_w;
-  if (body < 0) body = 0;
-  fill(dst, zero, left * C);
-  const int64_t n = body * C;
-  uint8_t* out = dst + left * C;
-  const __m256i xv = _mm256_set1_epi8(static_cast<char>(x));
-  int64_t i = 0;
-  for (; i + 32 <= n; i += 32)
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + i),
-                        _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + i)), xv));
-  for (; i < n; ++i) out[i] = static_cast<uint8_t>(src[i] ^ x);
-  fill(out + n, zero, (cols - left - body) * C);
-}
-
 }  // namespace
 
 bool qs8_dwconv_col3_avx2(const QWindow& s, const uint8_t* x, const uint8_t* w, int32_t a_zero, const QParams& p,
@@ -200,10 +178,9 @@ bool qs8_dwconv_col3_avx2(const QWindow& s, const uint8_t* x, const uint8_t* w, 
   alignas(32) uint8_t buf[5 * kStride];
   PaddedRowRing ring;
   for (int i = 0; i < 5; ++i) ring.slot[i] = buf + i * kStride;
-  fill(ring.slot[4], static_cast<uint8_t>(zero_u), cols * C + kSlack);
+  std::memset(ring.slot[4], static_cast<uint8_t>(zero_u), static_cast<size_t>(cols * C + kSlack));
   const auto copy = [&](uint8_t* dst, const uint8_t* src) {
-    copy_row(dst, src, s.pad_left, s.in_w, cols, C, x_byte, static_cast<uint8_t>(zero_u));
-    fill(dst + cols * C, static_cast<uint8_t>(zero_u), kSlack);
+    copy_padded_row(dst, src, s.pad_left, s.in_w, cols, C, x_byte, static_cast<uint8_t>(zero_u), kSlack);
   };
   uint8_t* yb = static_cast<uint8_t*>(y);
   for (int64_t r = row_begin; r < row_end;) {

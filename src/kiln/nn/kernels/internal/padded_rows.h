@@ -6,15 +6,20 @@
 // below the image.
 //
 // Everything is `static`: each including unit gets its own copy, so nothing compiled with one
-// unit's ISA flags can be picked by the linker for another. The copy itself (padding, XOR) is the
-// caller's, in its own instruction set.
+// unit's ISA flags can be picked by the linker for another. copy_padded_row needs AVX2 (every unit
+// that includes this header is built with it).
 //
 //   PaddedRowRing ring;  // ring.slot[0..4] set by the caller, slot[4] filled with zero points
 //   const uint8_t* rows[4];
-//   select_rows(ring, s, n, ih0, 3, x, rows, [&](uint8_t* dst, const uint8_t* src) { ... });
+//   select_rows(ring, s, n, ih0, 3, x, rows, [&](uint8_t* dst, const uint8_t* src) {
+//     copy_padded_row(dst, src, s.pad_left, s.in_w, cols, s.channels, xor_byte, zero_byte, slack);
+//   });
 #pragma once
 
+#include <immintrin.h>
+
 #include <cstdint>
+#include <cstring>
 
 #include "kiln/nn/kernels/internal/qs8_ukernels.h"
 
@@ -42,6 +47,26 @@ static inline void select_rows(PaddedRowRing& ring, const QWindow& s, int64_t n,
     }
     rows[kh] = ring.slot[k];
   }
+}
+
+// Input row `src` (in_w columns of C bytes) as padded columns [0, cols) of `dst`: pad_left columns
+// of `zero`, the row XORed with `x` (0x80 moves int8 into the unsigned domain), `zero` again up to
+// cols, then `slack` more bytes of `zero` that unit loads past the last column may touch.
+static inline void copy_padded_row(uint8_t* dst, const uint8_t* src, int64_t pad_left, int64_t in_w, int64_t cols,
+                                   int64_t C, uint8_t x, uint8_t zero, int64_t slack) {
+  const int64_t left = pad_left < cols ? pad_left : cols;
+  int64_t body = cols - left < in_w ? cols - left : in_w;
+  if (body < 0) body = 0;
+  std::memset(dst, zero, static_cast<size_t>(left * C));
+  const int64_t n = body * C;
+  uint8_t* out = dst + left * C;
+  const __m256i xv = _mm256_set1_epi8(static_cast<char>(x));
+  int64_t i = 0;
+  for (; i + 32 <= n; i += 32)
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + i),
+                        _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + i)), xv));
+  for (; i < n; ++i) out[i] = static_cast<uint8_t>(src[i] ^ x);
+  std::memset(out + n, zero, static_cast<size_t>((cols - left - body) * C + slack));
 }
 
 }  // namespace kiln::nn::kernels

@@ -45,7 +45,8 @@ struct QTile {
   int64_t lda = 0;                         // gemm: row stride of A (bytes)
   const uint8_t* const* a_ptrs = nullptr;  // igemm: ks * MR row pointers, tap-major
   ptrdiff_t a_offset = 0;                  // igemm: bytes added to every pointer except `zero`
-  const uint8_t* zero = nullptr;           // igemm: the padding row (holds the input zero point)
+  const uint8_t* zero = nullptr;           // igemm: the padding row (holds the input zero point);
+                                           // null: the pointers have no padding row
   const uint8_t* w = nullptr;              // panel: int32 bias[NR], float scale[NR], weight groups
   void* c = nullptr;                       // int8, float or int32 elements per QParams::out
   int64_t ldc = 0;                         // row stride of C (elements)
