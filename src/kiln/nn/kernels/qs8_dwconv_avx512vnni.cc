@@ -465,11 +465,7 @@ __attribute__((noinline)) void col3_rows(const QWindow& s, const uint8_t* x, con
   const auto copy = [&](uint8_t* dst, const uint8_t* src) {
     copy_padded_row(dst, src, s.pad_left, s.in_w, cols, C, x_b, zero_b, kCol3Slack);
   };
-  for (int64_t r = row_begin; r < row_end;) {
-    const int64_t n = r / s.out_h, oh = r % s.out_h;
-    const bool both = two && r + 1 < row_end && oh + 1 < s.out_h;
-    const uint8_t* rows[4];
-    select_rows(ring, s, n, oh * s.stride_h - s.pad_top, both ? 4 : 3, x, rows, copy);
+  for_each_output_row(ring, s, row_begin, row_end, two, x, copy, [&](const uint8_t* const (&rows)[4], int64_t r, bool both) {
     uint8_t* y_row = y + r * s.out_w * C * d.es;
     uint8_t* y_low = y_row + s.out_w * C * d.es;
     if (pairs) {
@@ -481,8 +477,7 @@ __attribute__((noinline)) void col3_rows(const QWindow& s, const uint8_t* x, con
     } else {
       col3_row<2, false, false>(s, rows, blocks, w, d, y_row, nullptr);
     }
-    r += both ? 2 : 1;
-  }
+  });
 }
 
 template <bool kU>

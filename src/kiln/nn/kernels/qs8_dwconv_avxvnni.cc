@@ -163,11 +163,7 @@ void qs8_dwconv_avxvnni(const QWindow& s, const uint8_t* x, const uint8_t* w, in
     copy_padded_row(dst, src, s.pad_left, s.in_w, cols, C, x_byte, static_cast<uint8_t>(zero_u), kSlack);
   };
   uint8_t* yb = static_cast<uint8_t*>(y);
-  for (int64_t r = row_begin; r < row_end;) {
-    const int64_t n = r / s.out_h, oh = r % s.out_h;
-    const bool both = two && r + 1 < row_end && oh + 1 < s.out_h;
-    const uint8_t* rows[4];
-    select_rows(ring, s, n, oh * s.stride_h - s.pad_top, both ? 4 : 3, x, rows, copy);
+  for_each_output_row(ring, s, row_begin, row_end, two, x, copy, [&](const uint8_t* const (&rows)[4], int64_t r, bool both) {
     uint8_t* y_row = yb + r * s.out_w * C * es;
     if (S == 1) {
       if (both) col3_row<1, true>(s, rows, blocks, w, block_bytes, p, es, y_row, y_row + s.out_w * C * es);
@@ -175,8 +171,7 @@ void qs8_dwconv_avxvnni(const QWindow& s, const uint8_t* x, const uint8_t* w, in
     } else {
       col3_row<2, false>(s, rows, blocks, w, block_bytes, p, es, y_row, nullptr);
     }
-    r += both ? 2 : 1;
-  }
+  });
 }
 
 }  // namespace kiln::nn::kernels

@@ -10,10 +10,11 @@
 // that includes this header is built with it).
 //
 //   PaddedRowRing ring;  // ring.slot[0..4] set by the caller, slot[4] filled with zero points
-//   const uint8_t* rows[4];
-//   select_rows(ring, s, n, ih0, 3, x, rows, [&](uint8_t* dst, const uint8_t* src) {
+//   auto copy = [&](uint8_t* dst, const uint8_t* src) {
 //     copy_padded_row(dst, src, s.pad_left, s.in_w, cols, s.channels, xor_byte, zero_byte, slack);
-//   });
+//   };
+//   for_each_output_row(ring, s, row_begin, row_end, stride_1, x, copy,
+//                       [&](const uint8_t* const (&rows)[4], int64_t r, bool two) { ... });
 #pragma once
 
 #include <immintrin.h>
@@ -46,6 +47,22 @@ static inline void select_rows(PaddedRowRing& ring, const QWindow& s, int64_t n,
       ring.key[k] = key;
     }
     rows[kh] = ring.slot[k];
+  }
+}
+
+// Walks output rows [row_begin, row_end) one at a time, or two at a time where `pairs` is set and
+// the next row belongs to the same image and range, and calls f(rows, r, two) with the padded
+// input rows under output row r (three, or four for a pair).
+template <typename Copy, typename F>
+static inline void for_each_output_row(PaddedRowRing& ring, const QWindow& s, int64_t row_begin, int64_t row_end,
+                                       bool pairs, const uint8_t* x, Copy&& copy, F&& f) {
+  for (int64_t r = row_begin; r < row_end;) {
+    const int64_t n = r / s.out_h, oh = r % s.out_h;
+    const bool two = pairs && r + 1 < row_end && oh + 1 < s.out_h;
+    const uint8_t* rows[4];
+    select_rows(ring, s, n, oh * s.stride_h - s.pad_top, two ? 4 : 3, x, rows, copy);
+    f(rows, r, two);
+    r += two ? 2 : 1;
   }
 }
 
