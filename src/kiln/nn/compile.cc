@@ -464,6 +464,7 @@ class Compiler {
       if (!constant_[r]) all_const = false;
     }
     PrepareContext ctx(n, ins, consts);
+    ctx.set_threads(opts_.threads);
     Result<KernelPtr> k = def->prepare(ctx);
     Status err = !ctx.sticky_error().is_ok() ? ctx.sticky_error() : k.status();
     if (!err.is_ok()) {

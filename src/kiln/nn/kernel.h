@@ -129,6 +129,10 @@ class PrepareContext {
 
   // Scratch memory for the kernel, live only while the node runs; planned in the arena.
   void request_scratch(size_t bytes) { scratch_bytes_ = bytes; }
+  // Threads the model runs on (CompileOptions::threads): kernels that split their work size
+  // per-thread scratch with it.
+  int threads() const { return threads_; }
+  void set_threads(int threads) { threads_ = threads < 1 ? 1 : threads; }
   size_t scratch_bytes() const { return scratch_bytes_; }
 
   // Attributes. A present attribute of the wrong kind records an error and returns `def`.
@@ -166,6 +170,7 @@ class PrepareContext {
   std::vector<const Tensor*> constants_;
   std::vector<TensorInfo> outputs_;
   size_t scratch_bytes_ = 0;
+  int threads_ = 1;
   int needed_input_ = -1;
   int output_alias_ = -1;
   Status sticky_;

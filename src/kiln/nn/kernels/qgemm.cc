@@ -15,19 +15,24 @@ namespace {
 // The VNNI sets reuse the AVX2 conversion kernels (every VNNI CPU has AVX2); AVX-VNNI also the
 // AVX2 depthwise kernel.
 // Elementwise Add/Mul and pooling: AVX-512 on the AVX-512 VNNI set, AVX2 / the scalar loop elsewhere.
-const QKernels kQs8Avx512VnniSet = {"qs8_avx512vnni",        &kQs8GemmAvx512Vnni, qs8_dwconv_avx512vnni,
-                                    "qs8_dwconv_avx512vnni", qs8_quantize_avx512, qs8_dequantize_avx2,
-                                    qs8_binary_avx512,       qs8_pool_avx512,     "qs8_pool_avx512",
+const QKernels kQs8Avx512VnniSet = {"qs8_avx512vnni",      &kQs8GemmAvx512Vnni,
+                                    qs8_dwconv_avx512vnni, qs8_dwconv_avx512vnni_scratch,
+                                    "qs8_dwconv_avx512vnni", qs8_quantize_avx512,
+                                    qs8_dequantize_avx2,   qs8_binary_avx512,
+                                    qs8_pool_avx512,       "qs8_pool_avx512",
                                     &kQs8GemmAvx512VnniN8};
-const QKernels kQs8AvxVnniSet = {"qs8_avxvnni",     &kQs8GemmAvxVnni,    qs8_dwconv_avxvnni, "qs8_dwconv_avxvnni",
-                                 qs8_quantize_avx2, qs8_dequantize_avx2, qs8_binary_avx2, qs8_pool_scalar,
+const QKernels kQs8AvxVnniSet = {"qs8_avxvnni",      &kQs8GemmAvxVnni,    qs8_dwconv_avxvnni,
+                                 qs8_dwconv_avxvnni_scratch, "qs8_dwconv_avxvnni", qs8_quantize_avx2,
+                                 qs8_dequantize_avx2, qs8_binary_avx2,   qs8_pool_scalar,
                                  "qs8_pool_scalar"};
-const QKernels kQs8Avx2Set = {"qs8_avx2",        &kQs8GemmAvx2,       qs8_dwconv_avx2, "qs8_dwconv_avx2",
-                              qs8_quantize_avx2, qs8_dequantize_avx2, qs8_binary_avx2, qs8_pool_scalar,
-                              "qs8_pool_scalar"};
-const QKernels kQs8PortableSet = {"qs8_portable",        &kQs8GemmPortable,       qs8_dwconv_portable,
-                                  "qs8_dwconv_portable", qs8_quantize_portable, qs8_dequantize_portable,
-                                  qs8_binary_portable,   qs8_pool_scalar,       "qs8_pool_scalar"};
+const QKernels kQs8Avx2Set = {"qs8_avx2",        &kQs8GemmAvx2,       qs8_dwconv_avx2, qs8_dwconv_avx2_scratch,
+                              "qs8_dwconv_avx2", qs8_quantize_avx2,   qs8_dequantize_avx2, qs8_binary_avx2,
+                              qs8_pool_scalar,   "qs8_pool_scalar"};
+const QKernels kQs8PortableSet = {"qs8_portable",        &kQs8GemmPortable,
+                                  qs8_dwconv_portable,   qs8_dwconv_portable_scratch,
+                                  "qs8_dwconv_portable", qs8_quantize_portable,
+                                  qs8_dequantize_portable, qs8_binary_portable,
+                                  qs8_pool_scalar,       "qs8_pool_scalar"};
 
 // The zero point the micro-kernel must subtract, in the domain it multiplies in.
 int32_t kernel_zero_point(bool kernel_unsigned, int32_t a_zero_point, bool a_unsigned) {
@@ -219,10 +224,14 @@ QPackedDepthwise pack_qdepthwise(const int8_t* w, const int32_t* bias, const flo
   return p;
 }
 
+size_t qdwconv_scratch_bytes(const QKernels& k, const QWindow& s) {
+  return (k.dwconv_scratch(s) + 63) / 64 * 64;
+}
+
 void qdwconv(const QKernels& k, const QWindow& s, const void* x, const QPackedDepthwise& w, QParams p, void* y,
-             int64_t row_begin, int64_t row_end) {
+             int64_t row_begin, int64_t row_end, void* scratch) {
   p.a_xor = w.a_xor;
-  k.dwconv(s, static_cast<const uint8_t*>(x), w.data.data<uint8_t>(), w.a_zero, p, y, row_begin, row_end);
+  k.dwconv(s, static_cast<const uint8_t*>(x), w.data.data<uint8_t>(), w.a_zero, p, y, row_begin, row_end, scratch);
 }
 
 namespace {

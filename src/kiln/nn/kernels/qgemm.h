@@ -101,9 +101,12 @@ struct QPackedDepthwise {
 QPackedDepthwise pack_qdepthwise(const int8_t* w, const int32_t* bias, const float* scale, int64_t channels,
                                  int64_t kh, int64_t kw, int32_t a_zero_point, bool a_unsigned);
 
-// y = dwconv(x) over rows [row_begin, row_end) of `s` (see QWindow).
+// y = dwconv(x) over rows [row_begin, row_end) of `s` (see QWindow). `scratch`: 64-byte aligned,
+// qdwconv_scratch_bytes(k, s) bytes (a multiple of 64) for this call alone; calls that run at the
+// same time each need their own.
+size_t qdwconv_scratch_bytes(const QKernels& k, const QWindow& s);
 void qdwconv(const QKernels& k, const QWindow& s, const void* x, const QPackedDepthwise& w, QParams p, void* y,
-             int64_t row_begin, int64_t row_end);
+             int64_t row_begin, int64_t row_end, void* scratch);
 
 // The plain loops the micro-kernels are tested against. They compute sum_k (a - a_zero_point) *
 // w + bias exactly in int32 and apply the same epilogue as the kernels (p.a_xor is ignored).

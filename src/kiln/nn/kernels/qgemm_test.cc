@@ -8,8 +8,10 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <limits>
+#include <memory>
 #include <random>
 #include <span>
 #include <string>
@@ -332,10 +334,18 @@ TEST(QDwConv, EveryKernelSetMatchesReference) {
           const size_t esize = es(o.params);
           std::vector<uint8_t> want(static_cast<size_t>(outs) * esize), got = want;
           qdwconv_reference(s, x.data(), a_unsigned, zp, w.data(), bias.data(), scale.data(), o.params, want.data());
-          // In two row ranges, as the thread split calls it.
+          // In two row ranges, as the thread split calls it, each with scratch of exactly the
+          // size the kernel asks for (a heap block of its own: ASan sees any read or write past
+          // it), filled with junk that no result may depend on.
           const int64_t rows = s.batch * s.out_h, split = rows / 2 + 1;
-          qdwconv(*qk, s, x.data(), pw, o.params, got.data(), 0, split);
-          qdwconv(*qk, s, x.data(), pw, o.params, got.data(), split, rows);
+          const size_t bytes = qdwconv_scratch_bytes(*qk, s);
+          ASSERT_EQ(bytes % 64, 0u);
+          std::unique_ptr<uint8_t, decltype(&std::free)> scratch(
+              static_cast<uint8_t*>(bytes ? std::aligned_alloc(64, bytes) : nullptr), &std::free);
+          if (bytes) std::memset(scratch.get(), 0xA5, bytes);
+          qdwconv(*qk, s, x.data(), pw, o.params, got.data(), 0, split, scratch.get());
+          if (bytes) std::memset(scratch.get(), 0x5A, bytes);
+          qdwconv(*qk, s, x.data(), pw, o.params, got.data(), split, rows, scratch.get());
           expect_same(got, want, 1, outs, outs, esize,
                       std::string(qk->name) + " dwconv c=" + std::to_string(d.c) + " " + std::to_string(d.h) + "x" +
                           std::to_string(d.w) + " k" + std::to_string(d.kh) + "x" + std::to_string(d.kw) + " s" +

@@ -166,9 +166,11 @@ inline void dw_tap(const uint8_t* xp, int n, const int16_t* w, __m128i axor, __m
 
 }  // namespace
 
+size_t qs8_dwconv_avx2_scratch(const QWindow& s) { return qs8_dwconv_col3_avx2_scratch(s); }
+
 void qs8_dwconv_avx2(const QWindow& s, const uint8_t* x, const uint8_t* w, int32_t a_zero, const QParams& p, void* y,
-                     int64_t row_begin, int64_t row_end) {
-  if (qs8_dwconv_col3_avx2(s, x, w, a_zero, p, y, row_begin, row_end)) return;  // 3x3, strides 1 and 2
+                     int64_t row_begin, int64_t row_end, void* scratch) {
+  if (qs8_dwconv_col3_avx2(s, x, w, a_zero, p, y, row_begin, row_end, scratch)) return;  // 3x3, strides 1 and 2
   const int64_t C = s.channels, taps = s.kernel_h * s.kernel_w;
   const int64_t block_bytes = 16 * 8 + taps * 16 * 2;
   const int64_t es = out_bytes(p);

@@ -444,23 +444,35 @@ inline bool col3_fits(const QWindow& s) {
   return (cols + 2) * s.channels + 64 <= kCol3RowBytes;
 }
 
+// The column-unit path's scratch: the prepared blocks, then five ring slots of col3_stride bytes
+// (kCol3Slack before a row, its (cols + 2) * C + 64 bytes that unit loads may touch, kCol3Slack
+// after), all 64-byte aligned.
+inline int64_t col3_blocks_bytes(const QWindow& s) {
+  return (s.channels + 15) / 16 * static_cast<int64_t>(sizeof(Col3Block));
+}
+inline int64_t col3_stride(const QWindow& s) {
+  const int64_t cols = (s.out_w - 1) * s.stride_w + 4;
+  return ((cols + 2) * s.channels + 64 + 63) / 64 * 64 + 2 * kCol3Slack;
+}
+
 template <bool kU>
 __attribute__((noinline)) void col3_rows(const QWindow& s, const uint8_t* x, const uint8_t* w, const uint8_t* dup,
-                                         const Dw& d, uint8_t* y, int64_t row_begin, int64_t row_end) {
+                                         const Dw& d, uint8_t* y, int64_t row_begin, int64_t row_end,
+                                         uint8_t* scratch) {
   const int64_t C = s.channels, S = s.stride_w;
   const bool pairs = C == 8 && S == 1;
   const bool two = S == 1 && s.stride_h == 1;  // output rows in pairs over four input rows
   const int32_t zero_u = kU ? d.zero_value : d.zero_value + 128;
   const uint8_t zero_b = static_cast<uint8_t>(zero_u), x_b = kU ? 0 : 0x80;
   const int64_t nb = (C + 15) / 16;
-  Col3Block blocks[kCol3MaxBlocks];
+  Col3Block* blocks = reinterpret_cast<Col3Block*>(scratch);
   for (int64_t b = 0; b < nb; ++b) blocks[b] = col3_block(pairs ? dup : w + b * d.block_bytes, zero_u, d);
   // Padded columns every output reads (+1: a pair's second column), all filled.
   const int64_t cols = (s.out_w - 1) * S + 3 + (pairs ? 1 : 0);
-  constexpr int64_t kStride = kCol3RowBytes + 2 * kCol3Slack;
-  alignas(64) uint8_t buf[5 * kStride];
+  const int64_t stride = col3_stride(s);
+  uint8_t* buf = scratch + col3_blocks_bytes(s);
   PaddedRowRing ring;
-  for (int i = 0; i < 5; ++i) ring.slot[i] = buf + i * kStride + kCol3Slack;
+  for (int i = 0; i < 5; ++i) ring.slot[i] = buf + i * stride + kCol3Slack;
   std::memset(ring.slot[4], zero_b, static_cast<size_t>(cols * C + kCol3Slack));  // rows above and below the image
   const auto copy = [&](uint8_t* dst, const uint8_t* src) {
     copy_padded_row(dst, src, s.pad_left, s.in_w, cols, C, x_b, zero_b, kCol3Slack);
@@ -480,9 +492,50 @@ __attribute__((noinline)) void col3_rows(const QWindow& s, const uint8_t* x, con
   });
 }
 
+// Narrow rows (at most 32 outputs, where the border pixels and the remainder after whole spans
+// are a large part of the row): the input rows under a chunk of output rows are copied into
+// scratch with zero-point bytes around them, and the span runs over whole rows as if they were
+// interior (a padding tap adds zero_point * w, which the bias folded over all taps takes away
+// again), its last step computing past out_w without storing. 3x3 narrow rows take P = out_w /
+// steps pixels per step (4 to 8), so that little is computed past out_w (a 5-wide row: one step
+// of 5 instead of 8). A chunk's padded rows take at most kNarrowBytes.
+struct NarrowPlan {
+  bool on = false;
+  int pixels = 0;          // output pixels per span step
+  int64_t steps = 0;       // span steps per row
+  int64_t cols = 0;        // padded input columns per row
+  int64_t chunk_rows = 0;  // output rows per chunk
+  int64_t bytes = 0;       // scratch for one chunk's padded input rows
+};
+constexpr int64_t kNarrowMax = 32;
+constexpr int64_t kNarrowBytes = 32768;
+
+inline NarrowPlan narrow_plan(const QWindow& s) {
+  NarrowPlan n;
+  int pixels = 0;
+  bool pairs = false;
+  if (!span_for<false>(s, &pixels, &pairs) || pairs || s.out_w > kNarrowMax) return n;
+  const int64_t K = s.kernel_w;
+  if (K == 3) {
+    const int64_t st = (s.out_w + 7) / 8;
+    pixels = static_cast<int>((s.out_w + st - 1) / st);
+    if (pixels < 4) pixels = 4;
+  }
+  n.pixels = pixels;
+  n.steps = (s.out_w + pixels - 1) / pixels;
+  n.cols = (n.steps * pixels - 1) * s.stride_w + K;
+  const int64_t row_bytes = n.cols * s.channels;
+  if (s.pad_left >= n.cols || K * row_bytes > kNarrowBytes) return n;
+  n.on = true;
+  n.chunk_rows = (kNarrowBytes / row_bytes - K) / s.stride_h + 1;  // >= 1: K rows fit
+  if (n.chunk_rows > s.out_h) n.chunk_rows = s.out_h;
+  n.bytes = ((n.chunk_rows - 1) * s.stride_h + K) * row_bytes;
+  return n;
+}
+
 template <bool kU>
 void dwconv_rows(const QWindow& s, const uint8_t* x, const uint8_t* w, const Dw& d, uint8_t* y, int64_t row_begin,
-                 int64_t row_end) {
+                 int64_t row_end, uint8_t* scratch) {
   const int64_t C = s.channels;
   int64_t ow_lo, ow_hi;  // output columns whose whole window lies inside the input
   interior_columns(s, &ow_lo, &ow_hi);
@@ -504,50 +557,29 @@ void dwconv_rows(const QWindow& s, const uint8_t* x, const uint8_t* w, const Dw&
   }
   const uint8_t* span_weights = pairs ? dup : w;
   if (col3_fits(s)) {
-    col3_rows<kU>(s, x, w, dup, d, y, row_begin, row_end);
+    col3_rows<kU>(s, x, w, dup, d, y, row_begin, row_end, scratch);
     return;
   }
-  // Narrow rows (at most 32 outputs, where the border pixels and the remainder after whole
-  // spans are a large part of the row): the input rows under a chunk of output rows are copied
-  // into `padded` with zero-point bytes around them, and the span runs over whole rows as if they
-  // were interior (a padding tap adds zero_point * w, which the bias folded over all taps takes
-  // away again), its last step computing past out_w without storing.
-  // 3x3 narrow rows take P = out_w / steps pixels per step (4 to 8), so that little is computed
-  // past out_w (a 5-wide row: one step of 5 instead of 8).
-  constexpr int64_t kNarrowMax = 32;
-  const int64_t K = s.kernel_w;
-  int narrow_pixels = pixels;
-  SpanFn narrow_span = span;
-  if (span && !pairs && K == 3 && s.out_w <= kNarrowMax) {
-    const int64_t st = (s.out_w + 7) / 8;
-    narrow_pixels = static_cast<int>((s.out_w + st - 1) / st);
-    if (narrow_pixels < 4) narrow_pixels = 4;
-    narrow_span = narrow_span3<kU>(s.stride_w, narrow_pixels);
-  }
-  const int64_t steps = narrow_pixels ? (s.out_w + narrow_pixels - 1) / narrow_pixels : 0;
-  const int64_t cols = (steps * narrow_pixels - 1) * s.stride_w + K;
-  constexpr int64_t kPaddedBytes = 32768;
-  alignas(64) uint8_t padded[kPaddedBytes];
-  const bool narrow = span && !pairs && s.out_w <= kNarrowMax && s.pad_left < cols && K * cols * C <= kPaddedBytes;
-  QWindow ps = s;
-  if (narrow) {
+  const NarrowPlan np = narrow_plan(s);
+  if (np.on) {
+    // Chunks of output rows of one image whose input rows, padded, fit in scratch together: they
+    // are copied once, and the span runs over the whole chunk with its weights in registers.
+    const int64_t K = s.kernel_w, cols = np.cols;
+    const SpanFn narrow_span = K == 3 ? narrow_span3<kU>(s.stride_w, np.pixels) : span;
+    QWindow ps = s;
     ps.in_h = K;  // unused by the span (the rows it reads are the chunk's)
     ps.in_w = cols;
     ps.pad_top = 0;
     ps.pad_left = 0;
-  }
-  const __m512i zero_vec = _mm512_set1_epi8(static_cast<char>(d.zero_value));
-  if (narrow) {
-    // Chunks of output rows of one image whose input rows, padded, fit in `padded` together: they
-    // are copied once, and the span runs over the whole chunk with its weights in registers.
+    const __m512i zero_vec = _mm512_set1_epi8(static_cast<char>(d.zero_value));
     const int64_t sh = s.stride_h, row_bytes = cols * C;
-    const int64_t chunk_max = (kPaddedBytes / row_bytes - K) / sh + 1;  // >= 1: K rows fit
     const int64_t copy_w = s.in_w < cols - s.pad_left ? s.in_w : cols - s.pad_left;
+    uint8_t* padded = scratch;
     for (int64_t r = row_begin; r < row_end;) {
       const int64_t n = r / s.out_h, oh = r % s.out_h;
       int64_t rows = s.out_h - oh;
       if (rows > row_end - r) rows = row_end - r;
-      if (rows > chunk_max) rows = chunk_max;
+      if (rows > np.chunk_rows) rows = np.chunk_rows;
       const uint8_t* x_n = x + n * s.in_h * s.in_w * C;
       const int64_t ih_first = oh * sh - s.pad_top, in_rows = (rows - 1) * sh + K;
       for (int64_t i = 0; i < in_rows; ++i) {
@@ -562,7 +594,7 @@ void dwconv_rows(const QWindow& s, const uint8_t* x, const uint8_t* w, const Dw&
         const int64_t right = cols - s.pad_left - copy_w;
         if (right > 0) fill_bytes(prow + (s.pad_left + copy_w) * C, zero_vec, right * C);
       }
-      narrow_span(ps, padded, w, 0, K, 0, 0, steps, d, y + r * s.out_w * C * d.es, rows, sh * row_bytes,
+      narrow_span(ps, padded, w, 0, K, 0, 0, np.steps, d, y + r * s.out_w * C * d.es, rows, sh * row_bytes,
                   s.out_w * C * d.es);
       r += rows;
     }
@@ -590,8 +622,13 @@ void dwconv_rows(const QWindow& s, const uint8_t* x, const uint8_t* w, const Dw&
 
 }  // namespace
 
+size_t qs8_dwconv_avx512vnni_scratch(const QWindow& s) {
+  if (col3_fits(s)) return static_cast<size_t>(col3_blocks_bytes(s) + 5 * col3_stride(s));
+  return static_cast<size_t>(narrow_plan(s).bytes);
+}
+
 void qs8_dwconv_avx512vnni(const QWindow& s, const uint8_t* x, const uint8_t* w, int32_t a_zero, const QParams& p,
-                           void* y, int64_t row_begin, int64_t row_end) {
+                           void* y, int64_t row_begin, int64_t row_end, void* scratch) {
   // a_xor is 0x80 exactly for uint8 inputs (pack_qdepthwise): those are widened without the XOR,
   // i.e. in the unsigned domain, where the zero point is a_zero + 128.
   const bool is_unsigned = p.a_xor != 0;
@@ -614,8 +651,9 @@ void qs8_dwconv_avx512vnni(const QWindow& s, const uint8_t* x, const uint8_t* w,
   d.es = p.out == QOutput::kInt8 ? 1 : 4;
   if (p.out == QOutput::kInt8) d.packed = avx512::make_packed_epilogue(p);
   uint8_t* yb = static_cast<uint8_t*>(y);
-  if (is_unsigned) dwconv_rows<true>(s, x, w, d, yb, row_begin, row_end);
-  else dwconv_rows<false>(s, x, w, d, yb, row_begin, row_end);
+  uint8_t* sb = static_cast<uint8_t*>(scratch);
+  if (is_unsigned) dwconv_rows<true>(s, x, w, d, yb, row_begin, row_end, sb);
+  else dwconv_rows<false>(s, x, w, d, yb, row_begin, row_end, sb);
 }
 
 }  // namespace kiln::nn::kernels

@@ -134,12 +134,25 @@ bool fits(const QWindow& s) {
   return (cols + 2) * s.channels + 64 <= kRowBytes;
 }
 
+// Scratch of the fitting geometries: the prepared blocks, then five ring slots of `stride` bytes
+// (a row's (cols + 2) * C + 64 bytes that unit loads may touch, then kSlack), 32-byte aligned.
+int64_t blocks_bytes(const QWindow& s) { return (s.channels + 15) / 16 * static_cast<int64_t>(sizeof(Block)); }
+int64_t ring_stride(const QWindow& s) {
+  const int64_t cols = (s.out_w - 1) * s.stride_w + 4;
+  return ((cols + 2) * s.channels + 64 + 63) / 64 * 64 + kSlack;
+}
+
 }  // namespace
 
+size_t qs8_dwconv_avxvnni_scratch(const QWindow& s) {
+  if (!fits(s)) return qs8_dwconv_avx2_scratch(s);
+  return static_cast<size_t>(blocks_bytes(s) + 5 * ring_stride(s));
+}
+
 void qs8_dwconv_avxvnni(const QWindow& s, const uint8_t* x, const uint8_t* w, int32_t a_zero, const QParams& p,
-                        void* y, int64_t row_begin, int64_t row_end) {
+                        void* y, int64_t row_begin, int64_t row_end, void* scratch) {
   if (!fits(s)) {
-    qs8_dwconv_avx2(s, x, w, a_zero, p, y, row_begin, row_end);
+    qs8_dwconv_avx2(s, x, w, a_zero, p, y, row_begin, row_end, scratch);
     return;
   }
   // a_xor is 0x80 exactly for uint8 inputs (pack_qdepthwise); a_zero is then zero_point - 128.
@@ -151,13 +164,13 @@ void qs8_dwconv_avxvnni(const QWindow& s, const uint8_t* x, const uint8_t* w, in
   const int64_t block_bytes = 16 * 8 + 9 * 16 * 2;
   const bool two = S == 1 && s.stride_h == 1;
   const int64_t nb = (C + 15) / 16;
-  Block blocks[kMaxBlocks];
+  Block* blocks = static_cast<Block*>(scratch);
   for (int64_t bi = 0; bi < nb; ++bi) blocks[bi] = make_block(w + bi * block_bytes, zero_u);
   const int64_t cols = (s.out_w - 1) * S + 3;
-  constexpr int64_t kStride = kRowBytes + kSlack;
-  alignas(32) uint8_t buf[5 * kStride];
+  const int64_t stride = ring_stride(s);
+  uint8_t* buf = static_cast<uint8_t*>(scratch) + blocks_bytes(s);
   PaddedRowRing ring;
-  for (int i = 0; i < 5; ++i) ring.slot[i] = buf + i * kStride;
+  for (int i = 0; i < 5; ++i) ring.slot[i] = buf + i * stride;
   std::memset(ring.slot[4], static_cast<uint8_t>(zero_u), static_cast<size_t>(cols * C + kSlack));  // rows above and below the image
   const auto copy = [&](uint8_t* dst, const uint8_t* src) {
     copy_padded_row(dst, src, s.pad_left, s.in_w, cols, C, x_byte, static_cast<uint8_t>(zero_u), kSlack);

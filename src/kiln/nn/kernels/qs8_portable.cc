@@ -95,8 +95,10 @@ void igemm_any(const QTile& t) {
 
 }  // namespace
 
+size_t qs8_dwconv_portable_scratch(const QWindow&) { return 0; }
+
 void qs8_dwconv_portable(const QWindow& s, const uint8_t* x, const uint8_t* w, int32_t a_zero, const QParams& p,
-                         void* y, int64_t row_begin, int64_t row_end) {
+                         void* y, int64_t row_begin, int64_t row_end, void*) {
   const int64_t C = s.channels, taps = s.kernel_h * s.kernel_w;
   const int64_t block_bytes = 16 * 8 + taps * 16 * 2;
   const int64_t es = p.out == QOutput::kInt8 ? 1 : 4;

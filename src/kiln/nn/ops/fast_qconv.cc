@@ -274,21 +274,27 @@ Result<KernelPtr> prepare_qconv(PrepareContext& ctx) {
   if (groups == c && m == c) {
     auto packed = std::make_shared<kernels::QPackedDepthwise>(kernels::pack_qdepthwise(
         w->data<int8_t>(), bias, scale.data(), c, g.kh, g.kw, xq.zero_point, xq.is_unsigned));
+    // One contiguous range of output rows per thread, and threads only from 2^18 multiply-adds:
+    // the kernels carry work across the rows of a call (prepared weights, padded input rows that
+    // neighbouring output rows share, output rows in pairs), which smaller chunks would redo. KWS
+    // int8 at 2 threads 27-35 -> 23 us, VWW 87 -> 83 us against 4 chunks per thread. Each range
+    // has its own scratch (the kernels' row copies and prepared weights, not on the stack).
+    const int64_t rows = win.batch * win.out_h, work = rows * win.out_w * c * g.kh * g.kw;
+    const int64_t parts = work >= (int64_t{1} << 18) ? std::min<int64_t>(ctx.threads(), rows) : 1;
+    const size_t part_bytes = kernels::qdwconv_scratch_bytes(qk, win);
+    ctx.request_scratch(part_bytes * static_cast<size_t>(parts));
     return make_kernel(
         [=, &qk](const KernelContext& k) {
           const void* xp = k.in(0).data;
           void* yp = k.out(0).data;
-          // One contiguous range of output rows per thread, and threads only from 2^18 multiply-adds:
-          // the kernels carry work across the rows of a call (prepared weights, padded input rows
-          // that neighbouring output rows share, output rows in pairs), which smaller chunks would
-          // redo. KWS int8 at 2 threads 27-35 -> 23 us, VWW 87 -> 83 us against 4 chunks per thread.
-          const int64_t rows = win.batch * win.out_h, work = rows * win.out_w * c * g.kh * g.kw;
-          const int64_t t = k.pool && work >= (int64_t{1} << 18) ? std::min<int64_t>(k.pool->threads(), rows) : 1;
+          uint8_t* scratch = static_cast<uint8_t*>(k.scratch);
+          const int64_t t = k.pool ? std::min<int64_t>(k.pool->threads(), parts) : 1;
           if (t <= 1) {
-            kernels::qdwconv(qk, win, xp, *packed, params, yp, 0, rows);
+            kernels::qdwconv(qk, win, xp, *packed, params, yp, 0, rows, scratch);
           } else {
             k.pool->parallel_for(t, [&](int64_t i) {
-              kernels::qdwconv(qk, win, xp, *packed, params, yp, rows * i / t, rows * (i + 1) / t);
+              kernels::qdwconv(qk, win, xp, *packed, params, yp, rows * i / t, rows * (i + 1) / t,
+                               scratch + static_cast<size_t>(i) * part_bytes);
             });
           }
           return Status::ok();

@@ -85,8 +85,11 @@ struct QWindow {
   int64_t kernel_h, kernel_w, stride_h, stride_w, dilation_h, dilation_w;
   int64_t pad_top, pad_left;
 };
+// `scratch`: at least QDwScratchFn(s) bytes, 64-byte aligned, owned by this call (the padded
+// input rows and prepared weights of the faster paths; nothing on the stack beyond a few KB).
 using QDwConvFn = void (*)(const QWindow& s, const uint8_t* x, const uint8_t* w, int32_t a_zero, const QParams& p,
-                           void* y, int64_t row_begin, int64_t row_end);
+                           void* y, int64_t row_begin, int64_t row_end, void* scratch);
+using QDwScratchFn = size_t (*)(const QWindow& s);
 
 // Per-tensor QuantizeLinear (float -> int8/uint8, y = sat(round_half_even(x / scale) + zp),
 // NaN -> 0; qmin/qmax/zero_point in the output's own domain) and DequantizeLinear
@@ -129,6 +132,7 @@ struct QKernels {
   const char* name;     // "qs8_avx2", ...
   const QGemmConfig* gemm;
   QDwConvFn dwconv;
+  QDwScratchFn dwconv_scratch;
   const char* dwconv_name;  // "qs8_dwconv_avx512vnni", ... (what `kiln info` reports)
   QuantizeFn quantize;
   DequantizeFn dequantize;
@@ -148,16 +152,21 @@ extern const QGemmConfig kQs8GemmAvxVnni;
 extern const QGemmConfig kQs8GemmAvx2;
 extern const QGemmConfig kQs8GemmPortable;
 void qs8_dwconv_avx512vnni(const QWindow& s, const uint8_t* x, const uint8_t* w, int32_t a_zero, const QParams& p,
-                           void* y, int64_t row_begin, int64_t row_end);
+                           void* y, int64_t row_begin, int64_t row_end, void* scratch);
+size_t qs8_dwconv_avx512vnni_scratch(const QWindow& s);
 void qs8_dwconv_avxvnni(const QWindow& s, const uint8_t* x, const uint8_t* w, int32_t a_zero, const QParams& p,
-                        void* y, int64_t row_begin, int64_t row_end);
+                        void* y, int64_t row_begin, int64_t row_end, void* scratch);
+size_t qs8_dwconv_avxvnni_scratch(const QWindow& s);
 // The 3x3 column-unit path of qs8_dwconv_avx2 (qs8_dwconv_col3_avx2.cc); false: geometry not taken.
 bool qs8_dwconv_col3_avx2(const QWindow& s, const uint8_t* x, const uint8_t* w, int32_t a_zero, const QParams& p,
-                          void* y, int64_t row_begin, int64_t row_end);
+                          void* y, int64_t row_begin, int64_t row_end, void* scratch);
+size_t qs8_dwconv_col3_avx2_scratch(const QWindow& s);  // 0 where the geometry is not taken
 void qs8_dwconv_avx2(const QWindow& s, const uint8_t* x, const uint8_t* w, int32_t a_zero, const QParams& p, void* y,
-                     int64_t row_begin, int64_t row_end);
+                     int64_t row_begin, int64_t row_end, void* scratch);
+size_t qs8_dwconv_avx2_scratch(const QWindow& s);
 void qs8_dwconv_portable(const QWindow& s, const uint8_t* x, const uint8_t* w, int32_t a_zero, const QParams& p,
-                         void* y, int64_t row_begin, int64_t row_end);
+                         void* y, int64_t row_begin, int64_t row_end, void* scratch);
+size_t qs8_dwconv_portable_scratch(const QWindow& s);
 void qs8_quantize_avx512(const float* x, int64_t n, float scale, int32_t zero_point, bool is_unsigned, void* y);
 void qs8_quantize_avx2(const float* x, int64_t n, float scale, int32_t zero_point, bool is_unsigned, void* y);
 void qs8_quantize_portable(const float* x, int64_t n, float scale, int32_t zero_point, bool is_unsigned, void* y);
