@@ -79,9 +79,10 @@ static void apply_cap(CpuFeatures& f, std::string_view cap) {
     p.brand = f.brand;
     p.l2_bytes = f.l2_bytes;
     f = p;
-  } else if (cap == "avx2") {
+  } else if (cap == "avx2" || cap == "avx2-novnni") {
     f.avx512f = f.avx512bw = f.avx512vl = f.avx512dq = false;
     f.avx512vnni = f.avx512bf16 = f.avx512fp16 = false;
+    if (cap == "avx2-novnni") f.avxvnni = false;
   }
 }
 

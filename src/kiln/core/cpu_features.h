@@ -8,7 +8,9 @@
 //   if (f.avx512f) use_avx512_kernels();
 //   std::string s = f.summary();                   // "avx2 fma avx512f avx512bw ..."
 //
-// KILN_ISA=portable|avx2|avx512 in the environment caps the level (for tests and comparisons).
+// KILN_ISA=portable|avx2|avx2-novnni|avx512 in the environment caps the level (for tests and
+// comparisons): avx2 drops AVX-512 (an Alder Lake-like CPU keeps AVX-VNNI), avx2-novnni also drops
+// AVX-VNNI (Haswell to Skylake client, Zen 2 and 3).
 #pragma once
 
 #include <string>

@@ -379,12 +379,46 @@ __attribute__((noinline)) void igemm_acc8(const QTile& t, int32_t* out) {
   fold_pairs8<MR>(acc, out);
 }
 
+// int8 output with every multiplier below 0.5 (avx512::pack4's precondition): four row-pair
+// vectors (eight rows of 8 columns) per pack4, 64 bytes that are eight whole output rows when the
+// output has 8 columns (one store; VWW's stem), or eight 8-byte stores otherwise.
+template <int MR>
+inline void store_tile8_packed(const int32_t* out, const QTile& t, __m512 s) {
+  const avx512::PackedEpilogue pe = avx512::make_packed_epilogue(*t.params);
+  constexpr int kVectors = (MR + 1) / 2;
+  uint8_t* c = static_cast<uint8_t*>(t.c);
+  const __mmask8 m = static_cast<__mmask8>((1u << t.nc) - 1u);
+#pragma GCC unroll 2
+  for (int v = 0; v < kVectors; v += 4) {
+    const auto rq = [&](int j) {
+      return avx512::round_scaled(_mm512_load_si512(out + 16 * (v + j < kVectors ? v + j : v)), s);
+    };
+    const __m512i b = avx512::pack4(rq(0), rq(1), rq(2), rq(3), pe);
+    const int rows = MR - 2 * v < 8 ? MR - 2 * v : 8;
+    if (rows == 8 && t.nc == 8 && t.ldc == 8) {
+      _mm512_storeu_si512(c + 2 * v * 8, b);
+      continue;
+    }
+    alignas(64) uint8_t bytes[64];
+    _mm512_store_si512(bytes, b);
+    for (int r = 0; r < rows; ++r) {
+      uint64_t row;
+      std::memcpy(&row, bytes + 8 * r, 8);
+      _mm_mask_storeu_epi8(c + (2 * v + r) * t.ldc, m, _mm_cvtsi64_si128(static_cast<long long>(row)));
+    }
+  }
+}
+
 // Requantises the row pairs in `out` (16 lanes: 8 columns of two rows).
 template <int MR>
 inline void store_tile8(const int32_t* out, const QTile& t) {
   const QParams& p = *t.params;
   const float* scale8 = reinterpret_cast<const float*>(t.w + 8 * 4);
   const __m512 s = _mm512_castpd_ps(_mm512_broadcast_f64x4(_mm256_castps_pd(_mm256_loadu_ps(scale8))));
+  if (p.out == QOutput::kInt8 && avx512::packable_scales(s)) {
+    store_tile8_packed<MR>(out, t, s);
+    return;
+  }
   const Epilogue e = make_bounds(p);
   const __mmask16 m = static_cast<__mmask16>((1u << t.nc) - 1u);
   const int64_t es = p.out == QOutput::kInt8 ? 1 : 4;
