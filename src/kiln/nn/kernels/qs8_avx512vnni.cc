@@ -148,6 +148,10 @@ inline void store_tile_packed(const int32_t* spill, const QTile& t, const Epilog
       const __m512i cc = i + 1 < MR ? avx512::round_scaled(acc(i + 1, 0), e.s0) : a;
       const __m512i d = i + 1 < MR ? avx512::round_scaled(acc(i + 1, 1), e.s1) : b;
       const __m512i v = avx512::pack4(a, b, cc, d, pe);
+      if (t.nc == 32 && t.ldc == 32 && i + 1 < MR) {  // two whole, adjacent output rows
+        _mm512_storeu_si512(c + i * 32, v);
+        continue;
+      }
       _mm256_mask_storeu_epi8(c + i * t.ldc, m, _mm512_castsi512_si256(v));
       if (i + 1 < MR) _mm256_mask_storeu_epi8(c + (i + 1) * t.ldc, m, _mm512_extracti64x4_epi64(v, 1));
     }
@@ -161,6 +165,10 @@ inline void store_tile_packed(const int32_t* spill, const QTile& t, const Epilog
     const __m512i cc = i + 2 < MR ? avx512::round_scaled(acc(i + 2, 0), e.s0) : a;
     const __m512i d = i + 3 < MR ? avx512::round_scaled(acc(i + 3, 0), e.s0) : a;
     const __m512i v = avx512::pack4(a, b, cc, d, pe);
+    if (t.nc == 16 && t.ldc == 16 && i + 3 < MR) {  // four whole, adjacent output rows
+      _mm512_storeu_si512(c + i * 16, v);
+      continue;
+    }
     _mm_mask_storeu_epi8(c + i * t.ldc, m, _mm512_castsi512_si128(v));
     if (i + 1 < MR) _mm_mask_storeu_epi8(c + (i + 1) * t.ldc, m, _mm512_extracti32x4_epi32(v, 1));
     if (i + 2 < MR) _mm_mask_storeu_epi8(c + (i + 2) * t.ldc, m, _mm512_extracti32x4_epi32(v, 2));
