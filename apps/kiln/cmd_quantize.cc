@@ -1,4 +1,4 @@
-// kiln quantize MODEL --calibration DIR --output OUT.onnx [--per-channel]
+// kiln quantize MODEL --calibration DIR --output OUT.onnx [--per-channel] [--reduce-range]
 //                     [--method minmax|percentile|entropy] [--exclude NODE...] [--json]
 //
 // Post-training static quantisation (nn/quantize/quantizer.h): writes a standard QDQ ONNX model
@@ -23,12 +23,14 @@ struct QuantizeArgs {
   std::string model, calibration, output, method = "minmax";
   std::vector<std::string> exclude;
   bool per_channel = false;
+  bool reduce_range = false;
   bool json = false;
 };
 
 int run_quantize(const QuantizeArgs& a) {
   nn::quantize::QuantizeOptions opts;
   opts.per_channel = a.per_channel;
+  opts.reduce_range = a.reduce_range;
   opts.exclude = a.exclude;
   if (a.method == "minmax") opts.method = nn::quantize::CalibrationMethod::kMinMax;
   else if (a.method == "percentile") opts.method = nn::quantize::CalibrationMethod::kPercentile;
@@ -64,6 +66,7 @@ int run_quantize(const QuantizeArgs& a) {
     j["output"] = a.output;
     j["method"] = a.method;
     j["per_channel"] = a.per_channel;
+    j["reduce_range"] = a.reduce_range;
     j["samples"] = report.samples;
     j["quantized_nodes"] = report.quantized_nodes;
     nlohmann::json layers = nlohmann::json::array();
@@ -102,6 +105,9 @@ void register_quantize(CLI::App& app, int& exit_code) {
       ->required();
   c->add_option("--output", args->output, "Where to write the quantised ONNX model")->required();
   c->add_flag("--per-channel", args->per_channel, "One weight scale per output channel (default: per tensor)");
+  c->add_flag("--reduce-range", args->reduce_range,
+              "7-bit weights in [-63, 63] (ONNX Runtime's reduce_range): about 2x faster int8 on AVX2 CPUs "
+              "without VNNI, at some accuracy");
   c->add_option("--method", args->method, "Activation ranges: minmax, percentile (99.99%) or entropy (KL)");
   c->add_option("--exclude", args->exclude, "Node names to leave in float");
   c->add_flag("--json", args->json, "Print the report as one JSON object");

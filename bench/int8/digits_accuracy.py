@@ -2,7 +2,7 @@
 """fp32 vs int8 top-1 accuracy of a small CNN and an MLP on the handwritten digits that Debian's
 python3-sklearn ships, quantised by `kiln quantize` on 200 calibration samples.
 
-    /usr/bin/python3 bench/int8/digits_accuracy.py KILN_BINARY [--out DIR] [--json] [--ort]
+    /usr/bin/python3 bench/int8/digits_accuracy.py KILN_BINARY [--out DIR] [--json] [--ort] [--reduce-range]
 
 Trains both models with Debian's python3-torch (fixed seeds), exports them to ONNX with a
 symbolic batch dimension, writes 200 training samples as calibration data, quantises each model
@@ -104,6 +104,8 @@ def main():
     ap.add_argument("--out", help="keep the models and calibration data here")
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--ort", action="store_true", help="also run the int8 models (minmax) in ONNX Runtime")
+    ap.add_argument("--reduce-range", action="store_true",
+                    help="7-bit weights (kiln quantize --reduce-range), into NAME.int8w7.METHOD.onnx")
     a = ap.parse_args()
     torch.manual_seed(0)
     np.random.seed(0)
@@ -126,9 +128,10 @@ def main():
         p32 = y32.argmax(axis=1)
         acc32 = float((p32 == y_test).mean())
         for method in ("minmax", "percentile", "entropy"):
-            int8 = os.path.join(work, "%s.int8.%s.onnx" % (name, method))
+            int8 = os.path.join(work, "%s.%s.%s.onnx" % (name, "int8w7" if a.reduce_range else "int8", method))
             report = json.loads(kiln(a.kiln, "quantize", fp32, "--calibration", calib, "--output", int8,
-                                     "--per-channel", "--method", method, "--json"))
+                                     "--per-channel", "--method", method, "--json",
+                                     *(["--reduce-range"] if a.reduce_range else [])))
             info = json.loads(kiln(a.kiln, "info", int8, "--json", "--shape", "x=1x" + "x".join(str(d) for d in shape[1:])))
             y8 = predict(a.kiln, int8, xte, work)
             p8 = y8.argmax(axis=1)

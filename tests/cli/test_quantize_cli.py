@@ -113,6 +113,39 @@ class Quantize(unittest.TestCase):
         # The integer kernels agree with the reference QDQ arithmetic within one output step.
         self.assertLess(np.abs(y8 - y8_ref).max(), 0.02 * scale + 1e-6)
 
+    def test_reduce_range_writes_7_bit_weights_for_the_avx2_kernel(self):
+        p = kiln("quantize", self.model, "--calibration", self.calib, "--output", self.out, "--per-channel",
+                 "--reduce-range", "--json")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertTrue(json.loads(p.stdout)["reduce_range"])
+        weights = {t.name: numpy_helper.to_array(t) for t in onnx.load(self.out).graph.initializer}
+        for name in ("w1_quantized", "w2_quantized", "w3_quantized"):
+            w = weights[name].astype(int)
+            self.assertLessEqual(np.abs(w).max(), 63, name)
+            self.assertEqual(np.abs(w).max(), 63, name + ": per-channel scales use the whole 7-bit range")
+        # On an AVX2 CPU without VNNI (forced here) the convolutions and the classifier take the
+        # vpmaddubsw kernel, and their results stay those of the reference QDQ arithmetic.
+        env = dict(os.environ, KILN_ISA="avx2-novnni")
+        info = subprocess.run([KILN, "info", self.out, "--json"], capture_output=True, text=True, env=env)
+        self.assertEqual(info.returncode, 0, info.stderr)
+        nodes = json.loads(info.stdout)["integer_nodes"]
+        self.assertTrue(any("qs8_" in n for n in nodes), nodes)
+        if not any("qs8_gemm_portable" in n for n in nodes):  # the CPU has AVX2 (else: the portable set)
+            self.assertEqual(sorted(n.split(" ")[0] for n in nodes if "qs8_gemm_avx2_w7" in n),
+                             ["conv1", "conv2", "fc"], nodes)
+        x = np.random.default_rng(9).uniform(0, 1, (1, 1, 8, 8)).astype(np.float32)
+        np.save(os.path.join(self.dir, "x.npy"), x)
+        outs = []
+        for extra in ([], ["--no-optimize"]):
+            od = os.path.join(self.dir, "o%d" % len(outs))
+            r = subprocess.run([KILN, "run", self.out, "--input", "x=" + os.path.join(self.dir, "x.npy"), "--output-dir",
+                                od, *extra], capture_output=True, text=True, env=env)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            outs.append(np.load(os.path.join(od, "y.npy")))
+        scale = np.abs(outs[1]).max()
+        self.assertLess(np.abs(outs[0] - outs[1]).max(), 0.02 * scale + 1e-6)
+        self.assertLess(np.abs(outs[0] - self.run_model(self.model, x)).max(), 0.1 * scale)
+
     def test_exclude_leaves_a_node_in_float(self):
         p = kiln("quantize", self.model, "--calibration", self.calib, "--output", self.out, "--exclude", "fc", "--json")
         self.assertEqual(p.returncode, 0, p.stderr)

@@ -27,7 +27,7 @@ const QKernels kQs8AvxVnniSet = {"qs8_avxvnni",      &kQs8GemmAvxVnni,    qs8_dw
                                  "qs8_pool_scalar"};
 const QKernels kQs8Avx2Set = {"qs8_avx2",        &kQs8GemmAvx2,       qs8_dwconv_avx2, qs8_dwconv_avx2_scratch,
                               "qs8_dwconv_avx2", qs8_quantize_avx2,   qs8_dequantize_avx2, qs8_binary_avx2,
-                              qs8_pool_scalar,   "qs8_pool_scalar"};
+                              qs8_pool_scalar,   "qs8_pool_scalar",   nullptr,             &kQs8GemmAvx2W7};
 const QKernels kQs8PortableSet = {"qs8_portable",        &kQs8GemmPortable,
                                   qs8_dwconv_portable,   qs8_dwconv_portable_scratch,
                                   "qs8_dwconv_portable", qs8_quantize_portable,
@@ -222,6 +222,13 @@ QPackedDepthwise pack_qdepthwise(const int8_t* w, const int32_t* bias, const flo
     }
   }
   return p;
+}
+
+const QGemmConfig& qgemm_config_for(const QKernels& k, const int8_t* w, int64_t n) {
+  if (!k.gemm_w7) return *k.gemm;
+  for (int64_t i = 0; i < n; ++i)
+    if (w[i] < -64 || w[i] > 64) return *k.gemm;
+  return *k.gemm_w7;
 }
 
 size_t qdwconv_scratch_bytes(const QKernels& k, const QWindow& s) {

@@ -44,6 +44,9 @@ namespace kiln::nn::kernels {
 
 // The best kernel set for this CPU (honours KILN_ISA), chosen once.
 const QKernels& qkernels();
+// The GEMM of set `k` for a layer with these n int8 weights: k.gemm_w7 when the set has one and
+// every weight lies in [-64, 64] (the AVX2 set's vpmaddubsw kernel, exact there), else k.gemm.
+const QGemmConfig& qgemm_config_for(const QKernels& k, const int8_t* w, int64_t n);
 // Every kernel set this CPU can run, best first (for differential tests and benchmarks).
 std::vector<const QKernels*> available_qkernels();
 

@@ -29,6 +29,7 @@ std::vector<const QGemmConfig*> gemm_configs() {
   for (const QKernels* k : available_qkernels()) {
     out.push_back(k->gemm);
     if (k->gemm_narrow) out.push_back(k->gemm_narrow);  // at most 8 columns per panel
+    if (k->gemm_w7) out.push_back(k->gemm_w7);          // weights in [-64, 64] only
   }
   if (cpu_features().avx2 && cpu_features().fma) out.push_back(&kQs8GemmAvxVnniEmulated);
   return out;
@@ -41,8 +42,12 @@ std::vector<uint8_t> random_bytes(size_t n, std::mt19937& rng) {
   return v;
 }
 
-std::vector<int8_t> random_weights(size_t n, std::mt19937& rng) {
-  std::uniform_int_distribution<int> d(-128, 127);
+// The weights a configuration takes: [-64, 64] for the 7-bit kernel, any int8 otherwise.
+int weight_min(const QGemmConfig* cfg) { return cfg == &kQs8GemmAvx2W7 ? -64 : -128; }
+int weight_max(const QGemmConfig* cfg) { return cfg == &kQs8GemmAvx2W7 ? 64 : 127; }
+
+std::vector<int8_t> random_weights(size_t n, std::mt19937& rng, const QGemmConfig* cfg = nullptr) {
+  std::uniform_int_distribution<int> d(cfg ? weight_min(cfg) : -128, cfg ? weight_max(cfg) : 127);
   std::vector<int8_t> v(n);
   for (int8_t& b : v) b = static_cast<int8_t>(d(rng));
   return v;
@@ -110,7 +115,7 @@ TEST(QGemm, EveryConfigMatchesReferenceAtTileEdges) {
             // Odd k: output rows packed (ldc = n), which the narrow kernel stores eight at a time.
             const int64_t lda = k + 5, ldc = k % 2 ? n : n + 3;
             auto a = random_bytes(static_cast<size_t>(m * lda), rng);
-            auto w = random_weights(static_cast<size_t>(k * n), rng);
+            auto w = random_weights(static_cast<size_t>(k * n), rng, cfg);
             auto bias = random_bias(static_cast<size_t>(n), rng);
             auto scale = random_scales(static_cast<size_t>(n), k, rng);
             const int32_t zp = a_unsigned ? 121 : -7;
@@ -138,9 +143,10 @@ TEST(QGemm, ExtremeValuesDoNotSaturate) {
     const int64_t m = 3, n = 5, k = 64;
     for (bool a_unsigned : {false, true}) {
       std::vector<uint8_t> a(static_cast<size_t>(m * k), a_unsigned ? 255 : 0x80);  // 255 or -128
-      std::vector<int8_t> w(static_cast<size_t>(k * n), -128);
+      const int lo = weight_min(cfg), hi = weight_max(cfg);  // the extremes this kernel takes
+      std::vector<int8_t> w(static_cast<size_t>(k * n), static_cast<int8_t>(lo));
       for (int64_t j = 0; j < n; j += 2)
-        for (int64_t kk = 0; kk < k; ++kk) w[kk * n + j] = 127;
+        for (int64_t kk = 0; kk < k; ++kk) w[kk * n + j] = static_cast<int8_t>(hi);
       const int32_t zp = a_unsigned ? 0 : 127;  // |a - zp| = 255
       QPackedWeights pw = pack_qweights(*cfg, w.data(), 1, k, n, n, false, nullptr, nullptr, zp, a_unsigned);
       std::vector<int32_t> got(static_cast<size_t>(m * n));
@@ -148,7 +154,7 @@ TEST(QGemm, ExtremeValuesDoNotSaturate) {
       for (int64_t i = 0; i < m; ++i)
         for (int64_t j = 0; j < n; ++j) {
           const int32_t diff = a_unsigned ? 255 : -255;
-          EXPECT_EQ(got[i * n + j], diff * (j % 2 == 0 ? 127 : -128) * k) << cfg->name << " (" << i << ", " << j << ")";
+          EXPECT_EQ(got[i * n + j], diff * (j % 2 == 0 ? hi : lo) * k) << cfg->name << " (" << i << ", " << j << ")";
         }
     }
   }
@@ -187,7 +193,7 @@ TEST(QIgemm, EveryConfigMatchesReferenceWithPaddingRows) {
             buffer.resize(static_cast<size_t>(rows * kc + kc + 4), static_cast<uint8_t>(zp));
             const std::span<const uint8_t> src(buffer.data(), static_cast<size_t>(rows * kc));
             const std::span<uint8_t> zero(buffer.data() + rows * kc, static_cast<size_t>(kc + 4));
-            auto w = random_weights(static_cast<size_t>(k * n), rng);
+            auto w = random_weights(static_cast<size_t>(k * n), rng, cfg);
             auto bias = random_bias(static_cast<size_t>(n), rng);
             auto scale = random_scales(static_cast<size_t>(n), k, rng);
             const int64_t blocks = (m + cfg->mr - 1) / cfg->mr;
@@ -228,7 +234,7 @@ TEST(QGemm, PrexoredActivationsGiveTheSameResult) {
     for (bool a_unsigned : {false, true}) {
       const int64_t m = 11, k = 37, n = 45;
       auto a = random_bytes(static_cast<size_t>(m * k), rng);
-      auto w = random_weights(static_cast<size_t>(k * n), rng);
+      auto w = random_weights(static_cast<size_t>(k * n), rng, cfg);
       auto scale = random_scales(static_cast<size_t>(n), k, rng);
       auto bias = random_bias(static_cast<size_t>(n), rng);
       QPackedWeights pw = pack_qweights(*cfg, w.data(), 1, k, n, n, false, bias.data(), scale.data(),
@@ -241,6 +247,21 @@ TEST(QGemm, PrexoredActivationsGiveTheSameResult) {
       qgemm(*cfg, m, ax.data(), k, pw, pre.data(), n, p, nullptr, true);
       EXPECT_EQ(plain, pre) << cfg->name << (a_unsigned ? " u8" : " s8");
     }
+}
+
+// The 7-bit kernel is chosen only for layers whose every weight lies in [-64, 64]: one weight of
+// 65 or -65 (which its vpmaddubsw pair sums could saturate on) keeps the exact kernel.
+TEST(QGemm, SevenBitKernelOnlyForSevenBitWeights) {
+  for (const QKernels* k : available_qkernels()) {
+    std::vector<int8_t> w(300);
+    for (size_t i = 0; i < w.size(); ++i) w[i] = static_cast<int8_t>(static_cast<int>(i % 129) - 64);
+    const int64_t n = static_cast<int64_t>(w.size());
+    EXPECT_EQ(&qgemm_config_for(*k, w.data(), n), k->gemm_w7 ? k->gemm_w7 : k->gemm) << k->name;
+    for (int8_t big : {int8_t{65}, int8_t{-65}, int8_t{127}, int8_t{-128}}) {
+      w[137] = big;
+      EXPECT_EQ(&qgemm_config_for(*k, w.data(), n), k->gemm) << k->name << " weight " << int{big};
+    }
+  }
 }
 
 TEST(QGemm, ThreadedMatchesSingleThreaded) {

@@ -26,7 +26,16 @@ using namespace qs8_avx2;
 constexpr int kMR = 6;
 constexpr int kNR = 16;
 
-#ifdef KILN_QS8_VNNI_EMULATION
+#if defined(KILN_QS8_VNNI_MADDUBS)
+// vpmaddubsw adds the two u8 x s8 products of each byte pair into int16 with saturation, and
+// vpmaddwd by ones the two pairs of a group into int32: vpdpbusd's sum wherever |w0| + |w1| <= 128
+// for every pair (255 * 128 = 32640 < 32767), which weights in [-64, 64] guarantee
+// (qgemm_config_for checks each layer). Two instructions (and the add) per 32 products against
+// the exact AVX2 kernel's five.
+inline __m256i dpbusd(__m256i acc, __m256i a, __m256i w) {
+  return _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(a, w), _mm256_set1_epi16(1)));
+}
+#elif defined(KILN_QS8_VNNI_EMULATION)
 // acc + sum over each group of 4 of u8(a) * s8(w), exactly as vpdpbusd (no saturation).
 inline __m256i dpbusd(__m256i acc, __m256i a, __m256i w) {
   const __m256i mask = _mm256_set1_epi16(0x00FF);
@@ -136,7 +145,9 @@ void igemm_any(const QTile& t) {
 
 }  // namespace
 
-#ifdef KILN_QS8_VNNI_EMULATION
+#if defined(KILN_QS8_VNNI_MADDUBS)
+const QGemmConfig kQs8GemmAvx2W7 = {"qs8_gemm_avx2_w7", kMR, kNR, true, QWeightLayout::kGroup4, gemm_any, igemm_any};
+#elif defined(KILN_QS8_VNNI_EMULATION)
 extern const QGemmConfig kQs8GemmAvxVnniEmulated;
 const QGemmConfig kQs8GemmAvxVnniEmulated = {"qs8_gemm_avxvnni_emulated", kMR, kNR, true, QWeightLayout::kGroup4,
                                              gemm_any, igemm_any};

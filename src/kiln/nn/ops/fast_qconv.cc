@@ -303,7 +303,7 @@ Result<KernelPtr> prepare_qconv(PrepareContext& ctx) {
   }
 
   const int64_t cg = c / groups, mg = m / groups, taps = g.kh * g.kw;
-  const kernels::QGemmConfig& cfg = *qk.gemm;
+  const kernels::QGemmConfig& cfg = kernels::qgemm_config_for(qk, w->data<int8_t>(), w->num_elements());
   auto packs = std::make_shared<std::vector<kernels::QPackedWeights>>();
   std::vector<int8_t> mat(static_cast<size_t>(taps * cg * mg));
   {

@@ -57,7 +57,7 @@ Result<KernelPtr> prepare_qdense(PrepareContext& ctx) {
   Shape out = x.shape;
   out.back() = n;
   ctx.set_output(0, int_out ? yq.dtype() : sums_out ? DType::kInt32 : DType::kFloat32, out);
-  const kernels::QGemmConfig& cfg = *kernels::qkernels().gemm;
+  const kernels::QGemmConfig& cfg = kernels::qgemm_config_for(kernels::qkernels(), w->data<int8_t>(), w->num_elements());
   auto packed = std::make_shared<kernels::QPackedWeights>(kernels::pack_qweights(
       cfg, w->data<int8_t>(), 1, k, n, tb ? k : n, tb, b->data<int32_t>(), scale.data(), xq.zero_point, xq.is_unsigned));
   const int64_t m = num_elements(std::span<const int64_t>(x.shape.data(), x.rank() - 1));

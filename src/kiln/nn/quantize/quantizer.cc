@@ -452,8 +452,9 @@ class Quantizer {
         }
         Tensor ws(DType::kFloat32, opts_.per_channel ? Shape{channels} : Shape{});
         Tensor wz(DType::kInt8, opts_.per_channel ? Shape{channels} : Shape{});
+        const float qmax = opts_.reduce_range ? 63.f : 127.f;  // symmetric weights
         for (int64_t c = 0; c < groups; ++c) {
-          ws.data<float>()[c] = amax[c] > 0 ? amax[c] / 127.f : 1.f;
+          ws.data<float>()[c] = amax[c] > 0 ? amax[c] / qmax : 1.f;
           wz.data<int8_t>()[c] = 0;
         }
         Tensor wq(DType::kInt8, w.shape());
@@ -461,7 +462,7 @@ class Quantizer {
           const int64_t c = opts_.per_channel ? (i / inner) % channels : 0;
           float q = std::nearbyint(w.data<float>()[i] / ws.data<float>()[c]);
           if (std::isnan(q)) q = 0;
-          wq.data<int8_t>()[i] = static_cast<int8_t>(std::min(127.f, std::max(-127.f, q)));
+          wq.data<int8_t>()[i] = static_cast<int8_t>(std::min(qmax, std::max(-qmax, q)));
         }
         const std::string wqn = unique(l.w + "_quantized"), wsn = unique(l.w + "_scale");
         const std::string wzn = unique(l.w + "_zero_point");

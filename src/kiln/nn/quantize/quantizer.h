@@ -32,6 +32,10 @@ namespace kiln::nn::quantize {
 
 struct QuantizeOptions {
   bool per_channel = false;
+  // Weights in [-63, 63] instead of [-127, 127] (ONNX Runtime's reduce_range): int8 CPUs without
+  // VNNI then multiply them with vpmaddubsw, whose int16 pair sums cannot saturate on 7-bit
+  // weights (qs8_gemm_avx2_w7, about twice the exact 8-bit AVX2 kernel), at some accuracy.
+  bool reduce_range = false;
   CalibrationMethod method = CalibrationMethod::kMinMax;
   // Node names left in float.
   std::vector<std::string> exclude;

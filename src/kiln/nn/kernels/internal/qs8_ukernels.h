@@ -141,6 +141,9 @@ struct QKernels {
   const char* pool_name;  // "qs8_pool_avx512", "qs8_pool_scalar"
   // Optional: a GEMM for at most 8 output columns (stems with 8 filters), or null.
   const QGemmConfig* gemm_narrow = nullptr;
+  // Optional: a GEMM for layers whose weights all lie in [-64, 64] (7-bit weights), faster than
+  // `gemm` on this set, or null (qgemm_config_for chooses).
+  const QGemmConfig* gemm_w7 = nullptr;
 };
 
 // Defined in qs8_<isa>.cc; qgemm.cc assembles them into QKernels sets. The VNNI GEMM units provide
@@ -150,6 +153,7 @@ extern const QGemmConfig kQs8GemmAvx512Vnni;
 extern const QGemmConfig kQs8GemmAvx512VnniN8;
 extern const QGemmConfig kQs8GemmAvxVnni;
 extern const QGemmConfig kQs8GemmAvx2;
+extern const QGemmConfig kQs8GemmAvx2W7;  // qs8_avx2_w7.cc: weights in [-64, 64] only
 extern const QGemmConfig kQs8GemmPortable;
 void qs8_dwconv_avx512vnni(const QWindow& s, const uint8_t* x, const uint8_t* w, int32_t a_zero, const QParams& p,
                            void* y, int64_t row_begin, int64_t row_end, void* scratch);
