@@ -47,7 +47,9 @@ inline __m256i dpbusd(__m256i acc, __m256i a, __m256i w) {
 inline __m256i dpbusd(__m256i acc, __m256i a, __m256i w) { return _mm256_dpbusd_avx_epi32(acc, a, w); }
 #endif
 
-template <int MR>
+// kXor = false: the activations are already XORed (qgemm's a_prexored, QConv's input copy), and
+// the broadcast needs no vpxor.
+template <int MR, bool kXor>
 inline const uint8_t* accumulate(__m256i (&acc0)[MR], __m256i (&acc1)[MR], const uint8_t* const (&a)[MR],
                                  int64_t kc, const uint8_t* g, __m256i axor) {
   int64_t k = 0;
@@ -56,7 +58,7 @@ inline const uint8_t* accumulate(__m256i (&acc0)[MR], __m256i (&acc1)[MR], const
     const __m256i w1 = _mm256_load_si256(reinterpret_cast<const __m256i*>(g + 32));
 #pragma GCC unroll 8
     for (int i = 0; i < MR; ++i) {
-      const __m256i v = bcast4(a[i] + k, axor);
+      const __m256i v = kXor ? bcast4(a[i] + k, axor) : bcast4_plain(a[i] + k);
       acc0[i] = dpbusd(acc0[i], v, w0);
       acc1[i] = dpbusd(acc1[i], v, w1);
     }
@@ -91,25 +93,47 @@ inline void store_tile(__m256i (&acc0)[MR], __m256i (&acc1)[MR], const QTile& t)
   const QParams& p = *t.params;
   const Epilogue e = make_epilogue(reinterpret_cast<const float*>(t.w + kNR * 4), p);
   const int64_t es = out_bytes(p);
+  if (p.out == QOutput::kInt8 && packable(e)) {  // rows in pairs (a lone last row twice)
+    const PackedEpilogue pe = make_packed_epilogue(p);
+    uint8_t* c = static_cast<uint8_t*>(t.c);
+#pragma GCC unroll 4
+    for (int i = 0; i < MR; i += 2) {
+      const int j = i + 1 < MR ? i + 1 : i;
+      const __m256i v = pack_rows2(acc0[i], acc1[i], acc0[j], acc1[j], e, pe);
+      if (t.nc == 16 && t.ldc == 16 && j > i) {  // two whole, adjacent output rows
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(c + i * 16), v);
+        continue;
+      }
+      alignas(32) uint8_t rows[32];
+      _mm256_store_si256(reinterpret_cast<__m256i*>(rows), v);
+      std::memcpy(c + i * t.ldc, rows, static_cast<size_t>(t.nc < 16 ? t.nc : 16));
+      if (j > i) std::memcpy(c + j * t.ldc, rows + 16, static_cast<size_t>(t.nc < 16 ? t.nc : 16));
+    }
+    return;
+  }
 #pragma GCC unroll 8
   for (int i = 0; i < MR; ++i) store_row(acc0[i], acc1[i], e, p, static_cast<uint8_t*>(t.c) + i * t.ldc * es, t.nc);
+}
+
+template <int MR, bool kXor>
+void gemm_acc(const QTile& t, __m256i (&acc0)[MR], __m256i (&acc1)[MR]) {
+  const uint8_t* a[MR];
+#pragma GCC unroll 8
+  for (int i = 0; i < MR; ++i) a[i] = t.a + i * t.lda;
+  accumulate<MR, kXor>(acc0, acc1, a, t.kc, t.w + kNR * 8, _mm256_set1_epi8(static_cast<char>(t.params->a_xor)));
 }
 
 template <int MR>
 void gemm_tile(const QTile& t) {
   __m256i acc0[MR], acc1[MR];
   init_acc<MR>(acc0, acc1, t.w);
-  const uint8_t* a[MR];
-#pragma GCC unroll 8
-  for (int i = 0; i < MR; ++i) a[i] = t.a + i * t.lda;
-  accumulate<MR>(acc0, acc1, a, t.kc, t.w + kNR * 8, _mm256_set1_epi8(static_cast<char>(t.params->a_xor)));
+  if (t.params->a_xor) gemm_acc<MR, true>(t, acc0, acc1);
+  else gemm_acc<MR, false>(t, acc0, acc1);
   store_tile<MR>(acc0, acc1, t);
 }
 
-template <int MR>
-void igemm_tile(const QTile& t) {
-  __m256i acc0[MR], acc1[MR];
-  init_acc<MR>(acc0, acc1, t.w);
+template <int MR, bool kXor>
+void igemm_acc(const QTile& t, __m256i (&acc0)[MR], __m256i (&acc1)[MR]) {
   const __m256i axor = _mm256_set1_epi8(static_cast<char>(t.params->a_xor));
   const uint8_t* g = t.w + kNR * 8;
   const uint8_t* const* ptrs = t.a_ptrs;
@@ -117,8 +141,16 @@ void igemm_tile(const QTile& t) {
     const uint8_t* a[MR];
 #pragma GCC unroll 8
     for (int i = 0; i < MR; ++i) a[i] = ptrs[i] == t.zero ? ptrs[i] : ptrs[i] + t.a_offset;
-    g = accumulate<MR>(acc0, acc1, a, t.kc, g, axor);
+    g = accumulate<MR, kXor>(acc0, acc1, a, t.kc, g, axor);
   }
+}
+
+template <int MR>
+void igemm_tile(const QTile& t) {
+  __m256i acc0[MR], acc1[MR];
+  init_acc<MR>(acc0, acc1, t.w);
+  if (t.params->a_xor) igemm_acc<MR, true>(t, acc0, acc1);
+  else igemm_acc<MR, false>(t, acc0, acc1);
   store_tile<MR>(acc0, acc1, t);
 }
 

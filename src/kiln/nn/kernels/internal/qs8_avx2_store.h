@@ -102,6 +102,44 @@ static inline void store_row(__m256i acc0, __m256i acc1, const Epilogue& e, cons
   }
 }
 
+// int8 output when every multiplier is below 0.5 (|float(acc) * scale| < 2^30 converts to int32
+// without overflow): two rows of 16 columns are rounded, packed to int16 with saturation, given
+// the zero point (saturating), packed to int8, clamped to [qmin, qmax] and put in order with one
+// permute, about 11 operations per row instead of store_row's 18. The result is store_row's:
+// rint(clamp(f, qmin - zp, qmax - zp)) + zp = clamp(rint(f) + zp, qmin, qmax) for integral
+// bounds, and the saturations only move values that the clamp moves anyway.
+struct PackedEpilogue {
+  __m256i zp16, lo8, hi8, xor8, perm;
+};
+
+static inline bool packable(const Epilogue& e) {
+  const __m256 half = _mm256_set1_ps(0.5f);
+  const int lt = _mm256_movemask_ps(_mm256_cmp_ps(e.s0, half, _CMP_LT_OQ)) &
+                 _mm256_movemask_ps(_mm256_cmp_ps(e.s1, half, _CMP_LT_OQ));
+  return lt == 0xFF;
+}
+
+static inline PackedEpilogue make_packed_epilogue(const QParams& p) {
+  PackedEpilogue e;
+  e.zp16 = _mm256_set1_epi16(static_cast<int16_t>(p.out_zero_point));
+  e.lo8 = _mm256_set1_epi8(static_cast<char>(p.qmin));
+  e.hi8 = _mm256_set1_epi8(static_cast<char>(p.qmax));
+  e.xor8 = _mm256_set1_epi8(static_cast<char>(p.out_xor));
+  // after the packs, 128-bit lane k holds dwords (a0, a1, b0, b1) of columns 4k..4k+3
+  e.perm = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+  return e;
+}
+
+// Rows a (a0: columns 0-7, a1: 8-15) and b requantised: bytes 0-15 are row a, 16-31 row b.
+static inline __m256i pack_rows2(__m256i a0, __m256i a1, __m256i b0, __m256i b1, const Epilogue& e,
+                                 const PackedEpilogue& pe) {
+  const auto rs = [](__m256i acc, __m256 scale) { return _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_cvtepi32_ps(acc), scale)); };
+  const __m256i a = _mm256_adds_epi16(_mm256_packs_epi32(rs(a0, e.s0), rs(a1, e.s1)), pe.zp16);
+  const __m256i b = _mm256_adds_epi16(_mm256_packs_epi32(rs(b0, e.s0), rs(b1, e.s1)), pe.zp16);
+  const __m256i v = _mm256_min_epi8(_mm256_max_epi8(_mm256_packs_epi16(a, b), pe.lo8), pe.hi8);
+  return _mm256_permutevar8x32_epi32(_mm256_xor_si256(v, pe.xor8), pe.perm);
+}
+
 // Bytes per output element.
 static inline int64_t out_bytes(const QParams& p) { return p.out == QOutput::kInt8 ? 1 : 4; }
 
@@ -111,6 +149,12 @@ static inline __m256i bcast4(const uint8_t* p, __m256i x) {
   int32_t v;
   std::memcpy(&v, p, 4);
   return _mm256_xor_si256(_mm256_set1_epi32(v), x);
+}
+// The same without the XOR (activations already in the kernel's domain: qgemm's a_prexored).
+static inline __m256i bcast4_plain(const uint8_t* p) {
+  int32_t v;
+  std::memcpy(&v, p, 4);
+  return _mm256_set1_epi32(v);
 }
 static inline __m256i bcast_partial(const uint8_t* p, int64_t n, __m256i x) {
   // n = 1..3 bytes, assembled by byte loads (a memcpy of run-time length is a library call).
