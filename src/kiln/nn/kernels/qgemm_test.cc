@@ -182,7 +182,7 @@ TEST(QIgemm, EveryConfigMatchesReferenceWithPaddingRows) {
   for (const QGemmConfig* cfg : gemm_configs()) {
     for (int64_t m : {int64_t{1}, int64_t(cfg->mr), int64_t(2 * cfg->mr + 1)}) {
       for (int64_t ks : {1, 4, 9}) {
-        for (int64_t kc : {1, 5, 16, 19}) {
+        for (int64_t kc : {1, 5, 8, 16, 19, 24, 32}) {  // 8, 16, 24, 32: whole 8-byte blocks per tap
           for (bool a_unsigned : {false, true}) {
             const int64_t n = cfg->nr + 3, k = ks * kc, rows = 11;
             const int32_t zp = a_unsigned ? 140 : 9;
