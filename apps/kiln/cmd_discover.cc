@@ -35,7 +35,7 @@ struct DiscoverArgs {
   int n = 1, budget = 50, runs = 30, initial = 5;
   double ucb_beta = -1;
   uint64_t seed = 0;
-  bool json = false, quiet = false;
+  bool json = false, quiet = false, untied_categorical = false;
 };
 
 std::vector<std::string> split_list(const std::string& s) {
@@ -249,6 +249,10 @@ int run_benchmark(const DiscoverArgs& a) {
     o.strategy.ucb_beta = a.ucb_beta;
     o.name += "-beta" + std::to_string(a.ucb_beta).substr(0, 4);
   }
+  if (a.untied_categorical) {
+    o.strategy.tie_categorical = false;
+    o.name += "-untied";
+  }
   if (!a.quiet) o.progress = progress_bar;
   auto res = kd::run_benchmark(*data, o);
   if (!res.is_ok()) return fail(verb, res.status());
@@ -363,6 +367,8 @@ void register_discover(CLI::App& app, int& exit_code) {
   b->add_option("--surrogate", args->surrogate, "gp (default) or forest");
   b->add_option("--acquisition", args->acquisition, "ucb (default), logei, pi, thompson");
   b->add_option("--ucb-beta", args->ucb_beta, "UCB's beta (default 1)");
+  b->add_flag("--untied-categorical", args->untied_categorical,
+              "one GP lengthscale per label of a categorical input (default: one per categorical input)");
   b->add_flag("--json", args->json, "JSON output (metrics per strategy, starting points per run)");
   b->add_flag("--quiet", args->quiet, "no progress bar");
   b->add_option("--svg", args->svg, "write Top% against evaluations for each strategy");

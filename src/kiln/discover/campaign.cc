@@ -20,8 +20,8 @@ int refit_due(int fitted_on) { return fitted_on + std::max(1, static_cast<int>(s
 namespace {
 
 // Fits the configured surrogate on (X, y).
-Result<std::unique_ptr<Model>> fit_model(const Strategy& s, const Eigen::MatrixXd& X, const Eigen::VectorXd& y, uint64_t seed,
-                                         const std::optional<GpHyper>& warm, std::optional<GpHyper>* fitted) {
+Result<std::unique_ptr<Model>> fit_model(const Strategy& s, const SearchSpace& space, const Eigen::MatrixXd& X, const Eigen::VectorXd& y,
+                                         uint64_t seed, const std::optional<GpHyper>& warm, std::optional<GpHyper>* fitted) {
   if (s.surrogate == SurrogateKind::kForest) {
     ForestOptions fo;
     fo.seed = seed;
@@ -34,6 +34,10 @@ Result<std::unique_ptr<Model>> fit_model(const Strategy& s, const Eigen::MatrixX
   go.seed = seed;
   go.warp_outputs = s.warp;
   go.warm_start = warm;
+  if (s.tie_categorical) {  // one lengthscale per one-hot categorical, not per label
+    std::vector<int> g = space.lengthscale_groups();
+    if (g.size() == static_cast<size_t>(X.cols()) && !g.empty() && g.back() + 1 < static_cast<int>(g.size())) go.ls_groups = std::move(g);
+  }
   const int n = static_cast<int>(X.rows());
   if (n > kRefitMinObservations) {
     // Many observations and a warm start: one refinement from the previous optimum is enough;
@@ -285,7 +289,7 @@ Result<std::vector<Point>> Campaign::recommend(int q) {
 
   if (O == 1) {
     std::optional<GpHyper> fitted;
-    KILN_ASSIGN_OR_RETURN(auto model, fit_model(st, X, Y.col(0), seed, hyper_, &fitted));
+    KILN_ASSIGN_OR_RETURN(auto model, fit_model(st, space_, X, Y.col(0), seed, hyper_, &fitted));
     if (fitted) hyper_ = fitted;
     return run({model.get()}, q, avail);
   }
@@ -293,7 +297,7 @@ Result<std::vector<Point>> Campaign::recommend(int q) {
     std::vector<std::unique_ptr<Model>> models;
     std::vector<const Model*> mp;
     for (int j = 0; j < O; ++j) {
-      KILN_ASSIGN_OR_RETURN(auto m, fit_model(st, X, Y.col(j), seed + j, std::nullopt, nullptr));
+      KILN_ASSIGN_OR_RETURN(auto m, fit_model(st, space_, X, Y.col(j), seed + j, std::nullopt, nullptr));
       mp.push_back(m.get());
       models.push_back(std::move(m));
     }
@@ -321,7 +325,7 @@ Result<std::vector<Point>> Campaign::recommend(int q) {
       }
       s[i] = mn + 0.05 * sum;
     }
-    KILN_ASSIGN_OR_RETURN(auto model, fit_model(st, X, s, seed + k, std::nullopt, nullptr));
+    KILN_ASSIGN_OR_RETURN(auto model, fit_model(st, space_, X, s, seed + k, std::nullopt, nullptr));
     std::unique_ptr<Model> m = std::move(model);
     if (!out.empty()) {
       Eigen::MatrixXd Xo = space_.encode_all(out);

@@ -117,6 +117,44 @@ TEST(Campaign, PoolProposalsSkipObservedAndPendingRows) {
   EXPECT_NE(b.status().message().find("fewer than the batch size"), std::string::npos);
 }
 
+TEST(Campaign, CategoricalLabelsShareOneLengthscaleByDefault) {
+  // Two categorical inputs (one-hot: 4 + 3 columns) and a continuous one, from a pool.
+  CampaignConfig cfg;
+  cfg.parameters = {{"a", ParamType::kCategorical, 0, 1, false, {"a0", "a1", "a2", "a3"}, {}},
+                    {"b", ParamType::kCategorical, 0, 1, false, {"b0", "b1", "b2"}, {}},
+                    {"x", ParamType::kContinuous, 0, 1, false, {}, {}}};
+  cfg.objectives = {{"y", true}};
+  std::string csv = "a,b,x\n";
+  for (int i = 0; i < 4; ++i)
+    for (int j = 0; j < 3; ++j)
+      for (int k = 0; k < 3; ++k) csv += "a" + std::to_string(i) + ",b" + std::to_string(j) + "," + std::to_string(k / 2.0) + "\n";
+  auto t = parse_csv(csv, "pool.csv");
+  ASSERT_TRUE(t.is_ok());
+  auto value = [](const Point& p) { return (p[0] == 2 ? 1.0 : 0.2 * p[0]) - 0.3 * p[1] + std::sin(3 * p[2]); };
+  for (bool tie : {true, false}) {
+    CampaignConfig c2 = cfg;
+    if (!tie) c2.strategy.tie_categorical = false;
+    auto c = Campaign::create(c2, &*t);
+    ASSERT_TRUE(c.is_ok()) << c.status().to_string();
+    for (int round = 0; round < 12; ++round) {
+      auto b = c->recommend(1);
+      ASSERT_TRUE(b.is_ok()) << b.status().to_string();
+      c->add_measurements({{(*b)[0], {value((*b)[0])}, 0, 0}});
+    }
+    ASSERT_TRUE(c->gp_hyper().has_value());
+    const Eigen::VectorXd& ll = c->gp_hyper()->log_lengthscale;
+    ASSERT_EQ(ll.size(), 8);
+    const double spread_a = ll.segment(0, 4).maxCoeff() - ll.segment(0, 4).minCoeff();
+    const double spread_b = ll.segment(4, 3).maxCoeff() - ll.segment(4, 3).minCoeff();
+    if (tie) {
+      EXPECT_EQ(spread_a, 0.0);
+      EXPECT_EQ(spread_b, 0.0);
+    } else {
+      EXPECT_GT(spread_a + spread_b, 1e-3);
+    }
+  }
+}
+
 TEST(Campaign, MultiObjectiveEhviAndParego) {
   for (const char* mo : {"ehvi", "parego"}) {
     std::string y = std::string(R"(

@@ -126,7 +126,7 @@ Result<Parameter> parse_parameter(const YAML::Node& n, const std::string& path) 
 Status parse_strategy(const YAML::Node& n, Strategy* s) {
   const std::string path = "strategy";
   if (!n.IsMap()) return Status::invalid(at(n, path), ": expected a map");
-  KILN_RETURN_IF_ERROR(check_keys(n, path, {"surrogate", "kernel", "acquisition", "batch", "multi_objective", "initial", "design", "ucb_beta", "warp"}));
+  KILN_RETURN_IF_ERROR(check_keys(n, path, {"surrogate", "kernel", "acquisition", "batch", "multi_objective", "initial", "design", "ucb_beta", "warp", "tie_categorical"}));
   if (n["surrogate"]) {
     KILN_ASSIGN_OR_RETURN(std::string v, get_string(n["surrogate"], path + ".surrogate"));
     if (v == "gp") s->surrogate = SurrogateKind::kGp;
@@ -174,6 +174,9 @@ Status parse_strategy(const YAML::Node& n, Strategy* s) {
   }
   if (n["warp"]) {
     KILN_ASSIGN_OR_RETURN(s->warp, get_bool(n["warp"], path + ".warp"));
+  }
+  if (n["tie_categorical"]) {
+    KILN_ASSIGN_OR_RETURN(s->tie_categorical, get_bool(n["tie_categorical"], path + ".tie_categorical"));
   }
   return s->validate();
 }

@@ -58,6 +58,7 @@ struct Strategy {
   Design design = Design::kSobol;
   double ucb_beta = 1.0;
   bool warp = false;          // Yeo–Johnson outcome warp
+  bool tie_categorical = true;  // GP: one lengthscale per one-hot categorical parameter, not per label
   Status validate() const;
 };
 

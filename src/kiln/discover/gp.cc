@@ -26,6 +26,20 @@ constexpr double kLsPriorSd = 1.7320508075688772;  // sqrt(3)
 constexpr double kSigPriorMean = 0.0, kSigPriorSd = 1.0;
 constexpr double kNoisePriorMean = -4.0, kNoisePriorSd = 1.0;
 
+// The log priors of gp_log_posterior, added to *v and (when grad) to the gradient.
+// theta holds d lengthscales; their prior's centre is that of prior_dim features.
+void add_log_prior(const Eigen::VectorXd& theta, int d, int prior_dim, bool learn_noise, double* v, Eigen::VectorXd* grad) {
+  const double mu = ls_prior_mean(prior_dim);
+  for (int i = 0; i < d; ++i) *v -= 0.5 * std::pow((theta[i] - mu) / kLsPriorSd, 2);
+  *v -= 0.5 * std::pow((theta[d] - kSigPriorMean) / kSigPriorSd, 2);
+  if (learn_noise) *v -= 0.5 * std::pow((theta[d + 1] - kNoisePriorMean) / kNoisePriorSd, 2);
+  if (grad) {
+    for (int i = 0; i < d; ++i) (*grad)[i] -= (theta[i] - mu) / (kLsPriorSd * kLsPriorSd);
+    (*grad)[d] -= (theta[d] - kSigPriorMean) / (kSigPriorSd * kSigPriorSd);
+    if (learn_noise) (*grad)[d + 1] -= (theta[d + 1] - kNoisePriorMean) / (kNoisePriorSd * kNoisePriorSd);
+  }
+}
+
 struct FitData {
   const Eigen::MatrixXd* X;
   const Eigen::VectorXd* y;
@@ -33,18 +47,42 @@ struct FitData {
   bool learn_noise;
   double fixed_noise;
   bool priors;
+  const std::vector<int>* groups;  // feature -> lengthscale group; null: one per feature
+  int num_groups;                  // lengthscale parameters (d without groups)
+  int prior_dim;                   // the lengthscale prior's centre is ls_prior_mean(prior_dim)
   double best = -INFINITY;
-  Eigen::VectorXd best_theta;
+  Eigen::VectorXd best_theta;      // per feature: [log l_1..d, log s2, log noise]
 };
 
+// Packed optimiser variables [log l per group, log s2, (log noise)] and the log prior over
+// them; the likelihood itself sees one lengthscale per feature (tied within a group).
 double objective(unsigned n, const double* x, double* grad, void* data) {
   FitData* fd = static_cast<FitData*>(data);
-  int d = static_cast<int>(fd->X->cols());
+  const int d = static_cast<int>(fd->X->cols()), G = fd->num_groups;
   Eigen::VectorXd theta(d + 2);
-  for (int i = 0; i < d + 1; ++i) theta[i] = x[i];
-  theta[d + 1] = fd->learn_noise ? x[d + 1] : std::log(fd->fixed_noise);
+  for (int i = 0; i < d; ++i) theta[i] = x[fd->groups ? (*fd->groups)[i] : i];
+  theta[d] = x[G];
+  theta[d + 1] = fd->learn_noise ? x[G + 1] : std::log(fd->fixed_noise);
   Eigen::VectorXd g;
-  double v = gp_log_posterior(*fd->X, *fd->y, fd->kernel, theta, fd->learn_noise, fd->fixed_noise, fd->priors, grad ? &g : nullptr);
+  double v;
+  if (!fd->groups) {
+    v = gp_log_posterior(*fd->X, *fd->y, fd->kernel, theta, fd->learn_noise, fd->fixed_noise, fd->priors, grad ? &g : nullptr);
+  } else {
+    v = gp_log_posterior(*fd->X, *fd->y, fd->kernel, theta, fd->learn_noise, fd->fixed_noise, false, grad ? &g : nullptr);
+    if (std::isfinite(v)) {
+      Eigen::VectorXd packed(G + 2), pg;
+      for (int i = 0; i < G + 1; ++i) packed[i] = x[i];
+      packed[G + 1] = theta[d + 1];
+      if (grad) {
+        pg.setZero(G + 2);
+        for (int i = 0; i < d; ++i) pg[(*fd->groups)[i]] += g[i];
+        pg[G] = g[d];
+        pg[G + 1] = g[d + 1];
+      }
+      if (fd->priors) add_log_prior(packed, G, fd->prior_dim, fd->learn_noise, &v, grad ? &pg : nullptr);
+      g = pg;
+    }
+  }
   if (!std::isfinite(v)) {
     if (grad) std::fill(grad, grad + n, 0.0);
     return 1e300;
@@ -74,19 +112,6 @@ bool robust_cholesky(const Eigen::MatrixXd& K, Eigen::MatrixXd* L, double* jitte
     }
   }
   return false;
-}
-
-// The log priors of gp_log_posterior, added to *v and (when grad) to the gradient.
-void add_log_prior(const Eigen::VectorXd& theta, int d, bool learn_noise, double* v, Eigen::VectorXd* grad) {
-  const double mu = ls_prior_mean(d);
-  for (int i = 0; i < d; ++i) *v -= 0.5 * std::pow((theta[i] - mu) / kLsPriorSd, 2);
-  *v -= 0.5 * std::pow((theta[d] - kSigPriorMean) / kSigPriorSd, 2);
-  if (learn_noise) *v -= 0.5 * std::pow((theta[d + 1] - kNoisePriorMean) / kNoisePriorSd, 2);
-  if (grad) {
-    for (int i = 0; i < d; ++i) (*grad)[i] -= (theta[i] - mu) / (kLsPriorSd * kLsPriorSd);
-    (*grad)[d] -= (theta[d] - kSigPriorMean) / (kSigPriorSd * kSigPriorSd);
-    if (learn_noise) (*grad)[d + 1] -= (theta[d + 1] - kNoisePriorMean) / (kNoisePriorSd * kNoisePriorSd);
-  }
 }
 
 }  // namespace
@@ -132,7 +157,7 @@ double gp_log_posterior(const Eigen::MatrixXd& X, const Eigen::VectorXd& y, Kern
     (*grad)[d] = a.grad_s2;
     if (learn_noise) (*grad)[d + 1] = 0.5 * noise * a.trace_w;
   }
-  if (priors) add_log_prior(theta, d, learn_noise, &v, grad);
+  if (priors) add_log_prior(theta, d, d, learn_noise, &v, grad);
   return v;
 }
 
@@ -194,6 +219,17 @@ Result<GaussianProcess> GaussianProcess::fit(const Eigen::MatrixXd& X, const Eig
   if (n < 1 || y.size() != n) return Status::invalid("GP fit needs at least one observation and one target per row");
   if (d < 1) return Status::invalid("GP fit needs at least one feature");
   if (!X.allFinite() || !y.allFinite()) return Status::invalid("GP fit: features or targets are not finite");
+  if (!o.ls_groups.empty()) {
+    if (static_cast<int>(o.ls_groups.size()) != d) return Status::invalid("GP fit: ", o.ls_groups.size(), " lengthscale groups for ", d, " features");
+    std::vector<char> used(d, 0);
+    for (int g : o.ls_groups) {
+      if (g < 0 || g >= d) return Status::invalid("GP fit: lengthscale group ", g, " out of range");
+      used[g] = 1;
+    }
+    const int G = *std::max_element(o.ls_groups.begin(), o.ls_groups.end()) + 1;
+    for (int g = 0; g < G; ++g)
+      if (!used[g]) return Status::invalid("GP fit: lengthscale group ", g, " has no feature");
+  }
   GaussianProcess gp;
   gp.transform_.fit(y, o.warp_outputs);
   Eigen::VectorXd ym = gp.transform_.forward(y);
@@ -219,41 +255,53 @@ Result<GaussianProcess> GaussianProcess::fit(const Eigen::MatrixXd& X, const Eig
     ys = ym;
   }
 
-  const int np = d + 1 + (o.learn_noise ? 1 : 0);
+  // Lengthscale groups (GpOptions::ls_groups): G optimiser variables instead of d.
+  const bool grouped = !o.ls_groups.empty();
+  const int G = grouped ? *std::max_element(o.ls_groups.begin(), o.ls_groups.end()) + 1 : d;
+  // The prior's centre grows with the number of lengthscales (Hvarfner et al.), so a tied
+  // categorical counts once.
+  const int prior_dim = G;
+  const int np = G + 1 + (o.learn_noise ? 1 : 0);
   std::vector<double> lo(np), hi(np);
-  for (int i = 0; i < d; ++i) {
+  for (int i = 0; i < G; ++i) {
     lo[i] = kLogLsLo;
     hi[i] = kLogLsHi;
   }
-  lo[d] = kLogSigLo;
-  hi[d] = kLogSigHi;
+  lo[G] = kLogSigLo;
+  hi[G] = kLogSigHi;
   if (o.learn_noise) {
-    lo[d + 1] = kLogNoiseLo;
-    hi[d + 1] = kLogNoiseHi;
+    lo[G + 1] = kLogNoiseLo;
+    hi[G + 1] = kLogNoiseHi;
   }
   std::vector<std::vector<double>> starts;
   std::vector<double> centre(np);
-  for (int i = 0; i < d; ++i) centre[i] = std::clamp(ls_prior_mean(d), lo[i], hi[i]);
-  centre[d] = 0;
-  if (o.learn_noise) centre[d + 1] = kNoisePriorMean;
+  for (int i = 0; i < G; ++i) centre[i] = std::clamp(ls_prior_mean(prior_dim), lo[i], hi[i]);
+  centre[G] = 0;
+  if (o.learn_noise) centre[G + 1] = kNoisePriorMean;
   if (o.warm_start && o.warm_start->log_lengthscale.size() == d) {
-    std::vector<double> w(np);
-    for (int i = 0; i < d; ++i) w[i] = std::clamp(o.warm_start->log_lengthscale[i], lo[i], hi[i]);
-    w[d] = std::clamp(o.warm_start->log_signal, lo[d], hi[d]);
-    if (o.learn_noise) w[d + 1] = std::clamp(o.warm_start->log_noise, lo[d + 1], hi[d + 1]);
+    std::vector<double> w(np, 0.0), cnt(G, 0.0);
+    for (int i = 0; i < d; ++i) {  // a group starts from the mean of its features' values
+      const int g = grouped ? o.ls_groups[i] : i;
+      w[g] += o.warm_start->log_lengthscale[i];
+      cnt[g] += 1;
+    }
+    for (int i = 0; i < G; ++i) w[i] = std::clamp(w[i] / cnt[i], lo[i], hi[i]);
+    w[G] = std::clamp(o.warm_start->log_signal, lo[G], hi[G]);
+    if (o.learn_noise) w[G + 1] = std::clamp(o.warm_start->log_noise, lo[G + 1], hi[G + 1]);
     starts.push_back(w);
   }
   if (o.centre_start || starts.empty()) starts.push_back(centre);
   std::normal_distribution<double> nd(0, 1);
   for (int r = 0; r < o.restarts; ++r) {
     std::vector<double> s(np);
-    for (int i = 0; i < d; ++i) s[i] = std::clamp(ls_prior_mean(d) + kLsPriorSd * nd(rng), lo[i], hi[i]);
-    s[d] = std::clamp(kSigPriorSd * nd(rng), lo[d], hi[d]);
-    if (o.learn_noise) s[d + 1] = std::clamp(kNoisePriorMean + kNoisePriorSd * nd(rng), lo[d + 1], hi[d + 1]);
+    for (int i = 0; i < G; ++i) s[i] = std::clamp(ls_prior_mean(prior_dim) + kLsPriorSd * nd(rng), lo[i], hi[i]);
+    s[G] = std::clamp(kSigPriorSd * nd(rng), lo[G], hi[G]);
+    if (o.learn_noise) s[G + 1] = std::clamp(kNoisePriorMean + kNoisePriorSd * nd(rng), lo[G + 1], hi[G + 1]);
     starts.push_back(s);
   }
 
-  FitData fd{&Xs, &ys, o.kernel, o.learn_noise, o.fixed_noise, o.priors, -INFINITY, Eigen::VectorXd()};
+  FitData fd{&Xs, &ys, o.kernel, o.learn_noise, o.fixed_noise, o.priors, grouped ? &o.ls_groups : nullptr, G, prior_dim,
+             -INFINITY, Eigen::VectorXd()};
   nlopt_opt opt = nlopt_create(NLOPT_LD_LBFGS, np);
   nlopt_set_lower_bounds(opt, lo.data());
   nlopt_set_upper_bounds(opt, hi.data());

@@ -5,7 +5,8 @@
 // warp). Hyperparameters — one log-lengthscale per feature, log signal variance, log noise
 // variance — maximise the log marginal likelihood plus log priors, by NLopt's L-BFGS from
 // several starts (the prior's centre, an optional warm start, random draws from the prior):
-//   lengthscale ~ LogNormal(√2 + log(d)/2, √3)  (scales with dimension: Hvarfner et al. 2024)
+//   lengthscale ~ LogNormal(√2 + log(d)/2, √3)  (scales with dimension: Hvarfner et al. 2024;
+//                                                d counts lengthscales, a tied group once)
 //   signal variance ~ LogNormal(0, 1), noise variance ~ LogNormal(-4, 1) in model units.
 // Above `max_fit_points` observations the hyperparameters are fitted on a seeded random subset
 // (the posterior always conditions on every observation), which keeps a proposal on 500
@@ -20,6 +21,7 @@
 #include <Eigen/Core>
 #include <cstdint>
 #include <optional>
+#include <vector>
 
 #include "kiln/core/status.h"
 #include "kiln/discover/kernels.h"
@@ -46,6 +48,10 @@ struct GpOptions {
   uint64_t seed = 0;
   std::optional<GpHyper> warm_start;
   bool centre_start = true;    // also start from the prior's centre (always when there is no warm start)
+  // Lengthscale groups: feature j shares the lengthscale of group ls_groups[j] (0-based, every
+  // group in [0, G) used). Empty: one lengthscale per feature. The campaign ties the one-hot
+  // columns of a categorical parameter, so a label change costs the same whichever labels.
+  std::vector<int> ls_groups;
 
   Status validate() const;
 };

@@ -115,6 +115,47 @@ TEST(Gp, VarianceBoundHoldsAndGradientsMatch) {
   }
 }
 
+TEST(Gp, LengthscaleGroupsTieFeatures) {
+  // x in [0, 1] and a 3-label categorical as one-hot columns; y depends on both.
+  const int n = 30;
+  Eigen::MatrixXd X = Eigen::MatrixXd::Zero(n, 4);
+  Eigen::VectorXd y(n);
+  for (int i = 0; i < n; ++i) {
+    X(i, 0) = (i * 7 % n) / double(n - 1);
+    X(i, 1 + i % 3) = 1;
+    y[i] = std::sin(5 * X(i, 0)) + (i % 3 == 0 ? 0.8 : i % 3 == 1 ? -0.3 : 0.1);
+  }
+  GpOptions o;
+  o.seed = 5;
+  o.ls_groups = {0, 1, 1, 1};
+  auto gp = GaussianProcess::fit(X, y, o);
+  ASSERT_TRUE(gp.is_ok()) << gp.status().to_string();
+  const Eigen::VectorXd& ll = gp->hyper().log_lengthscale;
+  ASSERT_EQ(ll.size(), 4);
+  EXPECT_EQ(ll[1], ll[2]);
+  EXPECT_EQ(ll[1], ll[3]);
+  EXPECT_NE(ll[0], ll[1]);
+  // The same data without groups: one lengthscale per column, which differ.
+  o.ls_groups.clear();
+  auto free_fit = GaussianProcess::fit(X, y, o);
+  ASSERT_TRUE(free_fit.is_ok());
+  EXPECT_GT(std::abs(free_fit->hyper().log_lengthscale[1] - free_fit->hyper().log_lengthscale[2]) +
+                std::abs(free_fit->hyper().log_lengthscale[2] - free_fit->hyper().log_lengthscale[3]),
+            1e-3);
+  // A warm start from per-feature values (a group starts from their mean).
+  o.ls_groups = {0, 1, 1, 1};
+  o.warm_start = free_fit->hyper();
+  auto warm = GaussianProcess::fit(X, y, o);
+  ASSERT_TRUE(warm.is_ok());
+  EXPECT_EQ(warm->hyper().log_lengthscale[1], warm->hyper().log_lengthscale[3]);
+  // Malformed groups.
+  o.warm_start.reset();
+  for (std::vector<int> bad : {std::vector<int>{0, 1, 1}, std::vector<int>{0, 2, 2, 2}, std::vector<int>{0, -1, 1, 1}}) {
+    o.ls_groups = bad;
+    EXPECT_FALSE(GaussianProcess::fit(X, y, o).is_ok());
+  }
+}
+
 TEST(Gp, RejectsBadInput) {
   Eigen::MatrixXd X = Eigen::MatrixXd::Zero(3, 2);
   Eigen::VectorXd y(3);

@@ -181,6 +181,18 @@ void SearchSpace::encode(const Point& p, double* z) const {
   }
 }
 
+std::vector<int> SearchSpace::lengthscale_groups() const {
+  std::vector<int> g(dim_);
+  int next = 0;
+  for (size_t i = 0; i < params_.size(); ++i) {
+    const int end = i + 1 < params_.size() ? offset_[i + 1] : dim_;
+    const bool one_hot = params_[i].type == ParamType::kCategorical && params_[i].descriptors.empty();
+    for (int c = offset_[i]; c < end; ++c) g[c] = one_hot ? next : next++;
+    if (one_hot) ++next;
+  }
+  return g;
+}
+
 Eigen::MatrixXd SearchSpace::encode_all(const std::vector<Point>& ps) const {
   // Row-major scratch so encode() writes contiguous features, then one copy.
   Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor> z(ps.size(), dim_);

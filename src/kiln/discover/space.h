@@ -83,6 +83,9 @@ class SearchSpace {
   int dim() const { return dim_; }
   // First feature column of parameter i (a categorical spans several).
   int feature_offset(int i) const { return offset_[i]; }
+  // One lengthscale group per feature column, except that the one-hot columns of a categorical
+  // parameter (without descriptors) share one: GpOptions::ls_groups.
+  std::vector<int> lengthscale_groups() const;
   // Tolerance on a mixture's sum: |sum - total| <= kMixtureTolerance * max(1, |total|).
   static constexpr double kMixtureTolerance = 1e-3;
 

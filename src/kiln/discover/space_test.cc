@@ -40,6 +40,19 @@ TEST(Space, EncodesToUnitCube) {
   EXPECT_NEAR(z[8], std::log(100.0) / std::log(1000.0), 1e-12);
 }
 
+TEST(Space, OneHotColumnsShareALengthscaleGroup) {
+  EXPECT_EQ(mixed_space().lengthscale_groups(), (std::vector<int>{0, 1, 2, 2, 2, 3, 4, 5, 6}));
+  // Descriptor columns keep one group each; a one-hot categorical at the end is one group.
+  std::vector<Parameter> ps = {
+      {"solvent", ParamType::kCategorical, 0, 1, false, {"water", "ethanol"}, {{1.0, 2.0}, {3.0, 5.0}}},
+      {"x", ParamType::kContinuous, 0, 1, false, {}, {}},
+      {"salt", ParamType::kCategorical, 0, 1, false, {"Li", "Na", "K", "Cs"}, {}},
+  };
+  auto s = SearchSpace::create(ps, {}, {});
+  ASSERT_TRUE(s.is_ok()) << s.status().to_string();
+  EXPECT_EQ(s->lengthscale_groups(), (std::vector<int>{0, 1, 2, 3, 3, 3, 3}));
+}
+
 TEST(Space, CheckNamesTheProblem) {
   SearchSpace s = mixed_space(2);
   auto msg = [&](Point p) { return s.check(p).message(); };
