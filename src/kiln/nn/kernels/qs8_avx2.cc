@@ -78,15 +78,6 @@ inline void init_acc(__m256i (&acc0)[MR], __m256i (&acc1)[MR], const uint8_t* w)
   }
 }
 
-template <int MR>
-inline void store_tile(__m256i (&acc0)[MR], __m256i (&acc1)[MR], const QTile& t) {
-  const QParams& p = *t.params;
-  const Epilogue e = make_epilogue(reinterpret_cast<const float*>(t.w + kNR * 4), p);
-  const int64_t es = out_bytes(p);
-#pragma GCC unroll 8
-  for (int i = 0; i < MR; ++i) store_row(acc0[i], acc1[i], e, p, static_cast<uint8_t*>(t.c) + i * t.ldc * es, t.nc);
-}
-
 template <int MR, bool kXor>
 void gemm_tile(const QTile& t) {
   __m256i acc0[MR], acc1[MR];
@@ -96,7 +87,7 @@ void gemm_tile(const QTile& t) {
   for (int i = 0; i < MR; ++i) a[i] = t.a + i * t.lda;
   const __m256i axor = _mm256_set1_epi8(static_cast<char>(t.params->a_xor));
   accumulate<MR, kXor>(acc0, acc1, a, t.kc, t.w + kNR * 8, axor);
-  store_tile<MR>(acc0, acc1, t);
+  store_tile16<MR>(acc0, acc1, t);
 }
 
 template <int MR, bool kXor>
@@ -112,7 +103,7 @@ void igemm_tile(const QTile& t) {
     for (int i = 0; i < MR; ++i) a[i] = ptrs[i] == t.zero ? ptrs[i] : ptrs[i] + t.a_offset;
     g = accumulate<MR, kXor>(acc0, acc1, a, t.kc, g, axor);
   }
-  store_tile<MR>(acc0, acc1, t);
+  store_tile16<MR>(acc0, acc1, t);
 }
 
 template <int MR>

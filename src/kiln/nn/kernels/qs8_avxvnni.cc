@@ -88,33 +88,6 @@ inline void init_acc(__m256i (&acc0)[MR], __m256i (&acc1)[MR], const uint8_t* w)
   }
 }
 
-template <int MR>
-inline void store_tile(__m256i (&acc0)[MR], __m256i (&acc1)[MR], const QTile& t) {
-  const QParams& p = *t.params;
-  const Epilogue e = make_epilogue(reinterpret_cast<const float*>(t.w + kNR * 4), p);
-  const int64_t es = out_bytes(p);
-  if (p.out == QOutput::kInt8 && packable(e)) {  // rows in pairs (a lone last row twice)
-    const PackedEpilogue pe = make_packed_epilogue(p);
-    uint8_t* c = static_cast<uint8_t*>(t.c);
-#pragma GCC unroll 4
-    for (int i = 0; i < MR; i += 2) {
-      const int j = i + 1 < MR ? i + 1 : i;
-      const __m256i v = pack_rows2(acc0[i], acc1[i], acc0[j], acc1[j], e, pe);
-      if (t.nc == 16 && t.ldc == 16 && j > i) {  // two whole, adjacent output rows
-        _mm256_storeu_si256(reinterpret_cast<__m256i*>(c + i * 16), v);
-        continue;
-      }
-      alignas(32) uint8_t rows[32];
-      _mm256_store_si256(reinterpret_cast<__m256i*>(rows), v);
-      std::memcpy(c + i * t.ldc, rows, static_cast<size_t>(t.nc < 16 ? t.nc : 16));
-      if (j > i) std::memcpy(c + j * t.ldc, rows + 16, static_cast<size_t>(t.nc < 16 ? t.nc : 16));
-    }
-    return;
-  }
-#pragma GCC unroll 8
-  for (int i = 0; i < MR; ++i) store_row(acc0[i], acc1[i], e, p, static_cast<uint8_t*>(t.c) + i * t.ldc * es, t.nc);
-}
-
 template <int MR, bool kXor>
 void gemm_acc(const QTile& t, __m256i (&acc0)[MR], __m256i (&acc1)[MR]) {
   const uint8_t* a[MR];
@@ -129,7 +102,7 @@ void gemm_tile(const QTile& t) {
   init_acc<MR>(acc0, acc1, t.w);
   if (t.params->a_xor) gemm_acc<MR, true>(t, acc0, acc1);
   else gemm_acc<MR, false>(t, acc0, acc1);
-  store_tile<MR>(acc0, acc1, t);
+  store_tile16<MR>(acc0, acc1, t);
 }
 
 template <int MR, bool kXor>
@@ -151,7 +124,7 @@ void igemm_tile(const QTile& t) {
   init_acc<MR>(acc0, acc1, t.w);
   if (t.params->a_xor) igemm_acc<MR, true>(t, acc0, acc1);
   else igemm_acc<MR, false>(t, acc0, acc1);
-  store_tile<MR>(acc0, acc1, t);
+  store_tile16<MR>(acc0, acc1, t);
 }
 
 void gemm_any(const QTile& t) {
