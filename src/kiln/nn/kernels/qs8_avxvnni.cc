@@ -48,8 +48,9 @@ inline __m256i dpbusd(__m256i acc, __m256i a, __m256i w) { return _mm256_dpbusd_
 #endif
 
 // kXor = false: the activations are already XORed (qgemm's a_prexored, QConv's input copy), and
-// the broadcast needs no vpxor.
-template <int MR, bool kXor>
+// the broadcast needs no vpxor. kTwo = false: the tile has at most 8 columns (a stem of 8 filters,
+// a last column panel), and the second accumulator of a row, whose weights are zero, is skipped.
+template <int MR, bool kXor, bool kTwo>
 inline const uint8_t* accumulate(__m256i (&acc0)[MR], __m256i (&acc1)[MR], const uint8_t* const (&a)[MR],
                                  int64_t kc, const uint8_t* g, __m256i axor) {
   int64_t k = 0;
@@ -60,7 +61,7 @@ inline const uint8_t* accumulate(__m256i (&acc0)[MR], __m256i (&acc1)[MR], const
     for (int i = 0; i < MR; ++i) {
       const __m256i v = kXor ? bcast4(a[i] + k, axor) : bcast4_plain(a[i] + k);
       acc0[i] = dpbusd(acc0[i], v, w0);
-      acc1[i] = dpbusd(acc1[i], v, w1);
+      if constexpr (kTwo) acc1[i] = dpbusd(acc1[i], v, w1);
     }
   }
   if (k < kc) {
@@ -71,7 +72,7 @@ inline const uint8_t* accumulate(__m256i (&acc0)[MR], __m256i (&acc1)[MR], const
     for (int i = 0; i < MR; ++i) {
       const __m256i v = bcast_partial(a[i] + k, kc - k, axor);
       acc0[i] = dpbusd(acc0[i], v, w0);
-      acc1[i] = dpbusd(acc1[i], v, w1);
+      if constexpr (kTwo) acc1[i] = dpbusd(acc1[i], v, w1);
     }
   }
   return g;
@@ -88,24 +89,24 @@ inline void init_acc(__m256i (&acc0)[MR], __m256i (&acc1)[MR], const uint8_t* w)
   }
 }
 
-template <int MR, bool kXor>
+template <int MR, bool kXor, bool kTwo>
 void gemm_acc(const QTile& t, __m256i (&acc0)[MR], __m256i (&acc1)[MR]) {
   const uint8_t* a[MR];
 #pragma GCC unroll 8
   for (int i = 0; i < MR; ++i) a[i] = t.a + i * t.lda;
-  accumulate<MR, kXor>(acc0, acc1, a, t.kc, t.w + kNR * 8, _mm256_set1_epi8(static_cast<char>(t.params->a_xor)));
+  accumulate<MR, kXor, kTwo>(acc0, acc1, a, t.kc, t.w + kNR * 8, _mm256_set1_epi8(static_cast<char>(t.params->a_xor)));
 }
 
 template <int MR>
 void gemm_tile(const QTile& t) {
   __m256i acc0[MR], acc1[MR];
   init_acc<MR>(acc0, acc1, t.w);
-  if (t.params->a_xor) gemm_acc<MR, true>(t, acc0, acc1);
-  else gemm_acc<MR, false>(t, acc0, acc1);
+  if (t.nc <= 8) t.params->a_xor ? gemm_acc<MR, true, false>(t, acc0, acc1) : gemm_acc<MR, false, false>(t, acc0, acc1);
+  else t.params->a_xor ? gemm_acc<MR, true, true>(t, acc0, acc1) : gemm_acc<MR, false, true>(t, acc0, acc1);
   store_tile16<MR>(acc0, acc1, t);
 }
 
-template <int MR, bool kXor>
+template <int MR, bool kXor, bool kTwo>
 void igemm_acc(const QTile& t, __m256i (&acc0)[MR], __m256i (&acc1)[MR]) {
   const __m256i axor = _mm256_set1_epi8(static_cast<char>(t.params->a_xor));
   const uint8_t* g = t.w + kNR * 8;
@@ -114,7 +115,7 @@ void igemm_acc(const QTile& t, __m256i (&acc0)[MR], __m256i (&acc1)[MR]) {
     const uint8_t* a[MR];
 #pragma GCC unroll 8
     for (int i = 0; i < MR; ++i) a[i] = ptrs[i] == t.zero ? ptrs[i] : ptrs[i] + t.a_offset;
-    g = accumulate<MR, kXor>(acc0, acc1, a, t.kc, g, axor);
+    g = accumulate<MR, kXor, kTwo>(acc0, acc1, a, t.kc, g, axor);
   }
 }
 
@@ -122,8 +123,8 @@ template <int MR>
 void igemm_tile(const QTile& t) {
   __m256i acc0[MR], acc1[MR];
   init_acc<MR>(acc0, acc1, t.w);
-  if (t.params->a_xor) igemm_acc<MR, true>(t, acc0, acc1);
-  else igemm_acc<MR, false>(t, acc0, acc1);
+  if (t.nc <= 8) t.params->a_xor ? igemm_acc<MR, true, false>(t, acc0, acc1) : igemm_acc<MR, false, false>(t, acc0, acc1);
+  else t.params->a_xor ? igemm_acc<MR, true, true>(t, acc0, acc1) : igemm_acc<MR, false, true>(t, acc0, acc1);
   store_tile16<MR>(acc0, acc1, t);
 }
 
