@@ -197,12 +197,14 @@ void qs8_dwconv_avx2(const QWindow& s, const uint8_t* x, const uint8_t* w, int32
   }
 }
 
-void qs8_quantize_avx2(const float* x, int64_t n, float scale, int32_t zero_point, bool is_unsigned, void* y) {
+namespace {
+
+// QuantizeLinear by the definition (an IEEE division per value), for [i, n) of x.
+void quantize_by_division(const float* x, int64_t i, int64_t n, float scale, int32_t zero_point, bool is_unsigned,
+                          uint8_t* out) {
   const float lo = is_unsigned ? 0.f : -128.f, hi = is_unsigned ? 255.f : 127.f;
   const __m256 vs = _mm256_set1_ps(scale), vz = _mm256_set1_ps(static_cast<float>(zero_point));
   const __m256 vlo = _mm256_set1_ps(lo), vhi = _mm256_set1_ps(hi);
-  uint8_t* out = static_cast<uint8_t*>(y);
-  int64_t i = 0;
   for (; i + 8 <= n; i += 8) {
     __m256 v = _mm256_round_ps(_mm256_div_ps(_mm256_loadu_ps(x + i), vs), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     v = _mm256_add_ps(v, vz);
@@ -220,6 +222,43 @@ void qs8_quantize_avx2(const float* x, int64_t n, float scale, int32_t zero_poin
     const int32_t q = static_cast<int32_t>(v);
     out[i] = static_cast<uint8_t>(q);
   }
+}
+
+}  // namespace
+
+// Blocks of 32 by the reciprocal, as qs8_convert_avx512.cc (whose comment has the argument): a
+// block with a value within 2^-11 of a rounding tie, a NaN or a value beyond int32 takes the
+// division, so the bytes are the definition's.
+void qs8_quantize_avx2(const float* x, int64_t n, float scale, int32_t zero_point, bool is_unsigned, void* y) {
+  uint8_t* out = static_cast<uint8_t*>(y);
+  const float inv = 1.f / scale;
+  int64_t i = 0;
+  if (inv > 1e-30f && inv < 1e30f && zero_point >= -255 && zero_point <= 255) {
+    const __m256 vinv = _mm256_set1_ps(inv);
+    const __m256 near_tie = _mm256_set1_ps(0.5f - 0x1p-11f);
+    const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7FFFFFFF));
+    const __m256i zp16 = _mm256_set1_epi16(static_cast<int16_t>(zero_point));
+    const __m256i perm = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+    for (; i + 32 <= n; i += 32) {
+      __m256i q[4];
+      int slow = 0;
+      for (int j = 0; j < 4; ++j) {
+        const __m256 v = _mm256_mul_ps(_mm256_loadu_ps(x + i + 8 * j), vinv);
+        q[j] = _mm256_cvtps_epi32(v);  // round half to even (default MXCSR)
+        const __m256 d = _mm256_and_ps(_mm256_sub_ps(v, _mm256_cvtepi32_ps(q[j])), abs_mask);
+        slow |= _mm256_movemask_ps(_mm256_cmp_ps(d, near_tie, _CMP_NLE_UQ));  // near a tie, NaN, beyond int32
+      }
+      if (slow) {
+        quantize_by_division(x, i, i + 32, scale, zero_point, is_unsigned, out);
+        continue;
+      }
+      const __m256i lo = _mm256_adds_epi16(_mm256_packs_epi32(q[0], q[1]), zp16);
+      const __m256i hi = _mm256_adds_epi16(_mm256_packs_epi32(q[2], q[3]), zp16);
+      const __m256i b = is_unsigned ? _mm256_packus_epi16(lo, hi) : _mm256_packs_epi16(lo, hi);
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + i), _mm256_permutevar8x32_epi32(b, perm));
+    }
+  }
+  quantize_by_division(x, i, n, scale, zero_point, is_unsigned, out);
 }
 
 void qs8_dequantize_avx2(const void* x, int64_t n, float scale, int32_t zero_point, bool is_unsigned, float* y) {
