@@ -292,6 +292,21 @@ int run_benchmark(const DiscoverArgs& a) {
     e["mean_proposal_ms"] = s.mean_proposal_ms;
     e["top_pct"] = s.top_pct;
     e["ef"] = s.ef;
+    // Per run: the objective of each evaluation in order (starting points first), and when the
+    // first top-1 % entry came (null: not within the budget).
+    nlohmann::ordered_json runs = nlohmann::ordered_json::array();
+    for (size_t r = 0; r < s.order.size(); ++r) {
+      nlohmann::ordered_json run;
+      const int first = r < s.run_evals_to_top1.size() ? s.run_evals_to_top1[r] : 0;
+      if (first > 0) run["evals_to_top1"] = first;
+      else run["evals_to_top1"] = nullptr;
+      nlohmann::ordered_json ys = nlohmann::ordered_json::array();
+      for (size_t i = 0; i < s.order[r].size() && i < static_cast<size_t>(o.budget); ++i)
+        ys.push_back((data->maximize ? 1 : -1) * data->y[s.order[r][i]]);
+      run["objective"] = ys;
+      runs.push_back(run);
+    }
+    e["runs"] = runs;
     j["strategies"].push_back(e);
   }
   if (a.json) {

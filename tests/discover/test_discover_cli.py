@@ -235,6 +235,16 @@ def test_benchmark(tmp):
     check([s["name"] for s in j["strategies"]] == ["kiln", "random"], "benchmark strategies")
     check(len(j["initial"]) == 2 and len(j["initial"][0]) == 5, "benchmark reports the shared starting points")
     check(len(j["strategies"][0]["top_pct"]) == 15, "Top% curve per evaluation")
+    for s in j["strategies"]:
+        runs = s["runs"]
+        check(len(runs) == 2 and all(len(r["objective"]) == 15 for r in runs), "per-run objective values")
+        # The starting points are shared, and the per-run first top-1 % evaluations average to the mean.
+        check(runs[0]["objective"][:5] == j["strategies"][0]["runs"][0]["objective"][:5], "shared starting points")
+        firsts = [r["evals_to_top1"] if r["evals_to_top1"] is not None else 16 for r in runs]
+        check(abs(sum(firsts) / 2 - s["evals_to_top1_mean"]) < 1e-9, "per-run evals to top-1 %")
+        top = max(float(l.split(",")[3]) for l in lines[1:])
+        check(max(max(r["objective"]) for r in runs) <= top + 1e-6, "objective values in the data's units")
+    check(max(max(r["objective"]) for r in j["strategies"][0]["runs"]) > 0.5 * top, "Kiln's runs climb (sign kept)")
     check("runs" in p.stderr, "progress bar on stderr")
     check(open(svg).read().startswith("<svg"), "benchmark --svg")
     p = run("benchmark", path, "--inputs", "a,zz", "--objective", "score", ok=False)

@@ -122,6 +122,7 @@ StrategyResult score_orders(const Eigen::VectorXd& y, std::vector<std::vector<in
       s.top_pct[i] += static_cast<double>(got) / top5_count / R;
     }
     found1 += first1 > 0;
+    s.run_evals_to_top1.push_back(first1 > 0 ? first1 : 0);
     foundb += gotbest;
     evals1 += first1 > 0 ? first1 : budget + 1;
   }

@@ -65,6 +65,7 @@ struct StrategyResult {
   std::vector<double> ef;               // EF(i)
   double af = 0;                        // NaN when Top% 0.8 is not reached
   double evals_to_top1 = 0;             // mean, censored at budget + 1
+  std::vector<int> run_evals_to_top1;   // per run: evaluations until the first top-1 % entry, 0 = none
   double frac_found_top1 = 0;
   double frac_found_best = 0;
   double top_pct_at_budget = 0;

@@ -16,6 +16,7 @@ TEST(Benchmark, ScoresFollowLiangsDefinitions) {
   EXPECT_DOUBLE_EQ(s.frac_found_top1, 0.5);
   EXPECT_DOUBLE_EQ(s.frac_found_best, 0.5);
   EXPECT_DOUBLE_EQ(s.evals_to_top1, (1 + 6) / 2.0);  // never found counts as budget + 1
+  EXPECT_EQ(s.run_evals_to_top1, (std::vector<int>{1, 0}));  // per run, 0: not found
   EXPECT_DOUBLE_EQ(s.ef[0], 0.25 / (1 / 40.0));
   EXPECT_TRUE(std::isnan(s.af));
   StrategyResult t = score_orders(y, {{39, 38, 0, 1, 2}}, 5);
