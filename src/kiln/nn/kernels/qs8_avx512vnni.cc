@@ -193,12 +193,13 @@ inline void store_tile(const int32_t* spill, const QTile& t) {
   }
 }
 
-template <int MR>
+// kTwo = false (at most 16 columns): acc1 is not read back, and not stored.
+template <int MR, bool kTwo>
 inline void spill_acc(const __m512i (&acc0)[MR], const __m512i (&acc1)[MR], int32_t* spill) {
 #pragma GCC unroll 8
   for (int i = 0; i < MR; ++i) {
     _mm512_store_si512(spill + 32 * i, acc0[i]);
-    _mm512_store_si512(spill + 32 * i + 16, acc1[i]);
+    if constexpr (kTwo) _mm512_store_si512(spill + 32 * i + 16, acc1[i]);
   }
 }
 
@@ -213,7 +214,7 @@ __attribute__((noinline)) void gemm_acc(const QTile& t, int32_t* spill) {
 #pragma GCC unroll 8
   for (int i = 0; i < MR; ++i) a[i] = t.a + i * t.lda;
   accumulate<MR, kTwo, kXor>(acc0, acc1, a, t.kc, t.w + kNR * 8, _mm512_set1_epi8(static_cast<char>(t.params->a_xor)));
-  spill_acc<MR>(acc0, acc1, spill);
+  spill_acc<MR, kTwo>(acc0, acc1, spill);
 }
 
 // kNoZero: the indirection has no padding rows (t.zero is null), every pointer takes the offset.
@@ -230,7 +231,7 @@ __attribute__((noinline)) void igemm_acc(const QTile& t, int32_t* spill) {
     for (int i = 0; i < MR; ++i) a[i] = kNoZero || ptrs[i] != t.zero ? ptrs[i] + t.a_offset : ptrs[i];
     g = accumulate<MR, kTwo, kXor>(acc0, acc1, a, t.kc, g, axor);
   }
-  spill_acc<MR>(acc0, acc1, spill);
+  spill_acc<MR, kTwo>(acc0, acc1, spill);
 }
 
 // Tiles of at most 16 columns (layers with few output channels, the last panel of others) skip
