@@ -36,6 +36,7 @@ struct DiscoverArgs {
   double ucb_beta = -1;
   uint64_t seed = 0;
   bool json = false, quiet = false, untied_categorical = false;
+  std::string warp;  // "on" / "off": override the default strategy's outcome warp
 };
 
 std::vector<std::string> split_list(const std::string& s) {
@@ -253,6 +254,11 @@ int run_benchmark(const DiscoverArgs& a) {
     o.strategy.tie_categorical = false;
     o.name += "-untied";
   }
+  if (!a.warp.empty()) {
+    if (a.warp != "on" && a.warp != "off") return fail(verb, Status::invalid("--warp must be on or off, got '", a.warp, "'"));
+    if ((a.warp == "on") != o.strategy.warp) o.name += a.warp == "on" ? "-warp" : "-nowarp";
+    o.strategy.warp = a.warp == "on";
+  }
   if (!a.quiet) o.progress = progress_bar;
   auto res = kd::run_benchmark(*data, o);
   if (!res.is_ok()) return fail(verb, res.status());
@@ -384,6 +390,7 @@ void register_discover(CLI::App& app, int& exit_code) {
   b->add_option("--ucb-beta", args->ucb_beta, "UCB's beta (default 1)");
   b->add_flag("--untied-categorical", args->untied_categorical,
               "one GP lengthscale per label of a categorical input (default: one per categorical input)");
+  b->add_option("--warp", args->warp, "on / off: the Yeo-Johnson outcome warp of the GP (default: the strategy's)");
   b->add_flag("--json", args->json, "JSON output (metrics per strategy, starting points per run)");
   b->add_flag("--quiet", args->quiet, "no progress bar");
   b->add_option("--svg", args->svg, "write Top% against evaluations for each strategy");

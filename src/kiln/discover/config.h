@@ -17,7 +17,7 @@
 //   seed: 7                                     # optional
 //   strategy:                                   # optional; defaults shown
 //     {surrogate: gp, kernel: matern52, acquisition: ucb, batch: kb,
-//      multi_objective: ehvi, initial: 5, design: sobol, ucb_beta: 1.0, warp: false}
+//      multi_objective: ehvi, initial: 5, design: sobol, ucb_beta: 1.0, warp: true}
 //
 // Parsing never throws and never aborts: every problem comes back as a Status naming the key
 // path ("parameters[2].low") and the line in the file.
@@ -57,7 +57,7 @@ struct Strategy {
   int initial = 5;            // observations before the model takes over (design points)
   Design design = Design::kSobol;
   double ucb_beta = 1.0;
-  bool warp = false;          // Yeo–Johnson outcome warp
+  bool warp = true;           // Yeo–Johnson outcome warp (GP and forest outputs)
   bool tie_categorical = true;  // GP: one lengthscale per one-hot categorical parameter, not per label
   Status validate() const;
 };
