@@ -14,7 +14,8 @@ namespace {
 
 // The VNNI sets reuse the AVX2 conversion kernels (every VNNI CPU has AVX2); AVX-VNNI also the
 // AVX2 depthwise kernel.
-// Elementwise Add/Mul and pooling: AVX-512 on the AVX-512 VNNI set, AVX2 / the scalar loop elsewhere.
+// Elementwise Add/Mul and pooling: AVX-512 on the AVX-512 VNNI set, AVX2 on the AVX-VNNI and AVX2
+// sets, the scalar loop on the portable one.
 const QKernels kQs8Avx512VnniSet = {"qs8_avx512vnni",      &kQs8GemmAvx512Vnni,
                                     qs8_dwconv_avx512vnni, qs8_dwconv_avx512vnni_scratch,
                                     "qs8_dwconv_avx512vnni", qs8_quantize_avx512,
@@ -23,11 +24,11 @@ const QKernels kQs8Avx512VnniSet = {"qs8_avx512vnni",      &kQs8GemmAvx512Vnni,
                                     &kQs8GemmAvx512VnniN8};
 const QKernels kQs8AvxVnniSet = {"qs8_avxvnni",      &kQs8GemmAvxVnni,    qs8_dwconv_avxvnni,
                                  qs8_dwconv_avxvnni_scratch, "qs8_dwconv_avxvnni", qs8_quantize_avx2,
-                                 qs8_dequantize_avx2, qs8_binary_avx2,   qs8_pool_scalar,
-                                 "qs8_pool_scalar"};
+                                 qs8_dequantize_avx2, qs8_binary_avx2,   qs8_pool_avx2,
+                                 "qs8_pool_avx2"};
 const QKernels kQs8Avx2Set = {"qs8_avx2",        &kQs8GemmAvx2,       qs8_dwconv_avx2, qs8_dwconv_avx2_scratch,
                               "qs8_dwconv_avx2", qs8_quantize_avx2,   qs8_dequantize_avx2, qs8_binary_avx2,
-                              qs8_pool_scalar,   "qs8_pool_scalar",   nullptr,             &kQs8GemmAvx2W7};
+                              qs8_pool_avx2,     "qs8_pool_avx2",     nullptr,             &kQs8GemmAvx2W7};
 const QKernels kQs8PortableSet = {"qs8_portable",        &kQs8GemmPortable,
                                   qs8_dwconv_portable,   qs8_dwconv_portable_scratch,
                                   "qs8_dwconv_portable", qs8_quantize_portable,

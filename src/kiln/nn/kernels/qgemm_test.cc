@@ -390,6 +390,9 @@ TEST(QPool, EveryKernelSetMatchesTheScalarLoop) {
       {64, 25, 5, 25, 5, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0}, {130, 3, 3, 3, 3, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0},
       {1, 5, 6, 3, 3, 1, 1, 2, 2, 2, 2, 2, 2, 0, 0},   {17, 8, 8, 3, 3, 2, 2, 1, 1, 0, 0, 0, 0, 4, 4},
       {33, 5, 7, 3, 3, 3, 3, 1, 1, 1, 1, 1, 1, 3, 4},  // ceil mode: the last windows reach past the padding
+      // multiples of 8 channels (the AVX2 kernel's 1-, 3- and 4+1-vector passes; others go scalar there)
+      {8, 8, 8, 2, 2, 2, 2, 1, 1, 0, 0, 0, 0, 0, 0},   {24, 6, 6, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 0, 0},
+      {40, 5, 5, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0},
   };
   for (const QKernels* qk : available_qkernels()) {
     for (const PoolCase& d : cases) {

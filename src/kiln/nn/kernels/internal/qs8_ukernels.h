@@ -181,5 +181,6 @@ void qs8_dequantize_portable(const void* x, int64_t n, float scale, int32_t zero
 void qs8_binary_avx512(const uint8_t* a, const uint8_t* b, int64_t n, const QBinaryParams& p, uint8_t* y);
 void qs8_pool_avx512(const QWindow& s, const uint8_t* x, const QPoolParams& p, uint8_t* y, int32_t* acc);
 void qs8_pool_scalar(const QWindow& s, const uint8_t* x, const QPoolParams& p, uint8_t* y, int32_t* acc);
+void qs8_pool_avx2(const QWindow& s, const uint8_t* x, const QPoolParams& p, uint8_t* y, int32_t* acc);
 
 }  // namespace kiln::nn::kernels
