@@ -127,6 +127,34 @@ void pool_all(const QWindow& s, const uint8_t* x, const QPoolParams& p, const Re
   }
 }
 
+// Max pooling with equal input and output parameters where every window lies inside the input
+// (no padding, floor mode): the answer is the clamped maximum of the stored bytes, so it is taken
+// on bytes, 64 channels per vector, with no widening (digits CNN int8 1.056 -> 1.033 us).
+template <bool kU>
+void max_pool_bytes(const QWindow& s, const uint8_t* x, const QPoolParams& p, uint8_t* y) {
+  const int64_t C = s.channels;
+  const __m512i lo = _mm512_set1_epi8(static_cast<char>(p.qmin)), hi = _mm512_set1_epi8(static_cast<char>(p.qmax));
+  for (int64_t n = 0; n < s.batch; ++n) {
+    const uint8_t* x_n = x + n * s.in_h * s.in_w * C;
+    for (int64_t oh = 0; oh < s.out_h; ++oh)
+      for (int64_t ow = 0; ow < s.out_w; ++ow) {
+        const uint8_t* win = x_n + (oh * s.stride_h * s.in_w + ow * s.stride_w) * C;
+        uint8_t* out = y + ((n * s.out_h + oh) * s.out_w + ow) * C;
+        for (int64_t c = 0; c < C; c += 64) {
+          const __mmask64 m = C - c >= 64 ? ~__mmask64{0} : _cvtu64_mask64(~0ull >> (64 - (C - c)));
+          __m512i v = _mm512_maskz_loadu_epi8(m, win + c);
+          for (int64_t kh = 0; kh < s.kernel_h; ++kh)
+            for (int64_t kw = kh == 0 ? 1 : 0; kw < s.kernel_w; ++kw) {
+              const __m512i t = _mm512_maskz_loadu_epi8(m, win + (kh * s.dilation_h * s.in_w + kw * s.dilation_w) * C + c);
+              v = kU ? _mm512_max_epu8(v, t) : _mm512_max_epi8(v, t);
+            }
+          v = kU ? _mm512_min_epu8(_mm512_max_epu8(v, lo), hi) : _mm512_min_epi8(_mm512_max_epi8(v, lo), hi);
+          _mm512_mask_storeu_epi8(out + c, m, v);
+        }
+      }
+  }
+}
+
 }  // namespace
 
 void qs8_pool_avx512(const QWindow& s, const uint8_t* x, const QPoolParams& p, uint8_t* y, int32_t* acc) {
@@ -143,6 +171,14 @@ void qs8_pool_avx512(const QWindow& s, const uint8_t* x, const QPoolParams& p, u
   r.x_zero = p.x_zero;
   r.qmin = _mm512_set1_epi32(p.qmin);
   r.qmax = _mm512_set1_epi32(p.qmax);
+  const bool inside = s.pad_top == 0 && s.pad_left == 0 && p.pad_bottom == 0 && p.pad_right == 0 &&
+                      (s.out_h - 1) * s.stride_h + (s.kernel_h - 1) * s.dilation_h < s.in_h &&
+                      (s.out_w - 1) * s.stride_w + (s.kernel_w - 1) * s.dilation_w < s.in_w;
+  if (p.is_max && p.same_params && p.x_unsigned == p.y_unsigned && inside && s.kernel_h * s.kernel_w > 0) {
+    if (p.x_unsigned) max_pool_bytes<true>(s, x, p, y);
+    else max_pool_bytes<false>(s, x, p, y);
+    return;
+  }
   if (p.is_max) {
     if (p.same_params) {
       if (p.x_unsigned) pool_all<true, true, true>(s, x, p, r, y);
