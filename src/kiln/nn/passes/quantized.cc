@@ -593,6 +593,42 @@ class QuantizedPass {
     return node;
   }
 
+  // A classifier on Flatten(q) where q is an int8 NCHW tensor that an integer node produced in NHWC
+  // (the last pooling of a small CNN): the Flatten reads the NHWC twin instead and the weights' K
+  // rows are permuted to match, k = (h * W + w) * C + c taking the row of c * H * W + h * W + w, so
+  // that no layout transpose runs before the classifier. *x_src and w->w are updated in place.
+  void nhwc_flatten(int* x_src, QWeights* w, bool trans_b) {
+    const int f = e_.producer(*x_src);
+    if (f < 0 || e_.is_dead(f)) return;
+    const Node& fl = g_.nodes[f];
+    if (!is_op(fl, "Flatten") || fl.inputs.size() != 1 || int_attr(fl, "axis", 1) != 1) return;
+    const int q = fl.inputs[0];
+    if (q < 0 || !is_4d(q) || !native(q)) return;
+    const Shape qs = e_.shape(q);  // N, C, H, W
+    const int64_t C = qs[1], H = qs[2], W = qs[3], K = C * H * W;
+    const Shape ws = w->w.shape();
+    if (ws.size() != 2 || (trans_b ? ws[1] : ws[0]) != K) return;
+    const int64_t cols = trans_b ? ws[0] : ws[1];
+    Tensor p(DType::kInt8, ws);
+    const int8_t* src = w->w.data<int8_t>();
+    int8_t* dst = p.data<int8_t>();
+    for (int64_t h = 0; h < H; ++h)
+      for (int64_t x = 0; x < W; ++x)
+        for (int64_t c = 0; c < C; ++c) {
+          const int64_t k_new = (h * W + x) * C + c, k_old = (c * H + h) * W + x;
+          for (int64_t j = 0; j < cols; ++j) {
+            if (trans_b) dst[j * K + k_new] = src[j * K + k_old];
+            else dst[k_new * cols + j] = src[k_old * cols + j];
+          }
+        }
+    const int twin = nhwc(q);
+    const int flat = e_.add_value(e_.value(*x_src).name + "_nhwc", e_.dtype(*x_src), {qs[0], K});
+    const int node = e_.add_node("Flatten", "", g_.nodes[f].name + "_nhwc", {twin}, {flat});
+    e_.node(node).attributes["axis"] = make_int(1);
+    w->w = std::move(p);
+    *x_src = flat;
+  }
+
   bool fuse_dense(int index, const Node& n) {
     if (n.inputs.size() < 2 || n.outputs.size() != 1 || n.outputs[0] < 0) return false;
     QParam xq;
@@ -614,6 +650,7 @@ class QuantizedPass {
     QWeights w;
     if (!dq_weights(n.inputs[1], trans_b ? 0 : 1, cols, &w) || w.w.rank() != 2)
       return note_fallback(n, "its weights are not a 2-D DequantizeLinear of constant int8");
+    nhwc_flatten(&x_src, &w, trans_b);
     int bias_value = -1;
     std::vector<int> extra;
     if (gemm && n.inputs.size() > 2 && n.inputs[2] >= 0) {

@@ -328,6 +328,55 @@ TEST(Quantized, FlattenBetweenEqualQuantizersIsAView) {
   }
 }
 
+// Conv -> MaxPool -> Flatten -> Gemm (a small CNN's classifier on a 3x3 map): the Flatten reads the
+// pool's NHWC int8 output and the Gemm's weight rows are permuted to match, so no layout transpose
+// runs; the result is the reference's (the integer sums are the same, in another order).
+TEST(Quantized, FlattenOfAnNhwcMapPermutesTheClassifier) {
+  std::mt19937 rng(23);
+  const float xs = 1.f / 255.f, cs = 0.05f, ys = 0.2f;
+  const QuantWeights cw = quantize_weights(random_float({4, 3, 3, 3}, rng), 0);
+  const QuantWeights gw = quantize_weights(random_float({10, 36}, rng), 0);
+  for (bool trans_b : {true, false}) {
+    Tensor g = gw.q;
+    if (!trans_b) {  // the same weights stored K x N
+      g = Tensor(DType::kInt8, {36, 10});
+      for (int64_t j = 0; j < 10; ++j)
+        for (int64_t k = 0; k < 36; ++k) g.data<int8_t>()[k * 10 + j] = gw.q.data<int8_t>()[j * 36 + k];
+    }
+    ModelBuilder b(13);
+    b.input("x", DType::kFloat32, {1, 3, 6, 6})
+        .initializer("xs", scalar_f(xs)).initializer("xz", scalar_i8(-128))
+        .initializer("cwq", cw.q).initializer("cws", cw.scale).initializer("cwz", cw.zero)
+        .initializer("cs", scalar_f(cs)).initializer("cz", scalar_i8(-10))
+        .initializer("gwq", g).initializer("gws", gw.scale).initializer("gwz", gw.zero)
+        .initializer("ys", scalar_f(ys)).initializer("yz", scalar_i8(3))
+        .node("QuantizeLinear", {"x", "xs", "xz"}, {"xq"})
+        .node("DequantizeLinear", {"xq", "xs", "xz"}, {"xd"})
+        .node("DequantizeLinear", {"cwq", "cws", "cwz"}, {"cwd"}, {Attr::i("axis", 0)})
+        .node("Conv", {"xd", "cwd"}, {"c"}, {Attr::ints("pads", {1, 1, 1, 1})})
+        .node("QuantizeLinear", {"c", "cs", "cz"}, {"cq"})
+        .node("DequantizeLinear", {"cq", "cs", "cz"}, {"cd"})
+        .node("MaxPool", {"cd"}, {"p"}, {Attr::ints("kernel_shape", {2, 2}), Attr::ints("strides", {2, 2})})
+        .node("QuantizeLinear", {"p", "cs", "cz"}, {"pq"})
+        .node("DequantizeLinear", {"pq", "cs", "cz"}, {"pd"})
+        .node("Flatten", {"pd"}, {"f"})
+        .node("DequantizeLinear", {"gwq", "gws", "gwz"}, {"gwd"}, {Attr::i("axis", trans_b ? 0 : 1)})
+        .node("Gemm", {"f", "gwd"}, {"gm"}, {Attr::i("transB", trans_b ? 1 : 0)})
+        .node("QuantizeLinear", {"gm", "ys", "yz"}, {"gq"})
+        .node("DequantizeLinear", {"gq", "ys", "yz"}, {"y"})
+        .output("y", DType::kFloat32);
+    Result<Model> m = b.build();
+    ASSERT_TRUE(m.is_ok()) << m.status().to_string();
+    std::vector<Tensor> in = {random_float({1, 3, 6, 6}, rng, 0.f, 1.f)};
+    Outputs ref = run(*m, in, false), fast = run(*m, in, true);
+    std::string ops;
+    for (const StepInfo& st : fast.steps) ops += st.op_type + " ";
+    EXPECT_EQ(count_op(fast, "QDense"), 1) << ops;
+    EXPECT_EQ(count_op(fast, "Transpose"), 1) << ops;  // the input's, into NHWC; none before the QDense
+    expect_close(ref, fast, ys, trans_b ? "transB" : "K x N weights");
+  }
+}
+
 // A Conv whose result is read in float (no QuantizeLinear after it) dequantises in the epilogue.
 TEST(Quantized, FloatOutputOfAnIntegerConvolution) {
   std::mt19937 rng(13);
