@@ -12,6 +12,7 @@
 
 #include <cstdint>
 
+#include "kiln/nn/kernels/internal/pool_windows.h"
 #include "kiln/nn/kernels/internal/qs8_ukernels.h"
 
 namespace kiln::nn::kernels {
@@ -25,15 +26,6 @@ template <bool kU>
 inline __m512i load_x(const uint8_t* p, __mmask16 m) {
   const __m128i b = _mm_maskz_loadu_epi8(m, p);
   return kU ? _mm512_cvtepu8_epi32(b) : _mm512_cvtepi8_epi32(b);
-}
-
-// Taps [k0, k1) of n (step `dil` from `start`) whose position lies in [lo, hi).
-inline void tap_range(int64_t start, int64_t dil, int64_t n, int64_t lo, int64_t hi, int64_t* k0, int64_t* k1) {
-  int64_t a = 0, b = n;
-  while (a < b && start + a * dil < lo) ++a;
-  while (b > a && start + (b - 1) * dil >= hi) --b;
-  *k0 = a;
-  *k1 = b;
 }
 
 struct Req {
@@ -97,34 +89,18 @@ inline void pool_block(const QWindow& s, const uint8_t* x_n, int64_t ih0, int64_
 template <bool kU, bool kMax, bool kSame>
 void pool_all(const QWindow& s, const uint8_t* x, const QPoolParams& p, const Req& r, uint8_t* y) {
   const int64_t C = s.channels;
-  for (int64_t n = 0; n < s.batch; ++n) {
-    const uint8_t* x_n = x + n * s.in_h * s.in_w * C;
-    for (int64_t oh = 0; oh < s.out_h; ++oh) {
-      const int64_t ih0 = oh * s.stride_h - s.pad_top;
-      int64_t kh0, kh1, ch0, ch1;
-      tap_range(ih0, s.dilation_h, s.kernel_h, 0, s.in_h, &kh0, &kh1);
-      tap_range(ih0, s.dilation_h, s.kernel_h, -s.pad_top, s.in_h + p.pad_bottom, &ch0, &ch1);
-      for (int64_t ow = 0; ow < s.out_w; ++ow) {
-        const int64_t iw0 = ow * s.stride_w - s.pad_left;
-        int64_t kw0, kw1, cw0, cw1;
-        tap_range(iw0, s.dilation_w, s.kernel_w, 0, s.in_w, &kw0, &kw1);
-        tap_range(iw0, s.dilation_w, s.kernel_w, -s.pad_left, s.in_w + p.pad_right, &cw0, &cw1);
-        const int64_t valid = (kh1 - kh0) * (kw1 - kw0);
-        const int64_t count = p.count_include_pad ? (ch1 - ch0) * (cw1 - cw0) : valid;
-        uint8_t* out = y + ((n * s.out_h + oh) * s.out_w + ow) * C;
-        int64_t c = 0;
-        for (; c + 48 < C; c += 64)
-          pool_block<4, kU, kMax, kSame>(s, x_n, ih0, iw0, kh0, kh1, kw0, kw1, valid, count, c, r, out);
-        const int64_t rest = C - c;
-        if (rest > 32)
-          pool_block<3, kU, kMax, kSame>(s, x_n, ih0, iw0, kh0, kh1, kw0, kw1, valid, count, c, r, out);
-        else if (rest > 16)
-          pool_block<2, kU, kMax, kSame>(s, x_n, ih0, iw0, kh0, kh1, kw0, kw1, valid, count, c, r, out);
-        else if (rest > 0)
-          pool_block<1, kU, kMax, kSame>(s, x_n, ih0, iw0, kh0, kh1, kw0, kw1, valid, count, c, r, out);
-      }
-    }
-  }
+  for_each_pool_window(s, x, p, y, [&](const uint8_t* x_n, int64_t ih0, int64_t iw0, const PoolTaps& t, uint8_t* out) {
+    int64_t c = 0;
+    for (; c + 48 < C; c += 64)
+      pool_block<4, kU, kMax, kSame>(s, x_n, ih0, iw0, t.kh0, t.kh1, t.kw0, t.kw1, t.valid, t.count, c, r, out);
+    const int64_t rest = C - c;
+    if (rest > 32)
+      pool_block<3, kU, kMax, kSame>(s, x_n, ih0, iw0, t.kh0, t.kh1, t.kw0, t.kw1, t.valid, t.count, c, r, out);
+    else if (rest > 16)
+      pool_block<2, kU, kMax, kSame>(s, x_n, ih0, iw0, t.kh0, t.kh1, t.kw0, t.kw1, t.valid, t.count, c, r, out);
+    else if (rest > 0)
+      pool_block<1, kU, kMax, kSame>(s, x_n, ih0, iw0, t.kh0, t.kh1, t.kw0, t.kw1, t.valid, t.count, c, r, out);
+  });
 }
 
 // Max pooling with equal input and output parameters where every window lies inside the input
