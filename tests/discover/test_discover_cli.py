@@ -247,6 +247,15 @@ def test_benchmark(tmp):
     check(max(max(r["objective"]) for r in j["strategies"][0]["runs"]) > 0.5 * top, "Kiln's runs climb (sign kept)")
     check("runs" in p.stderr, "progress bar on stderr")
     check(open(svg).read().startswith("<svg"), "benchmark --svg")
+    # The outcome warp is the default strategy's; --warp off runs (and names) the strategy without it.
+    p2 = run("benchmark", path, "--inputs", "a,b,kind", "--objective", "score", "--direction", "max",
+             "--budget", "15", "--runs", "2", "--initial", "5", "--seed", "1", "--json", "--quiet", "--warp", "off")
+    j2 = json.loads(p2.stdout)
+    check(j2["strategies"][0]["name"] == "kiln-nowarp", f"--warp off names the strategy ({j2['strategies'][0]['name']})")
+    check(j2["initial"] == j["initial"], "--warp off keeps the starting points")
+    check(j2["strategies"][0]["runs"] != j["strategies"][0]["runs"], "--warp off changes the proposals")
+    p2 = run("benchmark", path, "--inputs", "a,b", "--objective", "score", "--warp", "maybe", ok=False)
+    check(p2.returncode == 2 and "--warp" in p2.stderr, "benchmark --warp maybe is an error")
     p = run("benchmark", path, "--inputs", "a,zz", "--objective", "score", ok=False)
     check(p.returncode == 2 and "zz" in p.stderr, "benchmark unknown column")
 

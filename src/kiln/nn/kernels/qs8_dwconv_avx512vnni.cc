@@ -444,15 +444,10 @@ inline bool col3_fits(const QWindow& s) {
   return (cols + 2) * s.channels + 64 <= kCol3RowBytes;
 }
 
-// The column-unit path's scratch: the prepared blocks, then five ring slots of col3_stride bytes
-// (kCol3Slack before a row, its (cols + 2) * C + 64 bytes that unit loads may touch, kCol3Slack
-// after), all 64-byte aligned.
-inline int64_t col3_blocks_bytes(const QWindow& s) {
-  return (s.channels + 15) / 16 * static_cast<int64_t>(sizeof(Col3Block));
-}
-inline int64_t col3_stride(const QWindow& s) {
-  const int64_t cols = (s.out_w - 1) * s.stride_w + 4;
-  return ((cols + 2) * s.channels + 64 + 63) / 64 * 64 + 2 * kCol3Slack;
+// The column-unit path's scratch (internal/padded_rows.h): unit loads may start kCol3Slack bytes
+// before a row.
+inline PaddedRowScratch col3_scratch(const QWindow& s) {
+  return padded_row_scratch(s, sizeof(Col3Block), kCol3Slack, kCol3Slack);
 }
 
 template <bool kU>
@@ -469,11 +464,8 @@ __attribute__((noinline)) void col3_rows(const QWindow& s, const uint8_t* x, con
   for (int64_t b = 0; b < nb; ++b) blocks[b] = col3_block(pairs ? dup : w + b * d.block_bytes, zero_u, d);
   // Padded columns every output reads (+1: a pair's second column), all filled.
   const int64_t cols = (s.out_w - 1) * S + 3 + (pairs ? 1 : 0);
-  const int64_t stride = col3_stride(s);
-  uint8_t* buf = scratch + col3_blocks_bytes(s);
   PaddedRowRing ring;
-  for (int i = 0; i < 5; ++i) ring.slot[i] = buf + i * stride + kCol3Slack;
-  std::memset(ring.slot[4], zero_b, static_cast<size_t>(cols * C + kCol3Slack));  // rows above and below the image
+  place_ring(ring, scratch, col3_scratch(s), cols * C + kCol3Slack, zero_b);
   const auto copy = [&](uint8_t* dst, const uint8_t* src) {
     copy_padded_row(dst, src, s.pad_left, s.in_w, cols, C, x_b, zero_b, kCol3Slack);
   };
@@ -623,7 +615,7 @@ void dwconv_rows(const QWindow& s, const uint8_t* x, const uint8_t* w, const Dw&
 }  // namespace
 
 size_t qs8_dwconv_avx512vnni_scratch(const QWindow& s) {
-  if (col3_fits(s)) return static_cast<size_t>(col3_blocks_bytes(s) + 5 * col3_stride(s));
+  if (col3_fits(s)) return static_cast<size_t>(col3_scratch(s).bytes());
   return static_cast<size_t>(narrow_plan(s).bytes);
 }
 

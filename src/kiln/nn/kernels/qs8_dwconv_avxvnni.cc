@@ -134,19 +134,14 @@ bool fits(const QWindow& s) {
   return (cols + 2) * s.channels + 64 <= kRowBytes;
 }
 
-// Scratch of the fitting geometries: the prepared blocks, then five ring slots of `stride` bytes
-// (a row's (cols + 2) * C + 64 bytes that unit loads may touch, then kSlack), 32-byte aligned.
-int64_t blocks_bytes(const QWindow& s) { return (s.channels + 15) / 16 * static_cast<int64_t>(sizeof(Block)); }
-int64_t ring_stride(const QWindow& s) {
-  const int64_t cols = (s.out_w - 1) * s.stride_w + 4;
-  return ((cols + 2) * s.channels + 64 + 63) / 64 * 64 + kSlack;
-}
+// The scratch of the fitting geometries (internal/padded_rows.h): loads start at a row.
+PaddedRowScratch scratch_layout(const QWindow& s) { return padded_row_scratch(s, sizeof(Block), 0, kSlack); }
 
 }  // namespace
 
 size_t qs8_dwconv_avxvnni_scratch(const QWindow& s) {
   if (!fits(s)) return qs8_dwconv_avx2_scratch(s);
-  return static_cast<size_t>(blocks_bytes(s) + 5 * ring_stride(s));
+  return static_cast<size_t>(scratch_layout(s).bytes());
 }
 
 void qs8_dwconv_avxvnni(const QWindow& s, const uint8_t* x, const uint8_t* w, int32_t a_zero, const QParams& p,
@@ -167,11 +162,8 @@ void qs8_dwconv_avxvnni(const QWindow& s, const uint8_t* x, const uint8_t* w, in
   Block* blocks = static_cast<Block*>(scratch);
   for (int64_t bi = 0; bi < nb; ++bi) blocks[bi] = make_block(w + bi * block_bytes, zero_u);
   const int64_t cols = (s.out_w - 1) * S + 3;
-  const int64_t stride = ring_stride(s);
-  uint8_t* buf = static_cast<uint8_t*>(scratch) + blocks_bytes(s);
   PaddedRowRing ring;
-  for (int i = 0; i < 5; ++i) ring.slot[i] = buf + i * stride;
-  std::memset(ring.slot[4], static_cast<uint8_t>(zero_u), static_cast<size_t>(cols * C + kSlack));  // rows above and below the image
+  place_ring(ring, static_cast<uint8_t*>(scratch), scratch_layout(s), cols * C + kSlack, static_cast<uint8_t>(zero_u));
   const auto copy = [&](uint8_t* dst, const uint8_t* src) {
     copy_padded_row(dst, src, s.pad_left, s.in_w, cols, C, x_byte, static_cast<uint8_t>(zero_u), kSlack);
   };

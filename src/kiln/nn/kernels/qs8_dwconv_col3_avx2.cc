@@ -96,14 +96,7 @@ inline void store8(__m256i acc, const Epilogue& e, __m256 scale, const QParams& 
     case QOutput::kInt8: {
       const __m256i q = requantize8(acc, scale, e);
       const __m128i w16 = _mm_packs_epi32(_mm256_castsi256_si128(q), _mm256_extracti128_si256(q, 1));
-      const __m128i b = _mm_xor_si128(_mm_packs_epi16(w16, w16), e.out_xor);
-      if (n >= 8) {
-        _mm_storel_epi64(reinterpret_cast<__m128i*>(c), b);
-      } else {
-        alignas(16) uint8_t tmp[16];
-        _mm_store_si128(reinterpret_cast<__m128i*>(tmp), b);
-        std::memcpy(c, tmp, static_cast<size_t>(n));
-      }
+      store_bytes(c, _mm_xor_si128(_mm_packs_epi16(w16, w16), e.out_xor), n < 8 ? n : 8);
       return;
     }
     case QOutput::kFloat: {
@@ -163,18 +156,13 @@ bool fits(const QWindow& s) {
   return ((s.out_w - 1) * s.stride_w + 4 + 2) * s.channels + 64 <= kRowBytes;
 }
 
-// Scratch of the fitting geometries: the prepared blocks, then five ring slots of `stride` bytes
-// (a row's (cols + 2) * C + 64 bytes that loads may touch, then kSlack), 32-byte aligned.
-int64_t blocks_bytes(const QWindow& s) { return (s.channels + 15) / 16 * static_cast<int64_t>(sizeof(Block)); }
-int64_t ring_stride(const QWindow& s) {
-  const int64_t cols = (s.out_w - 1) * s.stride_w + 4;
-  return ((cols + 2) * s.channels + 64 + 63) / 64 * 64 + kSlack;
-}
+// The scratch of the fitting geometries (internal/padded_rows.h): loads start at a row.
+PaddedRowScratch scratch_layout(const QWindow& s) { return padded_row_scratch(s, sizeof(Block), 0, kSlack); }
 
 }  // namespace
 
 size_t qs8_dwconv_col3_avx2_scratch(const QWindow& s) {
-  return fits(s) ? static_cast<size_t>(blocks_bytes(s) + 5 * ring_stride(s)) : 0;
+  return fits(s) ? static_cast<size_t>(scratch_layout(s).bytes()) : 0;
 }
 
 bool qs8_dwconv_col3_avx2(const QWindow& s, const uint8_t* x, const uint8_t* w, int32_t a_zero, const QParams& p,
@@ -190,11 +178,8 @@ bool qs8_dwconv_col3_avx2(const QWindow& s, const uint8_t* x, const uint8_t* w, 
   Block* blocks = static_cast<Block*>(scratch);
   for (int64_t bi = 0; bi < (C + 15) / 16; ++bi) blocks[bi] = make_block(w + bi * block_bytes, zero_u);
   const int64_t cols = (s.out_w - 1) * S + 3;
-  const int64_t stride = ring_stride(s);
-  uint8_t* buf = static_cast<uint8_t*>(scratch) + blocks_bytes(s);
   PaddedRowRing ring;
-  for (int i = 0; i < 5; ++i) ring.slot[i] = buf + i * stride;
-  std::memset(ring.slot[4], static_cast<uint8_t>(zero_u), static_cast<size_t>(cols * C + kSlack));
+  place_ring(ring, static_cast<uint8_t*>(scratch), scratch_layout(s), cols * C + kSlack, static_cast<uint8_t>(zero_u));
   const auto copy = [&](uint8_t* dst, const uint8_t* src) {
     copy_padded_row(dst, src, s.pad_left, s.in_w, cols, C, x_byte, static_cast<uint8_t>(zero_u), kSlack);
   };

@@ -9,7 +9,9 @@
 // unit's ISA flags can be picked by the linker for another. copy_padded_row needs AVX2 (every unit
 // that includes this header is built with it).
 //
-//   PaddedRowRing ring;  // ring.slot[0..4] set by the caller, slot[4] filled with zero points
+//   const PaddedRowScratch l = padded_row_scratch(s, sizeof(Block), 0, slack);  // l.bytes() of scratch
+//   PaddedRowRing ring;
+//   place_ring(ring, scratch, l, cols * s.channels + slack, zero_byte);
 //   auto copy = [&](uint8_t* dst, const uint8_t* src) {
 //     copy_padded_row(dst, src, s.pad_left, s.in_w, cols, s.channels, xor_byte, zero_byte, slack);
 //   };
@@ -30,6 +32,34 @@ struct PaddedRowRing {
   uint8_t* slot[5] = {};               // four ring slots, then the zero-point row
   int64_t key[4] = {-1, -1, -1, -1};   // n * in_h + ih of the row each ring slot holds
 };
+
+// The scratch of a column-unit kernel call: the prepared blocks of its 16-channel groups
+// (`block_size` bytes each, a multiple of 32), then the five slots of the ring. A slot holds
+// `before` bytes ahead of its row (loads that start before the row: the AVX-512 kernel's), the
+// row's (cols + 2) * C + 64 bytes that unit loads may touch with cols = (out_w - 1) * stride_w + 4
+// (the widest row the kernels take), then `after` bytes; slots are 64-byte multiples.
+struct PaddedRowScratch {
+  int64_t blocks_bytes = 0, stride = 0, before = 0;
+  int64_t bytes() const { return blocks_bytes + 5 * stride; }
+};
+
+static inline PaddedRowScratch padded_row_scratch(const QWindow& s, int64_t block_size, int64_t before,
+                                                  int64_t after) {
+  PaddedRowScratch l;
+  l.blocks_bytes = (s.channels + 15) / 16 * block_size;
+  const int64_t cols = (s.out_w - 1) * s.stride_w + 4;
+  l.stride = ((cols + 2) * s.channels + 64 + 63) / 64 * 64 + before + after;
+  l.before = before;
+  return l;
+}
+
+// Points the ring's slots into `scratch` (past the prepared blocks) and fills the first
+// `zero_bytes` of the zero-point row (the rows above and below the image) with `zero`.
+static inline void place_ring(PaddedRowRing& ring, uint8_t* scratch, const PaddedRowScratch& l, int64_t zero_bytes,
+                              uint8_t zero) {
+  for (int i = 0; i < 5; ++i) ring.slot[i] = scratch + l.blocks_bytes + i * l.stride + l.before;
+  std::memset(ring.slot[4], zero, static_cast<size_t>(zero_bytes));
+}
 
 // Points rows[0 .. count) (count <= 4) at the padded copies of input rows ih0 .. ih0 + count - 1
 // of image n, calling copy(slot, first byte of the input row) only for a row whose slot holds

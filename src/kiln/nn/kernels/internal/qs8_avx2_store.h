@@ -57,20 +57,24 @@ static inline __m128i pack16(__m256i a, __m256i b) {
   return _mm_packs_epi16(_mm256_castsi256_si128(w), _mm256_extracti128_si256(w, 1));
 }
 
+// The first n bytes of b (n >= 1; 16 at most are stored), whole stores where n allows.
+static inline void store_bytes(void* c, __m128i b, int64_t n) {
+  if (n >= 16) {
+    _mm_storeu_si128(static_cast<__m128i*>(c), b);
+  } else if (n == 8) {
+    _mm_storel_epi64(static_cast<__m128i*>(c), b);
+  } else {
+    alignas(16) uint8_t tmp[16];
+    _mm_store_si128(reinterpret_cast<__m128i*>(tmp), b);
+    std::memcpy(c, tmp, static_cast<size_t>(n));
+  }
+}
+
 // Stores one row of 16 columns (nc of them valid) in the output kind `p.out`.
 static inline void store_row(__m256i acc0, __m256i acc1, const Epilogue& e, const QParams& p, void* c, int nc) {
   switch (p.out) {
     case QOutput::kInt8: {
-      __m128i b = _mm_xor_si128(pack16(requantize8(acc0, e.s0, e), requantize8(acc1, e.s1, e)), e.out_xor);
-      if (nc >= 16) {
-        _mm_storeu_si128(static_cast<__m128i*>(c), b);
-      } else if (nc == 8) {
-        _mm_storel_epi64(static_cast<__m128i*>(c), b);
-      } else {
-        alignas(16) uint8_t tmp[16];
-        _mm_store_si128(reinterpret_cast<__m128i*>(tmp), b);
-        std::memcpy(c, tmp, static_cast<size_t>(nc));
-      }
+      store_bytes(c, _mm_xor_si128(pack16(requantize8(acc0, e.s0, e), requantize8(acc1, e.s1, e)), e.out_xor), nc);
       return;
     }
     case QOutput::kFloat: {
@@ -169,10 +173,8 @@ __attribute__((always_inline)) static inline void store_tile16(__m256i (&acc0)[M
         if (j > i) _mm_storeu_si128(reinterpret_cast<__m128i*>(c + j * t.ldc), _mm256_extracti128_si256(v, 1));
         continue;
       }
-      alignas(32) uint8_t rows[32];  // a partial tile: nc < 16 bytes per row
-      _mm256_store_si256(reinterpret_cast<__m256i*>(rows), v);
-      std::memcpy(c + i * t.ldc, rows, static_cast<size_t>(t.nc < 16 ? t.nc : 16));
-      if (j > i) std::memcpy(c + j * t.ldc, rows + 16, static_cast<size_t>(t.nc < 16 ? t.nc : 16));
+      store_bytes(c + i * t.ldc, _mm256_castsi256_si128(v), t.nc);  // a partial tile: nc < 16
+      if (j > i) store_bytes(c + j * t.ldc, _mm256_extracti128_si256(v, 1), t.nc);
     }
     return;
   }
