@@ -465,6 +465,30 @@ TEST(QConvert, QuantizeAndDequantizeMatchTheOperatorDefinition) {
   }
 }
 
+// One NaN, infinity or huge value among ordinary values far from ties, at every position of a
+// 64-value block and its tail: the kernels that check a whole block at once must still see it.
+TEST(QConvert, QuantizeFindsOneSpecialValueAnywhereInABlock) {
+  const float specials[] = {std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity(),
+                            -std::numeric_limits<float>::infinity(), 3e9f, -3e9f};
+  const float scale = 0.25f;
+  for (float special : specials)
+    for (int64_t n : {64, 100})
+      for (int64_t at = 0; at < n; ++at) {
+        std::vector<float> x(static_cast<size_t>(n));
+        for (int64_t i = 0; i < n; ++i) x[static_cast<size_t>(i)] = scale * static_cast<float>(i % 40 - 20) + 0.01f;
+        x[static_cast<size_t>(at)] = special;
+        for (const QKernels* qk : available_qkernels())
+          for (bool is_unsigned : {false, true}) {
+            const int32_t zp = is_unsigned ? 128 : 0;
+            std::vector<uint8_t> q(x.size());
+            qk->quantize(x.data(), n, scale, zp, is_unsigned, q.data());
+            for (size_t i = 0; i < x.size(); ++i)
+              ASSERT_EQ(q[i], quantize_one(x[i], scale, zp, is_unsigned))
+                  << qk->name << " special=" << special << " at=" << at << " i=" << i;
+          }
+      }
+}
+
 // Ordinary values (few of them near a tie, so most blocks take a fast path that multiplies by the
 // reciprocal), beyond the int8 range, at odd lengths: exactly the division's result.
 TEST(QConvert, QuantizeOrdinaryValuesAtOddLengths) {

@@ -235,20 +235,22 @@ void qs8_quantize_avx2(const float* x, int64_t n, float scale, int32_t zero_poin
   int64_t i = 0;
   if (inv > 1e-30f && inv < 1e30f && zero_point >= -255 && zero_point <= 255) {
     const __m256 vinv = _mm256_set1_ps(inv);
-    const __m256 near_tie = _mm256_set1_ps(0.5f - 0x1p-11f);
+    const __m256i near_tie = _mm256_castps_si256(_mm256_set1_ps(0.5f - 0x1p-11f));
     const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7FFFFFFF));
     const __m256i zp16 = _mm256_set1_epi16(static_cast<int16_t>(zero_point));
     const __m256i perm = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
     for (; i + 32 <= n; i += 32) {
       __m256i q[4];
-      int slow = 0;
+      // The largest distance from an integer, as the bits of a non-negative float (NaN's lie above
+      // every number's), compared once per block.
+      __m256i worst = _mm256_setzero_si256();
       for (int j = 0; j < 4; ++j) {
         const __m256 v = _mm256_mul_ps(_mm256_loadu_ps(x + i + 8 * j), vinv);
         q[j] = _mm256_cvtps_epi32(v);  // round half to even (default MXCSR)
         const __m256 d = _mm256_and_ps(_mm256_sub_ps(v, _mm256_cvtepi32_ps(q[j])), abs_mask);
-        slow |= _mm256_movemask_ps(_mm256_cmp_ps(d, near_tie, _CMP_NLE_UQ));  // near a tie, NaN, beyond int32
+        worst = _mm256_max_epi32(worst, _mm256_castps_si256(d));
       }
-      if (slow) {
+      if (!_mm256_testz_si256(_mm256_cmpgt_epi32(worst, near_tie), _mm256_cmpgt_epi32(worst, near_tie))) {
         quantize_by_division(x, i, i + 32, scale, zero_point, is_unsigned, out);
         continue;
       }
