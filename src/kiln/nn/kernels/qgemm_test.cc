@@ -393,6 +393,14 @@ TEST(QPool, EveryKernelSetMatchesTheScalarLoop) {
       // multiples of 8 channels (the AVX2 kernel's 1-, 3- and 4+1-vector passes; others go scalar there)
       {8, 8, 8, 2, 2, 2, 2, 1, 1, 0, 0, 0, 0, 0, 0},   {24, 6, 6, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 0, 0},
       {40, 5, 5, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0},
+      // 2x2 stride 2 on 16 or 32 channels with rows of whole 64-byte vectors (the AVX-512 row
+      // pass: 4 or 2 pixels per vector, odd heights, several vectors per row), next to ones
+      // that miss it (rows of 96 bytes, odd width), and byte passes of 64 + 16, 32 + 16 and 16 + 4
+      {16, 8, 8, 2, 2, 2, 2, 1, 1, 0, 0, 0, 0, 0, 0},  {32, 5, 4, 2, 2, 2, 2, 1, 1, 0, 0, 0, 0, 0, 0},
+      {16, 4, 12, 2, 2, 2, 2, 1, 1, 0, 0, 0, 0, 0, 0}, {32, 2, 6, 2, 2, 2, 2, 1, 1, 0, 0, 0, 0, 0, 0},
+      {16, 6, 6, 2, 2, 2, 2, 1, 1, 0, 0, 0, 0, 0, 0},  {32, 4, 5, 2, 2, 2, 2, 1, 1, 0, 0, 0, 0, 0, 0},
+      {80, 4, 4, 2, 2, 2, 2, 1, 1, 0, 0, 0, 0, 0, 0},  {48, 5, 5, 3, 3, 2, 2, 1, 1, 0, 0, 0, 0, 0, 0},
+      {20, 4, 4, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0},
   };
   for (const QKernels* qk : available_qkernels()) {
     for (const PoolCase& d : cases) {

@@ -103,29 +103,96 @@ void pool_all(const QWindow& s, const uint8_t* x, const QPoolParams& p, const Re
   });
 }
 
+// The byte-wise window maximum of one output pixel's channels [c, c + width of V): whole unmasked
+// vectors of 16, 32 or 64 bytes, which the store buffer can forward from the convolution's row
+// stores just before (a masked load waits for them to reach the cache: the digits CNN's two pools
+// took 0.2 us of its 0.93).
+template <bool kU, typename V, typename Load, typename Max, typename Clamp, typename Store>
+inline void max_bytes(const QWindow& s, const uint8_t* win, uint8_t* out, Load load, Max max, Clamp clamp,
+                      Store store) {
+  const int64_t C = s.channels;
+  V v = load(win);
+  for (int64_t kh = 0; kh < s.kernel_h; ++kh)
+    for (int64_t kw = kh == 0 ? 1 : 0; kw < s.kernel_w; ++kw)
+      v = max(v, load(win + (kh * s.dilation_h * s.in_w + kw * s.dilation_w) * C));
+  store(out, clamp(v));
+}
+
+// 2x2 windows at stride 2 over 16 or 32 channels (LeNet-style CNNs after each convolution), rows
+// of a multiple of 64 bytes: both input rows are read in whole 64-byte vectors, the loads the
+// convolution's 64-byte stores forward to, and the horizontal maximum is taken in registers. A
+// tiny map is still in the store buffer when the pool starts, and 16- or 32-byte loads from the
+// middle of those stores wait for them to reach the cache (the digits CNN's two pools 0.2 us).
+template <bool kU>
+bool max_pool_2x2_rows(const QWindow& s, const uint8_t* x, const QPoolParams& p, uint8_t* y) {
+  const int64_t C = s.channels, row = s.in_w * C;
+  if ((C != 16 && C != 32) || s.kernel_h != 2 || s.kernel_w != 2 || s.stride_h != 2 || s.stride_w != 2 ||
+      s.dilation_h != 1 || s.dilation_w != 1 || row % 64 != 0 || s.out_w * 2 != s.in_w)
+    return false;
+  const __m256i lo = _mm256_set1_epi8(static_cast<char>(p.qmin)), hi = _mm256_set1_epi8(static_cast<char>(p.qmax));
+  for (int64_t n = 0; n < s.batch; ++n)
+    for (int64_t oh = 0; oh < s.out_h; ++oh) {
+      const uint8_t* r0 = x + (n * s.in_h + 2 * oh) * row;
+      const uint8_t* r1 = r0 + row;
+      uint8_t* out = y + (n * s.out_h + oh) * s.out_w * C;
+      for (int64_t j = 0; j < row; j += 64, out += 32) {
+        const __m512i a = _mm512_loadu_si512(r0 + j), b = _mm512_loadu_si512(r1 + j);
+        const __m512i v = kU ? _mm512_max_epu8(a, b) : _mm512_max_epi8(a, b);
+        // Left and right pixels of each window: 128-bit lanes (0, 2) and (1, 3) for 16 channels,
+        // 256-bit halves for 32.
+        const __m256i l = _mm512_castsi512_si256(C == 16 ? _mm512_shuffle_i64x2(v, v, 0x08) : v);
+        const __m256i r = _mm512_castsi512_si256(C == 16 ? _mm512_shuffle_i64x2(v, v, 0x0D) : _mm512_shuffle_i64x2(v, v, 0x0E));
+        __m256i m = kU ? _mm256_max_epu8(l, r) : _mm256_max_epi8(l, r);
+        m = kU ? _mm256_min_epu8(_mm256_max_epu8(m, lo), hi) : _mm256_min_epi8(_mm256_max_epi8(m, lo), hi);
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(out), m);
+      }
+    }
+  return true;
+}
+
 // Max pooling with equal input and output parameters where every window lies inside the input
 // (no padding, floor mode): the answer is the clamped maximum of the stored bytes, so it is taken
-// on bytes, 64 channels per vector, with no widening (digits CNN int8 1.056 -> 1.033 us).
+// on bytes, up to 64 channels per vector, with no widening (digits CNN int8 1.056 -> 1.033 us).
 template <bool kU>
 void max_pool_bytes(const QWindow& s, const uint8_t* x, const QPoolParams& p, uint8_t* y) {
+  if (max_pool_2x2_rows<kU>(s, x, p, y)) return;
   const int64_t C = s.channels;
   const __m512i lo = _mm512_set1_epi8(static_cast<char>(p.qmin)), hi = _mm512_set1_epi8(static_cast<char>(p.qmax));
+  const __m256i lo32 = _mm512_castsi512_si256(lo), hi32 = _mm512_castsi512_si256(hi);
+  const __m128i lo16 = _mm512_castsi512_si128(lo), hi16 = _mm512_castsi512_si128(hi);
+  const auto z64 = [](const uint8_t* q) { return _mm512_loadu_si512(q); };
+  const auto y32 = [](const uint8_t* q) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q)); };
+  const auto x16 = [](const uint8_t* q) { return _mm_loadu_si128(reinterpret_cast<const __m128i*>(q)); };
+  const auto max64 = [](__m512i a, __m512i b) { return kU ? _mm512_max_epu8(a, b) : _mm512_max_epi8(a, b); };
+  const auto max32 = [](__m256i a, __m256i b) { return kU ? _mm256_max_epu8(a, b) : _mm256_max_epi8(a, b); };
+  const auto max16 = [](__m128i a, __m128i b) { return kU ? _mm_max_epu8(a, b) : _mm_max_epi8(a, b); };
+  const auto clamp64 = [&](__m512i v) { return max64(kU ? _mm512_min_epu8(v, hi) : _mm512_min_epi8(v, hi), lo); };
+  const auto clamp32 = [&](__m256i v) { return max32(kU ? _mm256_min_epu8(v, hi32) : _mm256_min_epi8(v, hi32), lo32); };
+  const auto clamp16 = [&](__m128i v) { return max16(kU ? _mm_min_epu8(v, hi16) : _mm_min_epi8(v, hi16), lo16); };
+  const auto st64 = [](uint8_t* q, __m512i v) { _mm512_storeu_si512(q, v); };
+  const auto st32 = [](uint8_t* q, __m256i v) { _mm256_storeu_si256(reinterpret_cast<__m256i*>(q), v); };
+  const auto st16 = [](uint8_t* q, __m128i v) { _mm_storeu_si128(reinterpret_cast<__m128i*>(q), v); };
   for (int64_t n = 0; n < s.batch; ++n) {
     const uint8_t* x_n = x + n * s.in_h * s.in_w * C;
     for (int64_t oh = 0; oh < s.out_h; ++oh)
       for (int64_t ow = 0; ow < s.out_w; ++ow) {
         const uint8_t* win = x_n + (oh * s.stride_h * s.in_w + ow * s.stride_w) * C;
         uint8_t* out = y + ((n * s.out_h + oh) * s.out_w + ow) * C;
-        for (int64_t c = 0; c < C; c += 64) {
-          const __mmask64 m = C - c >= 64 ? ~__mmask64{0} : _cvtu64_mask64(~0ull >> (64 - (C - c)));
-          __m512i v = _mm512_maskz_loadu_epi8(m, win + c);
-          for (int64_t kh = 0; kh < s.kernel_h; ++kh)
-            for (int64_t kw = kh == 0 ? 1 : 0; kw < s.kernel_w; ++kw) {
-              const __m512i t = _mm512_maskz_loadu_epi8(m, win + (kh * s.dilation_h * s.in_w + kw * s.dilation_w) * C + c);
-              v = kU ? _mm512_max_epu8(v, t) : _mm512_max_epi8(v, t);
-            }
-          v = kU ? _mm512_min_epu8(_mm512_max_epu8(v, lo), hi) : _mm512_min_epi8(_mm512_max_epi8(v, lo), hi);
-          _mm512_mask_storeu_epi8(out + c, m, v);
+        int64_t c = 0;
+        for (; c + 64 <= C; c += 64) max_bytes<kU, __m512i>(s, win + c, out + c, z64, max64, clamp64, st64);
+        if (c + 32 <= C) {
+          max_bytes<kU, __m256i>(s, win + c, out + c, y32, max32, clamp32, st32);
+          c += 32;
+        }
+        if (c + 16 <= C) {
+          max_bytes<kU, __m128i>(s, win + c, out + c, x16, max16, clamp16, st16);
+          c += 16;
+        }
+        if (c < C) {
+          const __mmask64 m = _cvtu64_mask64(~0ull >> (64 - (C - c)));
+          const auto zm = [m](const uint8_t* q) { return _mm512_maskz_loadu_epi8(m, q); };
+          const auto sm = [m](uint8_t* q, __m512i v) { _mm512_mask_storeu_epi8(q, m, v); };
+          max_bytes<kU, __m512i>(s, win + c, out + c, zm, max64, clamp64, sm);
         }
       }
   }

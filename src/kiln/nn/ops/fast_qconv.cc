@@ -391,21 +391,27 @@ Result<KernelPtr> prepare_qconv(PrepareContext& ctx) {
         [=, &tcfg](const KernelContext& k) {
           const uint8_t* src = static_cast<const uint8_t*>(k.in(0).data);
           uint8_t* pad = static_cast<uint8_t*>(k.scratch);
-          const uint8_t xr = packed->a_xor, zb = static_cast<uint8_t>(zero_byte ^ xr);
-          const int64_t in_row = win.in_w * c, pad_row = wp * c;
+          const uint8_t xr = packed->a_xor;
+          const uint64_t z8 = 0x0101010101010101ull * static_cast<uint8_t>(zero_byte ^ xr);
+          const uint64_t x8 = 0x0101010101010101ull * xr;
+          const int64_t in_row = win.in_w * c, pad_row = wp * c, left = pl * c, right = pad_row - left - in_row;
+          // Small rows (the digits CNN's 8 bytes) inline, without a library call per piece: a
+          // memset and a copy per row were most of that layer's 0.3 us.
           for (int64_t n = 0; n < win.batch; ++n)
             for (int64_t y = 0; y < hp; ++y) {
               uint8_t* d = pad + (n * hp + y) * pad_row;
               const int64_t ih = y - pt;
               if (ih < 0 || ih >= win.in_h) {
-                std::memset(d, zb, static_cast<size_t>(pad_row));
+                fill_small(d, z8, pad_row);
                 continue;
               }
-              std::memset(d, zb, static_cast<size_t>(pl * c));
-              xor_bytes(src + (n * win.in_h + ih) * in_row, d + pl * c, in_row, xr);
-              std::memset(d + pl * c + in_row, zb, static_cast<size_t>(pad_row - pl * c - in_row));
+              if (left) fill_small(d, z8, left);
+              const uint8_t* s = src + (n * win.in_h + ih) * in_row;
+              if (in_row >= 64) xor_bytes(s, d + left, in_row, xr);
+              else copy_small(d + left, s, in_row, x8);
+              if (right) fill_small(d + left + in_row, z8, right);
             }
-          std::memset(pad + copy_bytes, zb, kSlack);  // defined bytes, though their weights are zero
+          fill_small(pad + copy_bytes, z8, kSlack);  // defined bytes, though their weights are zero
           const ptrdiff_t offset = reinterpret_cast<const char*>(pad) - reinterpret_cast<const char*>(kBase);
           kernels::qigemm(tcfg, rows, ic->ptrs.data(), offset, nullptr, *packed, k.out(0).data, m, params,
                           k.pool, true);
