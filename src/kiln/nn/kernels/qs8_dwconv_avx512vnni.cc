@@ -347,11 +347,11 @@ inline Col3Block col3_block(const uint8_t* blk, int32_t zero, const Dw& d) {
 // The column unit at byte offset `off` of the first kRows (3 or 4) padded rows.
 template <int kRows>
 inline __m512i col_unit(const uint8_t* const (&r)[4], int64_t off, __m512i dword_idx, __m512i byte_idx) {
-  const __m512i a = _mm512_maskz_loadu_epi32(0x000F, r[0] + off);
-  const __m512i b = _mm512_maskz_loadu_epi32(0x00F0, r[1] + off - 16);
-  const __m512i c = _mm512_maskz_loadu_epi32(0x0F00, r[2] + off - 32);
-  __m512i v = _mm512_ternarylogic_epi32(a, b, c, 0xFE);  // a | b | c
-  if constexpr (kRows == 4) v = _mm512_or_si512(v, _mm512_maskz_loadu_epi32(0xF000, r[3] + off - 48));
+  const auto ld = [&](int i) { return _mm_loadu_si128(reinterpret_cast<const __m128i*>(r[i] + off)); };
+  __m512i v = _mm512_zextsi128_si512(ld(0));  // lane 3 zero for three rows
+  v = _mm512_inserti32x4(v, ld(1), 1);
+  v = _mm512_inserti32x4(v, ld(2), 2);
+  if constexpr (kRows == 4) v = _mm512_inserti32x4(v, ld(3), 3);
   return _mm512_shuffle_epi8(_mm512_permutexvar_epi32(dword_idx, v), byte_idx);
 }
 
