@@ -37,8 +37,11 @@ void binary(const uint8_t* a, const uint8_t* b, int64_t n, const QBinaryParams& 
   for (int64_t i = 0; i < n; i += 16) {
     const __mmask16 m =
         n - i >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << (n - i)) - 1u);
-    const __m512i ia = widen<kAU>(_mm_maskz_loadu_epi8(m, a + i));
-    const __m512i ib = widen<kBU>(_mm_maskz_loadu_epi8(m, b + i));
+    // Whole vectors load unmasked: the store buffer forwards a convolution's fresh output only to
+    // unmasked loads.
+    const bool full = m == 0xFFFF;
+    const __m512i ia = widen<kAU>(full ? _mm_loadu_si128(reinterpret_cast<const __m128i*>(a + i)) : _mm_maskz_loadu_epi8(m, a + i));
+    const __m512i ib = widen<kBU>(full ? _mm_loadu_si128(reinterpret_cast<const __m128i*>(b + i)) : _mm_maskz_loadu_epi8(m, b + i));
     const __m512 va = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(ia, az)), as);
     const __m512 vb = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(ib, bz)), bs);
     const __m512 v = kMul ? _mm512_mul_ps(va, vb) : _mm512_add_ps(va, vb);

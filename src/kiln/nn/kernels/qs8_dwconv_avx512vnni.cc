@@ -52,10 +52,13 @@ struct Dw {
   avx512::PackedEpilogue packed;  // int8 output, four vectors at once (col3_row)
 };
 
-// 16 activation bytes (m: valid lanes) as int32 lanes.
+// 16 activation bytes (m: valid lanes) as int32 lanes. A full mask loads unmasked: the previous
+// layer may have stored these bytes just before, and the store buffer forwards only to unmasked
+// loads.
 template <bool kU, bool kMasked>
 inline __m512i load_x(const uint8_t* p, __mmask16 m) {
-  const __m128i b = kMasked ? _mm_maskz_loadu_epi8(m, p) : _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+  const __m128i b = kMasked && m != 0xFFFF ? _mm_maskz_loadu_epi8(m, p)
+                                           : _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
   return kU ? _mm512_cvtepu8_epi32(b) : _mm512_cvtepi8_epi32(b);
 }
 

@@ -24,7 +24,8 @@ inline __mmask16 lane_mask(int64_t n) {
 
 template <bool kU>
 inline __m512i load_x(const uint8_t* p, __mmask16 m) {
-  const __m128i b = _mm_maskz_loadu_epi8(m, p);
+  // A full mask loads unmasked (the store buffer forwards only to unmasked loads).
+  const __m128i b = m == 0xFFFF ? _mm_loadu_si128(reinterpret_cast<const __m128i*>(p)) : _mm_maskz_loadu_epi8(m, p);
   return kU ? _mm512_cvtepu8_epi32(b) : _mm512_cvtepi8_epi32(b);
 }
 
