@@ -2,6 +2,7 @@
 
 #include "kiln/nn/compile.h"
 #include "kiln/nn/graph_edit.h"
+#include "kiln/nn/kernels/qgemm.h"
 #include "kiln/nn/passes/passes.h"
 
 namespace kiln::nn {
@@ -27,6 +28,13 @@ Status optimize_graph(Graph& g, const CompileOptions& options, std::vector<std::
     if (!r.is_ok()) return r.status().with_context("pass quantized");
     KILN_RETURN_IF_ERROR(e.finish());
     if (*r > 0 && notes) notes->push_back("quantized: " + std::to_string(*r) + " rewrites");
+  }
+  {
+    GraphEditor e(g);
+    Result<int> r = passes::unsigned_activations(e, kernels::qkernels().gemm->a_unsigned);
+    if (!r.is_ok()) return r.status().with_context("pass unsigned_activations");
+    KILN_RETURN_IF_ERROR(e.finish());
+    if (*r > 0 && notes) notes->push_back("unsigned_activations: " + std::to_string(*r) + " tensors");
   }
   for (const Pass& p : kPasses) {
     GraphEditor e(g);

@@ -19,6 +19,10 @@ namespace kiln::nn::passes {
 // QMul); what is left of the QDQ spelling runs on fast conversions. `notes` lists the nodes that
 // still compute in float on dequantised values.
 Result<int> quantized(GraphEditor& e, std::vector<std::string>* notes);
+// After quantized, where the int8 kernels multiply unsigned activations (VNNI): the int8 tensors
+// between integer operators become uint8 with zero point + 128 (the same real values), so that no
+// convolution XORs its input first.
+Result<int> unsigned_activations(GraphEditor& e, bool kernels_want_unsigned);
 
 // Conv -> BatchNormalization and Gemm -> BatchNormalization: scale the weights, shift the bias.
 Result<int> fold_batchnorm(GraphEditor& e);

@@ -12,6 +12,7 @@
 
 #include "kiln/core/alloc_counter.h"
 #include "kiln/nn/compile.h"
+#include "kiln/nn/kernels/qgemm.h"
 #include "kiln/nn/testing/model_builder.h"
 
 namespace kiln::nn {
@@ -182,6 +183,7 @@ TEST(Quantized, QdqConvolutionsRunOnIntegerKernels) {
       {1, 64, 49, 10, 10, 4, 2, 2, 1, 1, 1, {4, 1, 5, 1}}, // the KWS stem (one input channel)
       {3, 8, 13, 14, 3, 3, 2, 2, 1, 1, 1, {0, 1, 1, 0}},   // an RGB stem, stride 2 (kernel rows as taps)
       {1, 16, 8, 8, 3, 3, 1, 1, 1, 1, 1, {1, 1, 1, 1}},    // the digits CNN's stem: 3-byte kernel rows
+      {1, 8, 8, 8, 3, 3, 1, 1, 1, 1, 1, {1, 1, 1, 1}},     // the same with 8 filters: 3-byte rows in 8-byte taps
       {1, 4, 7, 9, 3, 2, 1, 1, 1, 1, 1, {1, 0, 1, 1}},     // 2-byte kernel rows: im2col
       {2, 5, 9, 11, 5, 5, 1, 2, 1, 1, 1, {2, 2, 2, 2}},    // kernel rows of 10 bytes
       {3, 4, 9, 9, 3, 3, 1, 1, 2, 2, 1, {2, 2, 2, 2}},     // few channels, dilated
@@ -448,6 +450,51 @@ TEST(Quantized, PoolAddMulAndFallbackNotes) {
   EXPECT_TRUE(noted) << "the float fallback of Softmax is not reported";
   // One step of the last int8 tensor moves a softmax probability by less than s.
   expect_close(ref, fast, s, "pool/add/mul chain");
+}
+
+// On kernel sets that multiply unsigned activations (VNNI), the int8 tensors between integer
+// operators are stored as uint8 with zero point + 128; a tensor that is also a graph output keeps
+// its type. The results are the same either way.
+TEST(Quantized, ActivationsBetweenIntegerOperatorsAreStoredUnsignedOnVnni) {
+  std::mt19937 rng(15);
+  const float s = 1.f / 32.f;
+  const Tensor w = random_float({8, 8, 3, 3}, rng);
+  const QuantWeights qw = quantize_weights(w, 0);
+  ModelBuilder b(13);
+  b.input("x", DType::kFloat32, {1, 8, 6, 6})
+      .initializer("s", scalar_f(s)).initializer("z", scalar_i8(2))
+      .initializer("s2", scalar_f(s * 1.5f)).initializer("z2", scalar_i8(-3))
+      .initializer("wq", qw.q).initializer("ws", qw.scale).initializer("wz", qw.zero)
+      .node("QuantizeLinear", {"x", "s", "z"}, {"xq"})
+      .node("DequantizeLinear", {"xq", "s", "z"}, {"xd"})
+      .node("DequantizeLinear", {"wq", "ws", "wz"}, {"wd"}, {Attr::i("axis", 0)})
+      .node("Conv", {"xd", "wd"}, {"c"}, {Attr::ints("kernel_shape", {3, 3}), Attr::ints("pads", {1, 1, 1, 1})})
+      .node("Relu", {"c"}, {"r"})
+      .node("QuantizeLinear", {"r", "s2", "z2"}, {"cq"})
+      .node("DequantizeLinear", {"cq", "s2", "z2"}, {"cd"})
+      .node("Conv", {"cd", "wd"}, {"c2"}, {Attr::ints("kernel_shape", {3, 3}), Attr::ints("pads", {1, 1, 1, 1})})
+      .node("QuantizeLinear", {"c2", "s", "z"}, {"c2q"})
+      .node("DequantizeLinear", {"c2q", "s", "z"}, {"c2d"})
+      .node("Add", {"c2d", "xd"}, {"a"})
+      .node("QuantizeLinear", {"a", "s2", "z2"}, {"aq"})
+      .node("DequantizeLinear", {"aq", "s2", "z2"}, {"y"})
+      .output("y", DType::kFloat32)
+      .output("c2q", DType::kInt8);  // read by the Add, and a graph output: stays int8
+  Result<Model> m = b.build();
+  ASSERT_TRUE(m.is_ok()) << m.status().to_string();
+  std::vector<Tensor> in = {random_float({1, 8, 6, 6}, rng, -2.f, 2.f)};
+  Outputs ref = run(*m, in, false), fast = run(*m, in, true);
+  EXPECT_EQ(count_op(fast, "QConv"), 2);
+  EXPECT_EQ(count_op(fast, "QAdd"), 1);
+  int flipped = 0;
+  for (const std::string& n : fast.notes)
+    if (n.rfind("unsigned_activations: ", 0) == 0) flipped = std::stoi(n.substr(22));
+  // xq (read by the first conv and the Add), cq (the Relu output) and aq (read by the last
+  // Dequantize) flip; c2q does not.
+  EXPECT_EQ(flipped, kernels::qkernels().gemm->a_unsigned ? 3 : 0);
+  ASSERT_EQ(fast.values.size(), 2u);
+  EXPECT_EQ(fast.values[1].dtype(), DType::kInt8);
+  expect_close(ref, fast, s * 1.5f, "conv/relu/conv/add chain");
 }
 
 // QLinearConv / QLinearMatMul with constant weights become QConv / QDense and agree exactly.
