@@ -47,6 +47,8 @@ uint8_t kernel_a_xor(bool kernel_unsigned, bool a_unsigned) { return kernel_unsi
 // costs more (int8 MACs are cheaper than fp32 ones, so the bar is higher than gemm.cc's). At 2
 // threads, 2^20 against 2^18: KWS int8 28 -> 21.7 us, VWW 90 -> 79 us, MobileNetV2 unchanged.
 constexpr int64_t kMinParallelMacs = 1 << 20;
+// Bytes of A a row strip of qgemm's one-thread path keeps in L1 while every panel passes over it.
+constexpr int64_t kStripBytes = 16 * 1024;
 
 size_t out_size(const QParams& p) { return p.out == QOutput::kInt8 ? 1 : 4; }
 
@@ -162,7 +164,25 @@ void qgemm(const QGemmConfig& cfg, int64_t m, const void* a, int64_t lda, const 
   base.lda = lda;
   base.ldc = ldc;
   base.params = &p;
-  for_each_tile(m, cfg.mr, cfg.nr, w.panels(), w.panel_stride, m * w.n * w.kc, kMinParallelMacs, pool, [&](int64_t rb, int64_t panel) {
+  const int64_t macs = m * w.n * w.kc;
+  if (cfg.gemm_rows && m > cfg.mr && (!pool || pool->threads() == 1 || macs < kMinParallelMacs) &&
+      panels_per_group(w.panels(), w.panel_stride) >= w.panels()) {
+    // One thread, weights in L2: strips of rows whose A bytes stay in L1 while every panel runs
+    // over them.
+    const int64_t strip = std::max<int64_t>(cfg.mr, kStripBytes / std::max<int64_t>(w.kc, 1) / cfg.mr * cfg.mr);
+    for (int64_t i0 = 0; i0 < m; i0 += strip)
+      for (int64_t panel = 0; panel < w.panels(); ++panel) {
+        QTile t = base;
+        const int64_t j0 = panel * cfg.nr;
+        t.nc = static_cast<int>(std::min<int64_t>(cfg.nr, w.n - j0));
+        t.a = static_cast<const uint8_t*>(a) + i0 * lda;
+        t.w = w.panel(panel);
+        t.c = static_cast<uint8_t*>(c) + (i0 * ldc + j0) * es;
+        cfg.gemm_rows(t, std::min(strip, m - i0));
+      }
+    return;
+  }
+  for_each_tile(m, cfg.mr, cfg.nr, w.panels(), w.panel_stride, macs, kMinParallelMacs, pool, [&](int64_t rb, int64_t panel) {
     QTile t = base;
     const int64_t i0 = rb * cfg.mr, j0 = panel * cfg.nr;
     t.mr = static_cast<int>(std::min<int64_t>(cfg.mr, m - i0));

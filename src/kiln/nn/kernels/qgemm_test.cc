@@ -137,6 +137,33 @@ TEST(QGemm, EveryConfigMatchesReferenceAtTileEdges) {
   }
 }
 
+// Large K with many rows: the one-thread path runs strips of rows (as many as keep 16 KB of A in
+// L1: 8 rows at K = 2000, 48 at K = 300), every panel over each strip, the last strip partial.
+TEST(QGemm, RowStripsCoverEveryRowAndPanel) {
+  std::mt19937 rng(42);
+  for (const QGemmConfig* cfg : gemm_configs()) {
+    for (int64_t k : {300, 2000}) {
+      for (int64_t m : {37, 203}) {
+        const int64_t n = 3 * cfg->nr + 5, lda = k + 3, ldc = n + 2;
+        auto a = random_bytes(static_cast<size_t>(m * lda), rng);
+        auto w = random_weights(static_cast<size_t>(k * n), rng, cfg);
+        auto bias = random_bias(static_cast<size_t>(n), rng);
+        auto scale = random_scales(static_cast<size_t>(n), k, rng);
+        QPackedWeights pw = pack_qweights(*cfg, w.data(), 1, k, n, n, false, bias.data(), scale.data(), 9, false);
+        for (const OutKind& o : out_kinds()) {
+          const size_t esize = es(o.params);
+          std::vector<uint8_t> want(static_cast<size_t>(m * ldc) * esize, 0xAB), got = want;
+          qgemm_reference(m, n, k, a.data(), lda, false, 9, w.data(), n, bias.data(), scale.data(), o.params, want.data(),
+                          ldc);
+          qgemm(*cfg, m, a.data(), lda, pw, got.data(), ldc, o.params, nullptr);
+          expect_same(got, want, m, n, ldc, esize,
+                      std::string(cfg->name) + " m=" + std::to_string(m) + " k=" + std::to_string(k) + " out=" + o.name);
+        }
+      }
+    }
+  }
+}
+
 // The products that saturate VPMADDUBSW's int16 pair sums (255 * -128 * 2) come out exact.
 TEST(QGemm, ExtremeValuesDoNotSaturate) {
   for (const QGemmConfig* cfg : gemm_configs()) {

@@ -270,6 +270,23 @@ void gemm_any(const QTile& t) {
     default: gemm_tile<8>(t); break;
   }
 }
+// The row blocks of one panel in a loop here rather than one driver call per tile (VWW's
+// pointwise layers have 8 to 256 rows of K = 8 to 256: the per-tile call was several % of it).
+void gemm_rows(const QTile& first, int64_t rows) {
+  QTile t = first;
+  const int64_t c_step = kMR * t.ldc * (t.params->out == QOutput::kInt8 ? 1 : 4);
+  int64_t i = 0;
+  t.mr = kMR;
+  for (; i + kMR <= rows; i += kMR) {
+    gemm_tile<kMR>(t);
+    t.a += kMR * t.lda;
+    t.c = static_cast<uint8_t*>(t.c) + c_step;
+  }
+  if (i < rows) {
+    t.mr = static_cast<int>(rows - i);
+    gemm_any(t);
+  }
+}
 void igemm_any(const QTile& t) {
   switch (t.mr) {
     case 1: igemm_tile<1>(t); break;
@@ -538,7 +555,7 @@ void igemm_any8(const QTile& t) { any8(t, true); }
 }  // namespace
 
 const QGemmConfig kQs8GemmAvx512Vnni = {"qs8_gemm_avx512vnni", kMR, kNR, true, QWeightLayout::kGroup4, gemm_any,
-                                        igemm_any};
+                                        igemm_any, gemm_rows};
 const QGemmConfig kQs8GemmAvx512VnniN8 = {"qs8_gemm_avx512vnni_n8", kMR8, 8, true, QWeightLayout::kGroupPairs,
                                           gemm_any8, igemm_any8};
 

@@ -54,6 +54,9 @@ struct QTile {
 };
 
 using QTileKernel = void (*)(const QTile& t);
+// `rows` rows from t.a into t.c (t.mr is ignored) against the one panel t.w / t.nc: the tiles of a
+// strip without a call through the driver per tile.
+using QRowsKernel = void (*)(const QTile& t, int64_t rows);
 
 // How a configuration wants its weights packed, per group of 4 reduction steps and NR columns:
 //   kGroup4: NR x 4 int8 (column j holds w[k..k+3][j]): VNNI vpdpbusd and the portable kernel.
@@ -74,6 +77,7 @@ struct QGemmConfig {
   QWeightLayout layout;
   QTileKernel gemm;
   QTileKernel igemm;
+  QRowsKernel gemm_rows = nullptr;  // optional: gemm over many row blocks of one panel
 };
 
 // Depthwise convolution on NHWC bytes. Rows are (n, oh) pairs n * out_h + oh in
