@@ -36,6 +36,13 @@ Status optimize_graph(Graph& g, const CompileOptions& options, std::vector<std::
     KILN_RETURN_IF_ERROR(e.finish());
     if (*r > 0 && notes) notes->push_back("unsigned_activations: " + std::to_string(*r) + " tensors");
   }
+  {
+    GraphEditor e(g);
+    Result<int> r = passes::fuse_input_quantize(e);
+    if (!r.is_ok()) return r.status().with_context("pass fuse_input_quantize");
+    KILN_RETURN_IF_ERROR(e.finish());
+    if (*r > 0 && notes) notes->push_back("fuse_input_quantize: " + std::to_string(*r) + " rewrites");
+  }
   for (const Pass& p : kPasses) {
     GraphEditor e(g);
     Result<int> r = p.run(e);

@@ -2,7 +2,9 @@
 //   com.kiln.QConv   X [N,H,W,C] int8/uint8, x_scale, x_zero_point, W [M,C/G,KH,KW] int8 (ONNX
 //                    layout, zero point already removed), w_scale [M], y_scale, y_zero_point
 //                    (both omitted: float32 output), bias [M] int32 in units of x_scale * w_scale
-//                    -> Y [N,OH,OW,M] int8/uint8 (the dtype of y_zero_point) or float32
+//                    -> Y [N,OH,OW,M] int8/uint8 (the dtype of y_zero_point) or float32.
+//                    X may be float32 where fast_qconv.h says so: quantised here with x_scale /
+//                    x_zero_point (a fused QuantizeLinear).
 //   com.kiln.QPool   max / average pooling of int8/uint8 NHWC with requantisation, Y [N,OH,OW,C]
 // Attributes use ONNX names (kernel_shape, strides, dilations, pads = [top, left, bottom, right],
 // group) plus qmin/qmax, the output clamp of a fused Relu or Clip in the output's own values.
@@ -22,6 +24,7 @@
 #include "kiln/nn/kernels/qgemm.h"
 #include "kiln/nn/ops/conv_geometry.h"
 #include "kiln/nn/ops/families.h"
+#include "kiln/nn/ops/fast_qconv.h"
 #include "kiln/nn/ops/op_util.h"
 #include "kiln/nn/ops/qparams.h"
 
@@ -223,11 +226,12 @@ void im2col(const kernels::QWindow& w, int64_t cg, int64_t k_real, int64_t kk, u
 Result<KernelPtr> prepare_qconv(PrepareContext& ctx) {
   KILN_RETURN_IF_ERROR(ctx.require_input(0));
   const TensorInfo x = ctx.input(0);
-  if (x.dtype != DType::kInt8 && x.dtype != DType::kUInt8) return ctx.unsupported_dtype(0);
+  const bool float_in = x.dtype == DType::kFloat32;
+  if (x.dtype != DType::kInt8 && x.dtype != DType::kUInt8 && !float_in) return ctx.unsupported_dtype(0);
   if (x.rank() != 4) return ctx.invalid("X must be NHWC rank 4");
   QScalar xq;
   KILN_RETURN_IF_ERROR(read_qscalar(ctx, 1, 2, &xq));
-  if (xq.dtype() != x.dtype) return ctx.invalid("x_zero_point dtype differs from X");
+  if (!float_in && xq.dtype() != x.dtype) return ctx.invalid("x_zero_point dtype differs from X");
   const Tensor* w = ctx.require_constant(3, "weights");
   const Tensor* ws = ctx.require_constant(4, "w_scale");
   const Tensor* b = ctx.require_constant(7, "bias");
@@ -270,6 +274,9 @@ Result<KernelPtr> prepare_qconv(PrepareContext& ctx) {
   const int64_t out_es = int_out ? 1 : 4;
   const kernels::QWindow win = window_of(g, x.shape, out);
   const kernels::QKernels& qk = kernels::qkernels();
+  if (float_in && !qconv_quantizes_float_input(c, groups, win.kernel_w, win.dilation_w))
+    return ctx.invalid("a float32 X needs fewer than 4 input channels in one group, kernel rows of at least 3 "
+                       "values and no column dilation (fast_qconv.h)");
 
   if (groups == c && m == c) {
     auto packed = std::make_shared<kernels::QPackedDepthwise>(kernels::pack_qdepthwise(
@@ -383,6 +390,10 @@ Result<KernelPtr> prepare_qconv(PrepareContext& ctx) {
         ic->ptrs[static_cast<size_t>(((row / mr) * ks + kh) * mr + row % mr)] = reinterpret_cast<const uint8_t*>(
             kBase + static_cast<uintptr_t>(((n * hp + oh * win.stride_h + kh * win.dilation_h) * wp + ow * win.stride_w) * c));
     }
+    // A float X is quantised straight into the kernel's domain: bytes XORed with 0x80 are the
+    // other signedness with the zero point moved by 128.
+    const bool fu = packed->a_xor ? !xq.is_unsigned : xq.is_unsigned;
+    const int32_t fz = packed->a_xor ? xq.zero_point + (xq.is_unsigned ? -128 : 128) : xq.zero_point;
     constexpr int64_t kSlack = 64;  // the last tap's extra bytes read past the copy (zero weights)
     const int64_t copy_bytes = win.batch * hp * wp * c;
     ctx.request_scratch(static_cast<size_t>(copy_bytes + kSlack));
@@ -390,6 +401,7 @@ Result<KernelPtr> prepare_qconv(PrepareContext& ctx) {
     return make_kernel(
         [=, &tcfg](const KernelContext& k) {
           const uint8_t* src = static_cast<const uint8_t*>(k.in(0).data);
+          const float* src_f = static_cast<const float*>(k.in(0).data);
           uint8_t* pad = static_cast<uint8_t*>(k.scratch);
           const uint8_t xr = packed->a_xor;
           const uint64_t z8 = 0x0101010101010101ull * static_cast<uint8_t>(zero_byte ^ xr);
@@ -406,9 +418,13 @@ Result<KernelPtr> prepare_qconv(PrepareContext& ctx) {
                 continue;
               }
               if (left) fill_small(d, z8, left);
-              const uint8_t* s = src + (n * win.in_h + ih) * in_row;
-              if (in_row >= 64) xor_bytes(s, d + left, in_row, xr);
-              else copy_small(d + left, s, in_row, x8);
+              if (float_in) {
+                qk.quantize(src_f + (n * win.in_h + ih) * in_row, in_row, xq.scale, fz, fu, d + left);
+              } else {
+                const uint8_t* s = src + (n * win.in_h + ih) * in_row;
+                if (in_row >= 64) xor_bytes(s, d + left, in_row, xr);
+                else copy_small(d + left, s, in_row, x8);
+              }
               if (right) fill_small(d + left + in_row, z8, right);
             }
           fill_small(pad + copy_bytes, z8, kSlack);  // defined bytes, though their weights are zero

@@ -23,6 +23,9 @@ Result<int> quantized(GraphEditor& e, std::vector<std::string>* notes);
 // between integer operators become uint8 with zero point + 128 (the same real values), so that no
 // convolution XORs its input first.
 Result<int> unsigned_activations(GraphEditor& e, bool kernels_want_unsigned);
+// Then: com.kiln Quantize -> QConv, where the convolution quantises its float input itself (few-
+// channel stems, ops/fast_qconv.h), becomes that QConv reading the float tensor.
+Result<int> fuse_input_quantize(GraphEditor& e);
 
 // Conv -> BatchNormalization and Gemm -> BatchNormalization: scale the weights, shift the bias.
 Result<int> fold_batchnorm(GraphEditor& e);

@@ -497,6 +497,50 @@ TEST(Quantized, ActivationsBetweenIntegerOperatorsAreStoredUnsignedOnVnni) {
   expect_close(ref, fast, s * 1.5f, "conv/relu/conv/add chain");
 }
 
+// A TensorFlow-style stem (NHWC float input, Transpose, QuantizeLinear) of few channels: the QConv
+// quantises the float rows itself (fuse_input_quantize), with no Quantize step left.
+TEST(Quantized, StemConvolutionQuantizesItsFloatInput) {
+  std::mt19937 rng(16);
+  struct Stem {
+    int64_t c, m, h, w, kh, kw, s;
+    std::vector<int64_t> pads;
+  };
+  const Stem stems[] = {{3, 8, 13, 14, 3, 3, 2, {0, 0, 1, 1}},   // VWW-like: RGB, 8 filters, stride 2
+                        {3, 16, 9, 9, 3, 3, 1, {1, 1, 1, 1}},    // 16 filters, padding on every side
+                        {1, 12, 15, 10, 10, 4, 2, {4, 1, 5, 1}}};  // KWS-like: one channel, 4-value rows
+  for (const Stem& k : stems)
+  for (bool u8 : {false, true}) {
+    const float xs = 1.f / 64.f, ys = 0.1f;
+    const QuantWeights qw = quantize_weights(random_float({k.m, k.c, k.kh, k.kw}, rng), 0);
+    ModelBuilder b(13);
+    b.input("x", DType::kFloat32, {1, k.h, k.w, k.c})
+        .initializer("xs", scalar_f(xs)).initializer("xz", u8 ? scalar_u8(118) : scalar_i8(-10))
+        .initializer("ys", scalar_f(ys)).initializer("yz", scalar_i8(-128))
+        .initializer("wq", qw.q).initializer("ws", qw.scale).initializer("wz", qw.zero)
+        .node("Transpose", {"x"}, {"xt"}, {Attr::ints("perm", {0, 3, 1, 2})})
+        .node("QuantizeLinear", {"xt", "xs", "xz"}, {"xq"})
+        .node("DequantizeLinear", {"xq", "xs", "xz"}, {"xd"})
+        .node("DequantizeLinear", {"wq", "ws", "wz"}, {"wd"}, {Attr::i("axis", 0)})
+        .node("Conv", {"xd", "wd"}, {"c"},
+              {Attr::ints("kernel_shape", {k.kh, k.kw}), Attr::ints("strides", {k.s, k.s}), Attr::ints("pads", k.pads)})
+        .node("Relu", {"c"}, {"r"})
+        .node("QuantizeLinear", {"r", "ys", "yz"}, {"yq"})
+        .node("DequantizeLinear", {"yq", "ys", "yz"}, {"y"})
+        .output("y", DType::kFloat32);
+    Result<Model> m = b.build();
+    ASSERT_TRUE(m.is_ok()) << m.status().to_string();
+    const std::string what = "stem c=" + std::to_string(k.c) + " m=" + std::to_string(k.m) + (u8 ? " u8" : " s8");
+    std::vector<Tensor> in = {random_float({1, k.h, k.w, k.c}, rng, -2.f, 2.f)};
+    Outputs ref = run(*m, in, false), fast = run(*m, in, true);
+    EXPECT_EQ(count_op(fast, "QConv"), 1) << what;
+    EXPECT_EQ(count_op(fast, "Quantize"), 0) << what;
+    bool noted = false;
+    for (const std::string& n : fast.notes) noted |= n == "fuse_input_quantize: 1 rewrites";
+    EXPECT_TRUE(noted) << what;
+    expect_close(ref, fast, ys, what);
+  }
+}
+
 // QLinearConv / QLinearMatMul with constant weights become QConv / QDense and agree exactly.
 TEST(Quantized, QLinearOperatorsAreBitExact) {
   std::mt19937 rng(15);
