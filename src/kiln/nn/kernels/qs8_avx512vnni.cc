@@ -15,6 +15,7 @@
 #include <cstring>
 
 #include "kiln/nn/kernels/internal/qs8_avx512_requant.h"
+#include "kiln/nn/kernels/internal/qgemm_rows.h"
 #include "kiln/nn/kernels/internal/qs8_ukernels.h"
 
 namespace kiln::nn::kernels {
@@ -268,23 +269,6 @@ void gemm_any(const QTile& t) {
     case 6: gemm_tile<6>(t); break;
     case 7: gemm_tile<7>(t); break;
     default: gemm_tile<8>(t); break;
-  }
-}
-// The row blocks of one panel in a loop here rather than one driver call per tile (VWW's
-// pointwise layers have 8 to 256 rows of K = 8 to 256: the per-tile call was several % of it).
-void gemm_rows(const QTile& first, int64_t rows) {
-  QTile t = first;
-  const int64_t c_step = kMR * t.ldc * (t.params->out == QOutput::kInt8 ? 1 : 4);
-  int64_t i = 0;
-  t.mr = kMR;
-  for (; i + kMR <= rows; i += kMR) {
-    gemm_tile<kMR>(t);
-    t.a += kMR * t.lda;
-    t.c = static_cast<uint8_t*>(t.c) + c_step;
-  }
-  if (i < rows) {
-    t.mr = static_cast<int>(rows - i);
-    gemm_any(t);
   }
 }
 void igemm_any(const QTile& t) {
@@ -555,7 +539,7 @@ void igemm_any8(const QTile& t) { any8(t, true); }
 }  // namespace
 
 const QGemmConfig kQs8GemmAvx512Vnni = {"qs8_gemm_avx512vnni", kMR, kNR, true, QWeightLayout::kGroup4, gemm_any,
-                                        igemm_any, gemm_rows};
+                                        igemm_any, gemm_rows<kMR, gemm_tile<kMR>, gemm_any>};
 const QGemmConfig kQs8GemmAvx512VnniN8 = {"qs8_gemm_avx512vnni_n8", kMR8, 8, true, QWeightLayout::kGroupPairs,
                                           gemm_any8, igemm_any8};
 

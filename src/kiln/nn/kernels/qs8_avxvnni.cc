@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <cstring>
 
+#include "kiln/nn/kernels/internal/qgemm_rows.h"
 #include "kiln/nn/kernels/internal/qs8_avx2_store.h"
 #include "kiln/nn/kernels/internal/qs8_ukernels.h"
 
@@ -152,13 +153,15 @@ void igemm_any(const QTile& t) {
 }  // namespace
 
 #if defined(KILN_QS8_VNNI_MADDUBS)
-const QGemmConfig kQs8GemmAvx2W7 = {"qs8_gemm_avx2_w7", kMR, kNR, true, QWeightLayout::kGroup4, gemm_any, igemm_any};
+const QGemmConfig kQs8GemmAvx2W7 = {"qs8_gemm_avx2_w7", kMR, kNR, true, QWeightLayout::kGroup4, gemm_any, igemm_any,
+                                    gemm_rows<kMR, gemm_tile<kMR>, gemm_any>};
 #elif defined(KILN_QS8_VNNI_EMULATION)
 extern const QGemmConfig kQs8GemmAvxVnniEmulated;
 const QGemmConfig kQs8GemmAvxVnniEmulated = {"qs8_gemm_avxvnni_emulated", kMR, kNR, true, QWeightLayout::kGroup4,
                                              gemm_any, igemm_any};
 #else
-const QGemmConfig kQs8GemmAvxVnni = {"qs8_gemm_avxvnni", kMR, kNR, true, QWeightLayout::kGroup4, gemm_any, igemm_any};
+const QGemmConfig kQs8GemmAvxVnni = {"qs8_gemm_avxvnni", kMR, kNR, true, QWeightLayout::kGroup4, gemm_any, igemm_any,
+                                     gemm_rows<kMR, gemm_tile<kMR>, gemm_any>};
 #endif
 
 }  // namespace kiln::nn::kernels
