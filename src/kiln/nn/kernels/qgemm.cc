@@ -207,7 +207,25 @@ void qigemm(const QGemmConfig& cfg, int64_t m, const uint8_t* const* a_ptrs, ptr
   base.zero = zero;
   base.ldc = ldc;
   base.params = &p;
-  for_each_tile(m, cfg.mr, cfg.nr, w.panels(), w.panel_stride, m * w.n * w.kc * w.ks, kMinParallelMacs, pool, [&](int64_t rb, int64_t panel) {
+  const int64_t macs = m * w.n * w.kc * w.ks;
+  if (cfg.igemm_rows && m > cfg.mr && (!pool || pool->threads() == 1 || macs < kMinParallelMacs) &&
+      panels_per_group(w.panels(), w.panel_stride) >= w.panels()) {
+    // As qgemm's strips; a row block's pointers cover all taps, so a strip is counted in taps.
+    const int64_t strip =
+        std::max<int64_t>(cfg.mr, kStripBytes / std::max<int64_t>(w.kc * w.ks, 1) / cfg.mr * cfg.mr);
+    for (int64_t i0 = 0; i0 < m; i0 += strip)
+      for (int64_t panel = 0; panel < w.panels(); ++panel) {
+        QTile t = base;
+        const int64_t j0 = panel * cfg.nr;
+        t.nc = static_cast<int>(std::min<int64_t>(cfg.nr, w.n - j0));
+        t.a_ptrs = a_ptrs + (i0 / cfg.mr) * w.ks * cfg.mr;
+        t.w = w.panel(panel);
+        t.c = static_cast<uint8_t*>(c) + (i0 * ldc + j0) * es;
+        cfg.igemm_rows(t, std::min(strip, m - i0));
+      }
+    return;
+  }
+  for_each_tile(m, cfg.mr, cfg.nr, w.panels(), w.panel_stride, macs, kMinParallelMacs, pool, [&](int64_t rb, int64_t panel) {
     QTile t = base;
     const int64_t i0 = rb * cfg.mr, j0 = panel * cfg.nr;
     t.mr = static_cast<int>(std::min<int64_t>(cfg.mr, m - i0));

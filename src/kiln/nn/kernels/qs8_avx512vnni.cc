@@ -539,8 +539,10 @@ void igemm_any8(const QTile& t) { any8(t, true); }
 }  // namespace
 
 const QGemmConfig kQs8GemmAvx512Vnni = {"qs8_gemm_avx512vnni", kMR, kNR, true, QWeightLayout::kGroup4, gemm_any,
-                                        igemm_any, gemm_rows<kMR, gemm_tile<kMR>, gemm_any>};
+                                        igemm_any, gemm_rows<kMR, gemm_tile<kMR>, gemm_any>,
+                                        gemm_rows<kMR, igemm_tile<kMR>, igemm_any, true>};
 const QGemmConfig kQs8GemmAvx512VnniN8 = {"qs8_gemm_avx512vnni_n8", kMR8, 8, true, QWeightLayout::kGroupPairs,
-                                          gemm_any8, igemm_any8};
+                                          gemm_any8, igemm_any8, nullptr,
+                                          gemm_rows<kMR8, igemm_tile8<kMR8>, igemm_any8, true>};
 
 }  // namespace kiln::nn::kernels

@@ -77,7 +77,8 @@ struct QGemmConfig {
   QWeightLayout layout;
   QTileKernel gemm;
   QTileKernel igemm;
-  QRowsKernel gemm_rows = nullptr;  // optional: gemm over many row blocks of one panel
+  QRowsKernel gemm_rows = nullptr;   // optional: gemm over many row blocks of one panel
+  QRowsKernel igemm_rows = nullptr;  // optional: the same for igemm (t.a_ptrs)
 };
 
 // Depthwise convolution on NHWC bytes. Rows are (n, oh) pairs n * out_h + oh in
