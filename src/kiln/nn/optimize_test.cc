@@ -305,6 +305,35 @@ TEST(Optimize, DenseLayersMatchReference) {
   }
 }
 
+// A small CNN's classifier: Flatten of the last pooling (channels-last inside the region) into a
+// Gemm (transB) or a MatMul. The Flatten reads the NHWC map and the weights are permuted, so no
+// layout transpose runs after the input's; batch 2 and C, H, W all different catch a wrong
+// permutation.
+TEST(Optimize, ClassifierOnFlattenOfAChannelsLastMap) {
+  std::mt19937 rng(36);
+  for (bool gemm : {true, false}) {
+    ModelBuilder b(13);
+    b.input("x", DType::kFloat32, {2, 3, 8, 6})
+        .initializer("w", random_tensor({5, 3, 3, 3}, rng))
+        .initializer("fw", gemm ? random_tensor({7, 5 * 4 * 3}, rng) : random_tensor({5 * 4 * 3, 7}, rng))
+        .node("Conv", {"x", "w"}, {"c"}, {Attr::ints("kernel_shape", {3, 3}), Attr::ints("pads", {1, 1, 1, 1})})
+        .node("Relu", {"c"}, {"r"})
+        .node("MaxPool", {"r"}, {"p"}, {Attr::ints("kernel_shape", {2, 2}), Attr::ints("strides", {2, 2})})
+        .node("Flatten", {"p"}, {"f"});
+    if (gemm) b.node("Gemm", {"f", "fw"}, {"y"}, {Attr::i("transB", 1)});
+    else b.node("MatMul", {"f", "fw"}, {"y"});
+    b.output("y", DType::kFloat32);
+    Result<Model> m = b.build();
+    ASSERT_TRUE(m.is_ok()) << m.status().to_string();
+    expect_same(*m, {random_tensor({2, 3, 8, 6}, rng)}, gemm ? "flatten gemm" : "flatten matmul");
+    Result<CompiledModel> cm = compile(*m, CompileOptions{});
+    ASSERT_TRUE(cm.is_ok()) << cm.status().to_string();
+    int transposes = 0;
+    for (const StepInfo& s : cm->steps()) transposes += s.op_type == "Transpose";
+    EXPECT_EQ(transposes, 1) << (gemm ? "gemm" : "matmul") << ": only the input's NCHW -> NHWC";
+  }
+}
+
 TEST(Optimize, LstmMatchesReference) {
   std::mt19937 rng(36);
   for (const char* direction : {"forward", "reverse", "bidirectional"}) {
