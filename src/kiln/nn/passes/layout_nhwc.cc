@@ -15,6 +15,7 @@
 #include <cstring>
 
 #include "kiln/nn/passes/attributes.h"
+#include "kiln/nn/passes/nhwc_flatten.h"
 #include "kiln/nn/passes/passes.h"
 
 namespace kiln::nn::passes {
@@ -112,15 +113,7 @@ class Layout {
     Tensor p(DType::kFloat32, w->shape());
     const float* src = w->data<float>();
     float* dst = p.data<float>();
-    for (int64_t h = 0; h < H; ++h)
-      for (int64_t x = 0; x < W; ++x)
-        for (int64_t c = 0; c < C; ++c) {
-          const int64_t k_new = (h * W + x) * C + c, k_old = (c * H + h) * W + x;
-          for (int64_t j = 0; j < cols; ++j) {
-            if (trans_b) dst[j * K + k_new] = src[j * K + k_old];
-            else dst[k_new * cols + j] = src[k_old * cols + j];
-          }
-        }
+    permute_flatten_rows(src, dst, C, H, W, cols, trans_b);
     const int dense = du.node, old_flatten = fu.node;
     const std::string name = fl.name;
     const int flat = e_.add_value(e_.value(fl.outputs[0]).name + "_nhwc", DType::kFloat32, {vs[0], K});

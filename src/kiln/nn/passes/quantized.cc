@@ -34,6 +34,7 @@
 
 #include "kiln/nn/ops/fused_activation.h"
 #include "kiln/nn/passes/attributes.h"
+#include "kiln/nn/passes/nhwc_flatten.h"
 #include "kiln/nn/passes/passes.h"
 
 namespace kiln::nn::passes {
@@ -612,15 +613,7 @@ class QuantizedPass {
     Tensor p(DType::kInt8, ws);
     const int8_t* src = w->w.data<int8_t>();
     int8_t* dst = p.data<int8_t>();
-    for (int64_t h = 0; h < H; ++h)
-      for (int64_t x = 0; x < W; ++x)
-        for (int64_t c = 0; c < C; ++c) {
-          const int64_t k_new = (h * W + x) * C + c, k_old = (c * H + h) * W + x;
-          for (int64_t j = 0; j < cols; ++j) {
-            if (trans_b) dst[j * K + k_new] = src[j * K + k_old];
-            else dst[k_new * cols + j] = src[k_old * cols + j];
-          }
-        }
+    permute_flatten_rows(src, dst, C, H, W, cols, trans_b);
     const int twin = nhwc(q);
     const int flat = e_.add_value(e_.value(*x_src).name + "_nhwc", e_.dtype(*x_src), {qs[0], K});
     const int node = e_.add_node("Flatten", "", g_.nodes[f].name + "_nhwc", {twin}, {flat});
