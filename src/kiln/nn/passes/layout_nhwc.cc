@@ -92,7 +92,7 @@ class Layout {
   // A classifier com.kiln.Dense on Flatten(v) where v lives in NHWC (the last pooling of a small
   // CNN): the Flatten reads the twin and the constant weights' K rows are permuted to match,
   // k = (h * W + w) * C + c taking the row of c * H * W + h * W + w, so that no layout transpose
-  // runs before the classifier (the digits CNN: 7 steps instead of 8).
+  // runs before the classifier (the digits CNN: 5 steps instead of 6).
   void flatten_into_dense(int v, int twin) {
     if (e_.is_graph_output(v) || e_.uses(v).size() != 1) return;
     const Use fu = e_.uses(v)[0];
