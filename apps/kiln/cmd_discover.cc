@@ -37,6 +37,8 @@ struct DiscoverArgs {
   uint64_t seed = 0;
   bool json = false, quiet = false, untied_categorical = false;
   std::string warp;  // "on" / "off": override the default strategy's outcome warp
+  std::string categorical_kernel;  // "ard" / "mixed": override the default strategy's
+  std::string input_warp;          // "on" / "off": override the default strategy's
 };
 
 std::vector<std::string> split_list(const std::string& s) {
@@ -259,6 +261,20 @@ int run_benchmark(const DiscoverArgs& a) {
     if ((a.warp == "on") != o.strategy.warp) o.name += a.warp == "on" ? "-warp" : "-nowarp";
     o.strategy.warp = a.warp == "on";
   }
+  if (!a.categorical_kernel.empty()) {
+    if (a.categorical_kernel != "ard" && a.categorical_kernel != "mixed")
+      return fail(verb, Status::invalid("--categorical-kernel must be ard or mixed, got '", a.categorical_kernel, "'"));
+    const bool mixed = a.categorical_kernel == "mixed";
+    if (mixed != o.strategy.mixed_categorical) o.name += mixed ? "-mixedcat" : "-ardcat";
+    o.strategy.mixed_categorical = mixed;
+  }
+  if (!a.input_warp.empty()) {
+    if (a.input_warp != "on" && a.input_warp != "off")
+      return fail(verb, Status::invalid("--input-warp must be on or off, got '", a.input_warp, "'"));
+    const bool on = a.input_warp == "on";
+    if (on != o.strategy.input_warp) o.name += on ? "-inwarp" : "-noinwarp";
+    o.strategy.input_warp = on;
+  }
   if (!a.quiet) o.progress = progress_bar;
   auto res = kd::run_benchmark(*data, o);
   if (!res.is_ok()) return fail(verb, res.status());
@@ -391,6 +407,10 @@ void register_discover(CLI::App& app, int& exit_code) {
   b->add_flag("--untied-categorical", args->untied_categorical,
               "one GP lengthscale per label of a categorical input (default: one per categorical input)");
   b->add_option("--warp", args->warp, "on / off: the Yeo-Johnson outcome warp of the GP (default: the strategy's)");
+  b->add_option("--categorical-kernel", args->categorical_kernel,
+                "ard / mixed: the GP kernel of categorical inputs, joint ARD alone or plus an additive one (default: the strategy's)");
+  b->add_option("--input-warp", args->input_warp,
+                "on / off: a learnt Kumaraswamy CDF per continuous or integer input of the GP (default: the strategy's)");
   b->add_flag("--json", args->json, "JSON output (metrics per strategy, starting points per run)");
   b->add_flag("--quiet", args->quiet, "no progress bar");
   b->add_option("--svg", args->svg, "write Top% against evaluations for each strategy");

@@ -256,6 +256,16 @@ def test_benchmark(tmp):
     check(j2["strategies"][0]["runs"] != j["strategies"][0]["runs"], "--warp off changes the proposals")
     p2 = run("benchmark", path, "--inputs", "a,b", "--objective", "score", "--warp", "maybe", ok=False)
     check(p2.returncode == 2 and "--warp" in p2.stderr, "benchmark --warp maybe is an error")
+    # The input warp (continuous inputs) and the mixed categorical kernel are switches too.
+    for flag, val, name in (("--input-warp", "off", "kiln-noinwarp"), ("--categorical-kernel", "mixed", "kiln-mixedcat")):
+        p2 = run("benchmark", path, "--inputs", "a,b,kind", "--objective", "score", "--direction", "max",
+                 "--budget", "15", "--runs", "2", "--initial", "5", "--seed", "1", "--json", "--quiet", flag, val)
+        j2 = json.loads(p2.stdout)
+        check(j2["strategies"][0]["name"] == name, f"{flag} {val} names the strategy ({j2['strategies'][0]['name']})")
+        check(j2["initial"] == j["initial"], f"{flag} {val} keeps the starting points")
+        check(j2["strategies"][0]["runs"] != j["strategies"][0]["runs"], f"{flag} {val} changes the proposals")
+        p2 = run("benchmark", path, "--inputs", "a,b", "--objective", "score", flag, "maybe", ok=False)
+        check(p2.returncode == 2 and flag in p2.stderr, f"benchmark {flag} maybe is an error")
     p = run("benchmark", path, "--inputs", "a,zz", "--objective", "score", ok=False)
     check(p.returncode == 2 and "zz" in p.stderr, "benchmark unknown column")
 

@@ -11,6 +11,7 @@
 #include <unordered_map>
 
 #include "kiln/discover/forest.h"
+#include "kiln/discover/mixed_gp.h"
 #include "kiln/discover/optimise.h"
 
 namespace kiln::discover {
@@ -28,6 +29,31 @@ Result<std::unique_ptr<Model>> fit_model(const Strategy& s, const SearchSpace& s
     fo.warp_outputs = s.warp;
     KILN_ASSIGN_OR_RETURN(RandomForest rf, RandomForest::fit(X, y, fo));
     return std::unique_ptr<Model>(std::make_unique<RandomForest>(std::move(rf)));
+  }
+  // The additive categorical term or the input warp: MixedGp (plain Eigen, full refits), while
+  // the campaign is small enough for that to stay fast; larger ones use the GP's pool screen and
+  // light refits (kMixedGpMaxObservations, campaign.h).
+  std::vector<int> comp = s.mixed_categorical ? space.additive_components() : std::vector<int>{};
+  std::vector<int> warped = s.input_warp ? space.numeric_features() : std::vector<int>{};
+  if (comp.size() != static_cast<size_t>(X.cols())) comp.clear();
+  if ((!comp.empty() || !warped.empty()) && X.rows() <= kMixedGpMaxObservations) {
+    MixedGpOptions mo;
+    mo.kernel = s.kernel;
+    mo.seed = seed;
+    mo.warp_outputs = s.warp;
+    mo.components = std::move(comp);
+    mo.warped = std::move(warped);
+    if (s.tie_categorical) mo.ls_groups = space.lengthscale_groups();
+    KILN_ASSIGN_OR_RETURN(MixedGp gp, MixedGp::fit(X, y, mo));
+    if (fitted) {  // a warm start for the GP once the campaign outgrows MixedGp
+      GpHyper h;
+      h.log_lengthscale = gp.lengthscales().array().log().matrix();
+      h.log_signal = std::log(gp.signal_variance());
+      h.log_noise = std::log(gp.noise_variance());
+      h.fitted_on = 0;  // not a GP fit: the GP's first one is a full refit
+      *fitted = h;
+    }
+    return std::unique_ptr<Model>(std::make_unique<MixedGp>(std::move(gp)));
   }
   GpOptions go;
   go.kernel = s.kernel;

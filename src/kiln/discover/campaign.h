@@ -112,6 +112,9 @@ class Campaign {
 constexpr int kRefitMinObservations = 200;
 constexpr double kRefitGrowth = 0.05;
 constexpr int kLightRefitEvals = 10;
+// Strategies that need MixedGp (strategy.input_warp, categorical_kernel: mixed) use it up to
+// this many observations and the GP (unwarped inputs, joint kernel) above.
+constexpr int kMixedGpMaxObservations = kRefitMinObservations;
 // The smallest observation count at which a full refit follows one on `fitted_on` observations.
 int refit_due(int fitted_on);
 

@@ -126,7 +126,7 @@ Result<Parameter> parse_parameter(const YAML::Node& n, const std::string& path) 
 Status parse_strategy(const YAML::Node& n, Strategy* s) {
   const std::string path = "strategy";
   if (!n.IsMap()) return Status::invalid(at(n, path), ": expected a map");
-  KILN_RETURN_IF_ERROR(check_keys(n, path, {"surrogate", "kernel", "acquisition", "batch", "multi_objective", "initial", "design", "ucb_beta", "warp", "tie_categorical"}));
+  KILN_RETURN_IF_ERROR(check_keys(n, path, {"surrogate", "kernel", "acquisition", "batch", "multi_objective", "initial", "design", "ucb_beta", "warp", "tie_categorical", "categorical_kernel", "input_warp"}));
   if (n["surrogate"]) {
     KILN_ASSIGN_OR_RETURN(std::string v, get_string(n["surrogate"], path + ".surrogate"));
     if (v == "gp") s->surrogate = SurrogateKind::kGp;
@@ -177,6 +177,15 @@ Status parse_strategy(const YAML::Node& n, Strategy* s) {
   }
   if (n["tie_categorical"]) {
     KILN_ASSIGN_OR_RETURN(s->tie_categorical, get_bool(n["tie_categorical"], path + ".tie_categorical"));
+  }
+  if (n["categorical_kernel"]) {
+    KILN_ASSIGN_OR_RETURN(std::string v, get_string(n["categorical_kernel"], path + ".categorical_kernel"));
+    if (v == "ard") s->mixed_categorical = false;
+    else if (v == "mixed") s->mixed_categorical = true;
+    else return Status::invalid(at(n["categorical_kernel"], path + ".categorical_kernel"), ": expected ard or mixed");
+  }
+  if (n["input_warp"]) {
+    KILN_ASSIGN_OR_RETURN(s->input_warp, get_bool(n["input_warp"], path + ".input_warp"));
   }
   return s->validate();
 }

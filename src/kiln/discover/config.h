@@ -17,7 +17,8 @@
 //   seed: 7                                     # optional
 //   strategy:                                   # optional; defaults shown
 //     {surrogate: gp, kernel: matern52, acquisition: ucb, batch: kb,
-//      multi_objective: ehvi, initial: 5, design: sobol, ucb_beta: 1.0, warp: true}
+//      multi_objective: ehvi, initial: 5, design: sobol, ucb_beta: 1.0, warp: true,
+//      categorical_kernel: ard, input_warp: true}
 //
 // Parsing never throws and never aborts: every problem comes back as a Status naming the key
 // path ("parameters[2].low") and the line in the file.
@@ -59,6 +60,12 @@ struct Strategy {
   double ucb_beta = 1.0;
   bool warp = true;           // Yeo–Johnson outcome warp (GP and forest outputs)
   bool tie_categorical = true;  // GP: one lengthscale per one-hot categorical parameter, not per label
+  // GP with one-hot categorical parameters: "ard", the joint ARD kernel alone, or "mixed", the
+  // joint kernel plus an additive one over the parameters (MixedGp, mixed_gp.h).
+  bool mixed_categorical = false;
+  // GP: a learnt Kumaraswamy CDF per continuous / integer input before the kernel (MixedGp,
+  // up to kMixedGpMaxObservations observations).
+  bool input_warp = true;
   Status validate() const;
 };
 

@@ -39,6 +39,20 @@ TEST(Config, ParsesTheContractKeys) {
   EXPECT_EQ(c->strategy.initial, 4);
 }
 
+TEST(Config, GpInputAndCategoricalKernelKeys) {
+  EXPECT_TRUE(Strategy{}.input_warp);            // the default strategy warps continuous inputs
+  EXPECT_FALSE(Strategy{}.mixed_categorical);    // and keeps the joint ARD kernel for categoricals
+  const std::string base = "parameters: [{name: a, low: 0, high: 1}]\nobjectives: [{name: y}]\n";
+  auto c = parse_campaign_yaml(base + "strategy: {input_warp: false, categorical_kernel: mixed}\n", "c.yaml");
+  ASSERT_TRUE(c.is_ok()) << c.status().to_string();
+  EXPECT_FALSE(c->strategy.input_warp);
+  EXPECT_TRUE(c->strategy.mixed_categorical);
+  auto e = parse_campaign_yaml(base + "strategy: {categorical_kernel: hamming}\n", "c.yaml");
+  ASSERT_FALSE(e.is_ok());
+  EXPECT_NE(e.status().message().find("strategy.categorical_kernel"), std::string::npos) << e.status().message();
+  EXPECT_FALSE(parse_campaign_yaml(base + "strategy: {input_warp: maybe}\n", "c.yaml").is_ok());
+}
+
 TEST(Config, ErrorsNameTheKeyAndLine) {
   auto e = parse_campaign_yaml("parameters:\n  - {name: a, type: continuous, low: 0, high: x}\nobjectives: [{name: y}]\n", "c.yaml");
   ASSERT_FALSE(e.is_ok());

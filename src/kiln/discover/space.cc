@@ -193,6 +193,28 @@ std::vector<int> SearchSpace::lengthscale_groups() const {
   return g;
 }
 
+std::vector<int> SearchSpace::additive_components() const {
+  std::vector<int> c(dim_, -1);
+  int next = 0;
+  for (size_t i = 0; i < params_.size(); ++i) {
+    const int end = i + 1 < params_.size() ? offset_[i + 1] : dim_;
+    if (params_[i].type != ParamType::kCategorical || !params_[i].descriptors.empty()) continue;
+    for (int f = offset_[i]; f < end; ++f) c[f] = next;
+    ++next;
+  }
+  if (next == 0) return {};
+  for (int& v : c)
+    if (v < 0) v = next;
+  return c;
+}
+
+std::vector<int> SearchSpace::numeric_features() const {
+  std::vector<int> f;
+  for (size_t i = 0; i < params_.size(); ++i)
+    if (params_[i].type != ParamType::kCategorical) f.push_back(offset_[i]);
+  return f;
+}
+
 Eigen::MatrixXd SearchSpace::encode_all(const std::vector<Point>& ps) const {
   // Row-major scratch so encode() writes contiguous features, then one copy.
   Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor> z(ps.size(), dim_);

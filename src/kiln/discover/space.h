@@ -86,6 +86,12 @@ class SearchSpace {
   // One lengthscale group per feature column, except that the one-hot columns of a categorical
   // parameter (without descriptors) share one: GpOptions::ls_groups.
   std::vector<int> lengthscale_groups() const;
+  // The additive components of MixedGp, one per feature column: each one-hot categorical
+  // parameter (without descriptors) is one, every other feature belongs to one more, numbered
+  // after them. Empty when the space has no one-hot categorical parameter.
+  std::vector<int> additive_components() const;
+  // The feature columns of continuous and integer parameters (MixedGpOptions::warped).
+  std::vector<int> numeric_features() const;
   // Tolerance on a mixture's sum: |sum - total| <= kMixtureTolerance * max(1, |total|).
   static constexpr double kMixtureTolerance = 1e-3;
 
