@@ -52,6 +52,34 @@ constexpr int64_t kStripBytes = 16 * 1024;
 
 size_t out_size(const QParams& p) { return p.out == QOutput::kInt8 ? 1 : 4; }
 
+// With one thread (or a layer too small to split) and every weight panel in L2: f(i0, rows, panel)
+// over strips of rows, a multiple of MR rows whose activations (row_bytes each) stay in L1 while
+// every panel passes over them, each strip one call into the unit's own row loop
+// (QGemmConfig::gemm_rows / igemm_rows) instead of one driver call per tile. False (nothing done)
+// otherwise, or for a single row block.
+template <typename F>
+bool for_each_strip(int64_t m, const QGemmConfig& cfg, const QPackedWeights& w, ThreadPool* pool, int64_t macs,
+                    int64_t row_bytes, F&& f) {
+  if (m <= cfg.mr || (pool && pool->threads() > 1 && macs >= kMinParallelMacs) ||
+      panels_per_group(w.panels(), w.panel_stride) < w.panels())
+    return false;
+  const int64_t strip = std::max<int64_t>(cfg.mr, kStripBytes / std::max<int64_t>(row_bytes, 1) / cfg.mr * cfg.mr);
+  for (int64_t i0 = 0; i0 < m; i0 += strip)
+    for (int64_t panel = 0; panel < w.panels(); ++panel) f(i0, std::min(strip, m - i0), panel);
+  return true;
+}
+
+// The tile of a strip's first row block in `panel` (the unit's row loop sets t.mr).
+QTile strip_tile(const QTile& base, const QGemmConfig& cfg, const QPackedWeights& w, int64_t i0, int64_t panel,
+                 void* c, int64_t ldc, size_t es) {
+  QTile t = base;
+  const int64_t j0 = panel * cfg.nr;
+  t.nc = static_cast<int>(std::min<int64_t>(cfg.nr, w.n - j0));
+  t.w = w.panel(panel);
+  t.c = static_cast<uint8_t*>(c) + (i0 * ldc + j0) * es;
+  return t;
+}
+
 }  // namespace
 
 std::vector<const QKernels*> available_qkernels() {
@@ -165,23 +193,12 @@ void qgemm(const QGemmConfig& cfg, int64_t m, const void* a, int64_t lda, const 
   base.ldc = ldc;
   base.params = &p;
   const int64_t macs = m * w.n * w.kc;
-  if (cfg.gemm_rows && m > cfg.mr && (!pool || pool->threads() == 1 || macs < kMinParallelMacs) &&
-      panels_per_group(w.panels(), w.panel_stride) >= w.panels()) {
-    // One thread, weights in L2: strips of rows whose A bytes stay in L1 while every panel runs
-    // over them.
-    const int64_t strip = std::max<int64_t>(cfg.mr, kStripBytes / std::max<int64_t>(w.kc, 1) / cfg.mr * cfg.mr);
-    for (int64_t i0 = 0; i0 < m; i0 += strip)
-      for (int64_t panel = 0; panel < w.panels(); ++panel) {
-        QTile t = base;
-        const int64_t j0 = panel * cfg.nr;
-        t.nc = static_cast<int>(std::min<int64_t>(cfg.nr, w.n - j0));
+  if (cfg.gemm_rows && for_each_strip(m, cfg, w, pool, macs, w.kc, [&](int64_t i0, int64_t rows, int64_t panel) {
+        QTile t = strip_tile(base, cfg, w, i0, panel, c, ldc, es);
         t.a = static_cast<const uint8_t*>(a) + i0 * lda;
-        t.w = w.panel(panel);
-        t.c = static_cast<uint8_t*>(c) + (i0 * ldc + j0) * es;
-        cfg.gemm_rows(t, std::min(strip, m - i0));
-      }
+        cfg.gemm_rows(t, rows);
+      }))
     return;
-  }
   for_each_tile(m, cfg.mr, cfg.nr, w.panels(), w.panel_stride, macs, kMinParallelMacs, pool, [&](int64_t rb, int64_t panel) {
     QTile t = base;
     const int64_t i0 = rb * cfg.mr, j0 = panel * cfg.nr;
@@ -208,23 +225,12 @@ void qigemm(const QGemmConfig& cfg, int64_t m, const uint8_t* const* a_ptrs, ptr
   base.ldc = ldc;
   base.params = &p;
   const int64_t macs = m * w.n * w.kc * w.ks;
-  if (cfg.igemm_rows && m > cfg.mr && (!pool || pool->threads() == 1 || macs < kMinParallelMacs) &&
-      panels_per_group(w.panels(), w.panel_stride) >= w.panels()) {
-    // As qgemm's strips; a row block's pointers cover all taps, so a strip is counted in taps.
-    const int64_t strip =
-        std::max<int64_t>(cfg.mr, kStripBytes / std::max<int64_t>(w.kc * w.ks, 1) / cfg.mr * cfg.mr);
-    for (int64_t i0 = 0; i0 < m; i0 += strip)
-      for (int64_t panel = 0; panel < w.panels(); ++panel) {
-        QTile t = base;
-        const int64_t j0 = panel * cfg.nr;
-        t.nc = static_cast<int>(std::min<int64_t>(cfg.nr, w.n - j0));
-        t.a_ptrs = a_ptrs + (i0 / cfg.mr) * w.ks * cfg.mr;
-        t.w = w.panel(panel);
-        t.c = static_cast<uint8_t*>(c) + (i0 * ldc + j0) * es;
-        cfg.igemm_rows(t, std::min(strip, m - i0));
-      }
+  if (cfg.igemm_rows && for_each_strip(m, cfg, w, pool, macs, w.kc * w.ks, [&](int64_t i0, int64_t rows, int64_t panel) {
+        QTile t = strip_tile(base, cfg, w, i0, panel, c, ldc, es);
+        t.a_ptrs = a_ptrs + (i0 / cfg.mr) * w.ks * cfg.mr;  // a row block's pointers cover all taps
+        cfg.igemm_rows(t, rows);
+      }))
     return;
-  }
   for_each_tile(m, cfg.mr, cfg.nr, w.panels(), w.panel_stride, macs, kMinParallelMacs, pool, [&](int64_t rb, int64_t panel) {
     QTile t = base;
     const int64_t i0 = rb * cfg.mr, j0 = panel * cfg.nr;
