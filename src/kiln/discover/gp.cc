@@ -9,6 +9,7 @@
 #include <random>
 #include <vector>
 
+#include "kiln/discover/internal/fit_subset.h"
 #include "kiln/discover/internal/gp_lml.h"
 #include "kiln/discover/internal/gp_screen.h"
 
@@ -238,22 +239,7 @@ Result<GaussianProcess> GaussianProcess::fit(const Eigen::MatrixXd& X, const Eig
   // Hyperparameters from a subset when there are many observations.
   Eigen::MatrixXd Xs;
   Eigen::VectorXd ys;
-  if (n > o.max_fit_points) {
-    std::vector<int> idx(n);
-    std::iota(idx.begin(), idx.end(), 0);
-    std::shuffle(idx.begin(), idx.end(), rng);
-    idx.resize(o.max_fit_points);
-    std::sort(idx.begin(), idx.end());
-    Xs.resize(o.max_fit_points, d);
-    ys.resize(o.max_fit_points);
-    for (int i = 0; i < o.max_fit_points; ++i) {
-      Xs.row(i) = X.row(idx[i]);
-      ys[i] = ym[idx[i]];
-    }
-  } else {
-    Xs = X;
-    ys = ym;
-  }
+  fit_subset(X, ym, o.max_fit_points, rng, &Xs, &ys);
 
   // Lengthscale groups (GpOptions::ls_groups): G optimiser variables instead of d.
   const bool grouped = !o.ls_groups.empty();

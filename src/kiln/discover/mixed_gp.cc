@@ -7,6 +7,8 @@
 #include <numeric>
 #include <random>
 
+#include "kiln/discover/internal/fit_subset.h"
+
 namespace kiln::discover {
 namespace {
 
@@ -265,22 +267,7 @@ Result<MixedGp> MixedGp::fit(const Eigen::MatrixXd& X, const Eigen::VectorXd& y,
   std::mt19937_64 rng(o.seed * 0x9E3779B97F4A7C15ull + 13);
   Eigen::MatrixXd Xs;
   Eigen::VectorXd ys;
-  if (n > o.max_fit_points) {
-    std::vector<int> idx(n);
-    std::iota(idx.begin(), idx.end(), 0);
-    std::shuffle(idx.begin(), idx.end(), rng);
-    idx.resize(o.max_fit_points);
-    std::sort(idx.begin(), idx.end());
-    Xs.resize(o.max_fit_points, d);
-    ys.resize(o.max_fit_points);
-    for (int i = 0; i < o.max_fit_points; ++i) {
-      Xs.row(i) = X.row(idx[i]);
-      ys[i] = ym[idx[i]];
-    }
-  } else {
-    Xs = X;
-    ys = ym;
-  }
+  fit_subset(X, ym, o.max_fit_points, rng, &Xs, &ys);
 
   const int np = P0 + 2 * nw;
   std::vector<double> lo(np, kLogLsLo), hi(np, kLogLsHi);

@@ -169,7 +169,9 @@ TEST(MixedGp, InputWarpFitsANonStationaryFunctionBetter) {
     // Model units are standardised targets.
     const double mean = y.mean(), sd = std::sqrt((y.array() - mean).square().mean());
     err[warp] = std::sqrt(((mu.array() * sd + mean) - yt.array()).square().mean());
-    if (warp) EXPECT_GT(gp->warp_a()[0], 1.0);  // stretches the end near 1
+    if (warp) {
+      EXPECT_GT(gp->warp_a()[0], 1.0);  // stretches the end near 1
+    }
   }
   std::printf("held-out RMSE: plain %.4f, warped %.4f\n", err[0], err[1]);
   EXPECT_LT(err[1], 0.7 * err[0]);
