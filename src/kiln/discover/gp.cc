@@ -11,6 +11,7 @@
 
 #include "kiln/discover/internal/fit_subset.h"
 #include "kiln/discover/internal/gp_lml.h"
+#include "kiln/discover/internal/gp_posterior.h"
 #include "kiln/discover/internal/gp_screen.h"
 
 namespace kiln::discover {
@@ -461,36 +462,15 @@ bool GaussianProcess::posterior_gradient(const Eigen::VectorXd& x, double* mean,
                                          Eigen::VectorXd* dvar) const {
   Eigen::VectorXd ks = kernel_.matrix(x.transpose(), X_).transpose();  // n
   Eigen::MatrixXd dK = kernel_.gradient_wrt_x(x, X_);                  // n x d
-  *mean = ks.dot(alpha_);
-  *dmean = dK.transpose() * alpha_;
-  Eigen::VectorXd v = L_.triangularView<Eigen::Lower>().solve(ks);
-  *var = std::max(kernel_.signal_variance - v.squaredNorm(), 1e-12);
-  Eigen::VectorXd w = L_.triangularView<Eigen::Lower>().transpose().solve(v);
-  *dvar = -2.0 * dK.transpose() * w;
+  posterior_with_gradient(L_, alpha_, kernel_.signal_variance, ks, dK, mean, var, dmean, dvar);
   return true;
 }
 
 std::unique_ptr<Model> GaussianProcess::condition_on(const Eigen::MatrixXd& Xn, const Eigen::VectorXd& yn) const {
   auto gp = std::make_unique<GaussianProcess>(*this);
-  const int n0 = static_cast<int>(X_.rows()), k = static_cast<int>(Xn.rows()), d = static_cast<int>(X_.cols());
-  gp->X_.conservativeResize(n0 + k, d);
-  gp->X_.bottomRows(k) = Xn;
-  gp->y_.conservativeResize(n0 + k);
-  gp->y_.tail(k) = yn;
   // Rank-one extensions of the Cholesky factor: O(n^2) per fantasy instead of O(n^3).
-  gp->L_.conservativeResize(n0 + k, n0 + k);
-  for (int i = 0; i < k; ++i) {
-    int n = n0 + i;
-    gp->L_.row(n).setZero();
-    gp->L_.col(n).setZero();
-    Eigen::VectorXd kv = kernel_.matrix(gp->X_.topRows(n), Xn.row(i)).col(0);
-    Eigen::VectorXd l = gp->L_.topLeftCorner(n, n).triangularView<Eigen::Lower>().solve(kv);
-    double dd = kernel_.signal_variance + noise_ - l.squaredNorm();
-    gp->L_.row(n).head(n) = l.transpose();
-    gp->L_(n, n) = std::sqrt(std::max(dd, 1e-12));
-  }
-  gp->alpha_ = gp->L_.triangularView<Eigen::Lower>().solve(gp->y_);
-  gp->L_.triangularView<Eigen::Lower>().transpose().solveInPlace(gp->alpha_);
+  condition_cholesky(&gp->X_, &gp->y_, &gp->L_, &gp->alpha_, Xn, yn, kernel_.signal_variance + noise_,
+                     [&](const Eigen::MatrixXd& A, const auto& b) -> Eigen::VectorXd { return kernel_.matrix(A, b).col(0); });
   return gp;
 }
 

@@ -8,6 +8,7 @@
 #include <random>
 
 #include "kiln/discover/internal/fit_subset.h"
+#include "kiln/discover/internal/gp_posterior.h"
 
 namespace kiln::discover {
 namespace {
@@ -409,35 +410,14 @@ bool MixedGp::posterior_gradient(const Eigen::VectorXd& x, double* mean, double*
     for (int j = 0; j < d; ++j)
       dK(i, j) = -s2_ * (w_ * p + wa * pc[comp_[j]]) * (xw[j] - Xw(i, j)) * slope[j] / (ls_[j] * ls_[j]);
   }
-  *mean = ks.dot(alpha_);
-  *dmean = dK.transpose() * alpha_;
-  Eigen::VectorXd v = L_.triangularView<Eigen::Lower>().solve(ks);
-  *var = std::max(s2_ - v.squaredNorm(), 1e-12);
-  Eigen::VectorXd wv = L_.triangularView<Eigen::Lower>().transpose().solve(v);
-  *dvar = -2.0 * dK.transpose() * wv;
+  posterior_with_gradient(L_, alpha_, s2_, ks, dK, mean, var, dmean, dvar);
   return true;
 }
 
 std::unique_ptr<Model> MixedGp::condition_on(const Eigen::MatrixXd& Xn, const Eigen::VectorXd& yn) const {
   auto gp = std::make_unique<MixedGp>(*this);
-  const int n0 = static_cast<int>(X_.rows()), k = static_cast<int>(Xn.rows()), d = static_cast<int>(X_.cols());
-  gp->X_.conservativeResize(n0 + k, d);
-  gp->X_.bottomRows(k) = Xn;
-  gp->y_.conservativeResize(n0 + k);
-  gp->y_.tail(k) = yn;
-  gp->L_.conservativeResize(n0 + k, n0 + k);
-  for (int i = 0; i < k; ++i) {
-    const int n = n0 + i;
-    gp->L_.row(n).setZero();
-    gp->L_.col(n).setZero();
-    Eigen::VectorXd kv = covariance(gp->X_.topRows(n), Xn.row(i)).col(0);
-    Eigen::VectorXd l = gp->L_.topLeftCorner(n, n).triangularView<Eigen::Lower>().solve(kv);
-    const double dd = s2_ + noise_ - l.squaredNorm();
-    gp->L_.row(n).head(n) = l.transpose();
-    gp->L_(n, n) = std::sqrt(std::max(dd, 1e-12));
-  }
-  gp->alpha_ = gp->L_.triangularView<Eigen::Lower>().solve(gp->y_);
-  gp->L_.triangularView<Eigen::Lower>().transpose().solveInPlace(gp->alpha_);
+  condition_cholesky(&gp->X_, &gp->y_, &gp->L_, &gp->alpha_, Xn, yn, s2_ + noise_,
+                     [&](const Eigen::MatrixXd& A, const auto& b) -> Eigen::VectorXd { return covariance(A, b).col(0); });
   return gp;
 }
 
