@@ -12,6 +12,7 @@
 #include "kiln/discover/internal/fit_subset.h"
 #include "kiln/discover/internal/gp_lml.h"
 #include "kiln/discover/internal/gp_posterior.h"
+#include "kiln/discover/internal/nlopt_negate.h"
 #include "kiln/discover/internal/gp_screen.h"
 
 namespace kiln::discover {
@@ -85,17 +86,7 @@ double objective(unsigned n, const double* x, double* grad, void* data) {
       g = pg;
     }
   }
-  if (!std::isfinite(v)) {
-    if (grad) std::fill(grad, grad + n, 0.0);
-    return 1e300;
-  }
-  if (v > fd->best) {
-    fd->best = v;
-    fd->best_theta = theta;
-  }
-  if (grad)
-    for (unsigned i = 0; i < n; ++i) grad[i] = -g[i];
-  return -v;
+  return negate_for_nlopt(v, g, theta, n, grad, &fd->best, &fd->best_theta);
 }
 
 // Lower Cholesky factor of K (lower triangle given; K + jitter I with escalating jitter) by the

@@ -9,6 +9,7 @@
 
 #include "kiln/discover/internal/fit_subset.h"
 #include "kiln/discover/internal/gp_posterior.h"
+#include "kiln/discover/internal/nlopt_negate.h"
 
 namespace kiln::discover {
 namespace {
@@ -102,17 +103,7 @@ double objective(unsigned n, const double* x, double* grad, void* data) {
   FitData* fd = static_cast<FitData*>(data);
   Eigen::VectorXd theta = Eigen::Map<const Eigen::VectorXd>(x, n), g;
   double v = mixed_gp_log_posterior(*fd->X, *fd->y, fd->kernel, *fd->groups, *fd->comp, *fd->warped, theta, grad ? &g : nullptr);
-  if (!std::isfinite(v)) {
-    if (grad) std::fill(grad, grad + n, 0.0);
-    return 1e300;
-  }
-  if (v > fd->best) {
-    fd->best = v;
-    fd->best_theta = theta;
-  }
-  if (grad)
-    for (unsigned i = 0; i < n; ++i) grad[i] = -g[i];
-  return -v;
+  return negate_for_nlopt(v, g, theta, n, grad, &fd->best, &fd->best_theta);
 }
 
 bool jittered_cholesky(Eigen::MatrixXd K, Eigen::MatrixXd* L, double* jitter_used) {
