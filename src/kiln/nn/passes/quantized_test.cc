@@ -710,6 +710,37 @@ TEST(Quantized, MicrosoftQLinearAddAndMul) {
 }
 
 // A zero or NaN scale in a quantised model is an error at compile time, with or without the pass.
+// A com.kiln.QConv written into a model with a float X where its kernels cannot quantise it
+// (8 input channels: not a few-channel stem) is a clear error naming the rule, not a crash.
+TEST(Quantized, FloatInputQConvOutsideTheStemRuleIsAnError) {
+  Tensor w(DType::kInt8, {4, 8, 3, 3});
+  for (int64_t i = 0; i < w.num_elements(); ++i) w.data<int8_t>()[i] = static_cast<int8_t>(i % 7 - 3);
+  Tensor ws(DType::kFloat32, {4}), bias(DType::kInt32, {4});
+  for (int j = 0; j < 4; ++j) {
+    ws.data<float>()[j] = 0.01f;
+    bias.data<int32_t>()[j] = 0;
+  }
+  ModelBuilder b(13);
+  b.opset("com.kiln", 1)
+      .input("x", DType::kFloat32, {1, 6, 6, 8})
+      .initializer("xs", scalar_f(0.1f)).initializer("xz", scalar_u8(128))
+      .initializer("w", w).initializer("ws", ws)
+      .initializer("ys", scalar_f(0.2f)).initializer("yz", scalar_u8(128)).initializer("b", bias)
+      .node("QConv", {"x", "xs", "xz", "w", "ws", "ys", "yz", "b"}, {"y"},
+            {Attr::ints("kernel_shape", {3, 3}), Attr::ints("pads", {1, 1, 1, 1})}, "com.kiln")
+      .output("y", DType::kUInt8);
+  Result<Model> m = b.build();
+  ASSERT_TRUE(m.is_ok()) << m.status().to_string();
+  for (bool opt : {false, true}) {
+    CompileOptions o;
+    o.optimize = opt;
+    Result<CompiledModel> cm = compile(*m, o);
+    ASSERT_FALSE(cm.is_ok());
+    EXPECT_NE(cm.status().message().find("float32 X needs fewer than 4 input channels"), std::string::npos)
+        << cm.status().message();
+  }
+}
+
 TEST(Quantized, ZeroOrNanScaleIsAnError) {
   for (float bad : {0.f, std::nanf("")}) {
     ModelBuilder b(13);
