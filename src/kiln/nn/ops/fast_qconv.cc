@@ -274,11 +274,11 @@ Result<KernelPtr> prepare_qconv(PrepareContext& ctx) {
   const int64_t out_es = int_out ? 1 : 4;
   const kernels::QWindow win = window_of(g, x.shape, out);
   const kernels::QKernels& qk = kernels::qkernels();
-  if (float_in && !qconv_quantizes_float_input(c, groups, win.kernel_w, win.dilation_w))
+  if (float_in && !qconv_row_taps(c, groups, win.kernel_w, win.dilation_w))
     return ctx.invalid("a float32 X needs fewer than 4 input channels in one group, kernel rows of at least 3 "
                        "values and no column dilation (fast_qconv.h)");
 
-  if (groups == c && m == c) {
+  if (groups == c && m == c && !float_in) {  // (one channel, one filter, float X: the row-tap path)
     auto packed = std::make_shared<kernels::QPackedDepthwise>(kernels::pack_qdepthwise(
         w->data<int8_t>(), bias, scale.data(), c, g.kh, g.kw, xq.zero_point, xq.is_unsigned));
     // One contiguous range of output rows per thread, and threads only from 2^18 multiply-adds:
@@ -325,7 +325,7 @@ Result<KernelPtr> prepare_qconv(PrepareContext& ctx) {
     }
   }
   const int64_t rows = x.shape[0] * oh * ow;
-  const bool pointwise = taps == 1 && g.sh == 1 && g.sw == 1 && g.pt == 0 && g.pl == 0 && g.pb == 0 && g.pr == 0;
+  const bool pointwise = !float_in && taps == 1 && g.sh == 1 && g.sw == 1 && g.pt == 0 && g.pl == 0 && g.pb == 0 && g.pr == 0;
   // The micro-kernel wants the activation bytes XORed (int8 inputs on the VNNI kernels, which
   // multiply uint8 by int8): one pass over the input into scratch instead of a vpxord per broadcast
   // in every tile (ResNet-8 int8 about 20 % faster at 1 thread).
@@ -352,7 +352,7 @@ Result<KernelPtr> prepare_qconv(PrepareContext& ctx) {
   // Few input channels (the first layer of an image or audio model): each tap would be a reduction
   // of fewer than 4 bytes, padded to 4 in the micro-kernel. Gathering the taps of a row into one
   // contiguous K = KH*KW*C row (im2col, in scratch) gives the kernel full-width reductions.
-  if (groups == 1 && cg < 4 && win.dilation_w == 1 && win.kernel_w * cg >= 3) {
+  if (qconv_row_taps(c, groups, win.kernel_w, win.dilation_w)) {
     // Few input channels, whole kernel rows as taps: the input is copied once into a zero-point
     // padded buffer (XORed for the micro-kernel on the way), where each kernel row of each window
     // is kw * cg contiguous bytes; an indirect GEMM over KH taps of kc = KW * C bytes then needs no

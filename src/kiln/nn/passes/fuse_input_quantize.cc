@@ -40,7 +40,7 @@ Result<int> fuse_input_quantize(GraphEditor& e) {
     const Shape x = e.shape(v);
     const std::vector<int64_t> kernel = ints_attr(c, "kernel_shape", {}), dilations = ints_attr(c, "dilations", {1, 1});
     if (x.size() != 4 || kernel.size() != 2 || dilations.size() != 2 ||
-        !ops::qconv_quantizes_float_input(x[3], int_attr(c, "group", 1), kernel[1], dilations[1]))
+        !ops::qconv_row_taps(x[3], int_attr(c, "group", 1), kernel[1], dilations[1]))
       continue;
     e.set_input(u.node, 0, q.inputs[0]);
     e.remove_node(static_cast<int>(i));

@@ -507,7 +507,9 @@ TEST(Quantized, StemConvolutionQuantizesItsFloatInput) {
   };
   const Stem stems[] = {{3, 8, 13, 14, 3, 3, 2, {0, 0, 1, 1}},   // VWW-like: RGB, 8 filters, stride 2
                         {3, 16, 9, 9, 3, 3, 1, {1, 1, 1, 1}},    // 16 filters, padding on every side
-                        {1, 12, 15, 10, 10, 4, 2, {4, 1, 5, 1}}};  // KWS-like: one channel, 4-value rows
+                        {1, 12, 15, 10, 10, 4, 2, {4, 1, 5, 1}},  // KWS-like: one channel, 4-value rows
+                        {1, 1, 7, 9, 3, 3, 1, {1, 1, 1, 1}},      // one channel, one filter (not depthwise)
+                        {3, 8, 5, 6, 1, 1, 1, {0, 0, 0, 0}}};     // 1x1 on RGB (not the pointwise GEMM)
   for (const Stem& k : stems)
   for (bool u8 : {false, true}) {
     const float xs = 1.f / 64.f, ys = 0.1f;
