@@ -22,6 +22,47 @@ TEST(ThreadPool, EveryTaskRunsExactlyOnce) {
   }
 }
 
+// Uneven tasks (the first range far heavier than the others), so that threads run out of their
+// own tasks and take the rest of the others' ranges from the back, thousands of times.
+TEST(ThreadPool, StealingRunsEveryTaskExactlyOnce) {
+  for (int threads : {2, 3}) {
+    ThreadPool pool(threads);
+    for (int round = 0; round < 2000; ++round) {
+      const int64_t n = 2 + round % 31;
+      std::vector<std::atomic<int>> hits(n);
+      pool.parallel_for(n, [&](int64_t i) {
+        volatile int64_t spin = 0;
+        for (int64_t k = 0; k < (i < n / threads ? 2000 : 10); ++k) spin = spin + k;
+        hits[i].fetch_add(1);
+      });
+      for (int64_t i = 0; i < n; ++i) ASSERT_EQ(hits[i].load(), 1) << "threads " << threads << " n " << n << " task " << i;
+    }
+  }
+}
+
+// The caller starts at task 0 and runs its own range [0, n/threads) in order (others may take its
+// last tasks from the back), then takes others' tasks from the back, last first: successive
+// parallel_fors over the same rows give the caller the same rows. (A worker that gets going before
+// the caller may have taken everything.)
+TEST(ThreadPool, CallerRunsItsOwnRangeFromTheFront) {
+  ThreadPool pool(2);
+  const std::thread::id caller = std::this_thread::get_id();
+  for (int round = 0; round < 500; ++round) {
+    const int64_t n = 16;
+    std::vector<int64_t> mine;
+    mine.reserve(n);
+    pool.parallel_for(n, [&](int64_t i) {
+      if (std::this_thread::get_id() == caller) mine.push_back(i);
+    });
+    size_t k = 0;
+    while (k < mine.size() && mine[k] < n / 2) {
+      ASSERT_EQ(mine[k], static_cast<int64_t>(k)) << "round " << round;
+      ++k;
+    }
+    for (int64_t expect = n - 1; k < mine.size(); ++k, --expect) ASSERT_EQ(mine[k], expect) << "round " << round;
+  }
+}
+
 TEST(ThreadPool, ManyJobsInARowAndAfterSleeping) {
   ThreadPool pool(3, /*spin_us=*/1);
   std::atomic<int64_t> sum{0};
