@@ -30,6 +30,7 @@
 #include <atomic>
 #include <cstdint>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
 namespace kiln {
@@ -60,7 +61,7 @@ class ThreadPool {
       run(kMaxTasks, [](void* ctx, int64_t c) { (*static_cast<decltype(chunk)*>(ctx))(c); }, &chunk);
       return;
     }
-    run(n, [](void* ctx, int64_t i) { (*static_cast<F*>(ctx))(i); }, &f);
+    run(n, [](void* ctx, int64_t i) { (*static_cast<std::remove_reference_t<F>*>(ctx))(i); }, &f);
   }
 
  private:

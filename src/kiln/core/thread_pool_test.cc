@@ -63,6 +63,15 @@ TEST(ThreadPool, CallerRunsItsOwnRangeFromTheFront) {
   }
 }
 
+// A named callable (an lvalue) works as a temporary does (this did not compile before).
+TEST(ThreadPool, TakesANamedCallable) {
+  ThreadPool pool(2);
+  std::vector<std::atomic<int>> hits(9);
+  auto task = [&](int64_t i) { hits[i].fetch_add(1); };
+  pool.parallel_for(9, task);
+  for (int64_t i = 0; i < 9; ++i) EXPECT_EQ(hits[i].load(), 1);
+}
+
 TEST(ThreadPool, ManyJobsInARowAndAfterSleeping) {
   ThreadPool pool(3, /*spin_us=*/1);
   std::atomic<int64_t> sum{0};
