@@ -27,6 +27,7 @@
 // running it alone would.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <cstdint>
 #include <thread>
@@ -54,11 +55,12 @@ class ThreadPool {
       for (int64_t i = 0; i < n; ++i) f(i);
       return;
     }
-    if (n > kMaxTasks) {  // (a range packs its bounds in 32 bits each)
+    if (n > kMaxTasks) {  // a range packs its bounds in 32 bits each: run 2^20 chunks of tasks
+      constexpr int64_t kChunks = int64_t{1} << 20;
       auto chunk = [&](int64_t c) {
-        for (int64_t i = n * c / kMaxTasks, e = n * (c + 1) / kMaxTasks; i < e; ++i) f(i);
+        for (int64_t i = n / kChunks * c + std::min(c, n % kChunks), e = i + n / kChunks + (c < n % kChunks); i < e; ++i) f(i);
       };
-      run(kMaxTasks, [](void* ctx, int64_t c) { (*static_cast<decltype(chunk)*>(ctx))(c); }, &chunk);
+      run(kChunks, [](void* ctx, int64_t c) { (*static_cast<decltype(chunk)*>(ctx))(c); }, &chunk);
       return;
     }
     run(n, [](void* ctx, int64_t i) { (*static_cast<std::remove_reference_t<F>*>(ctx))(i); }, &f);
@@ -82,9 +84,9 @@ class ThreadPool {
   std::vector<std::thread> workers_;
   std::vector<Range> ranges_;  // one per thread; [0] is the caller's
   int spin_us_;
-  // A job: `join_` holds its number (high 32 bits), a closed flag and the number of workers inside
-  // it (low bits); fn_ and ctx_ share its cache line, so a joining worker reads them in one
-  // transfer. Sleeping workers wait on `epoch_`, the same number stored after `join_`.
+  // A job: `join` holds its number (high 32 bits), a closed flag and the number of workers inside
+  // it (low bits); `fn` and `ctx` share its cache line, so a joining worker reads them in one
+  // transfer. Sleeping workers wait on `epoch_`, the same number stored after `join`.
   static constexpr uint64_t kClosed = uint64_t{1} << 31;
   static constexpr uint64_t kCountMask = kClosed - 1;
   struct alignas(64) Job {

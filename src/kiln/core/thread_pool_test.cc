@@ -63,6 +63,24 @@ TEST(ThreadPool, CallerRunsItsOwnRangeFromTheFront) {
   }
 }
 
+// More tasks than a range's bounds hold (2^30): they run in chunks, each task exactly once (count
+// and sum, in one slot per thread so that the check itself does not contend).
+TEST(ThreadPool, MoreTasksThanARangeHolds) {
+  ThreadPool pool(2);
+  const int64_t n = (int64_t{1} << 30) + 7;
+  const std::thread::id caller = std::this_thread::get_id();
+  struct alignas(64) Slot {
+    int64_t count = 0, sum = 0;
+  } slots[2];
+  pool.parallel_for(n, [&](int64_t i) {
+    Slot& s = slots[std::this_thread::get_id() == caller ? 0 : 1];
+    s.count += 1;
+    s.sum += i;
+  });
+  EXPECT_EQ(slots[0].count + slots[1].count, n);
+  EXPECT_EQ(slots[0].sum + slots[1].sum, n * (n - 1) / 2);
+}
+
 // A named callable (an lvalue) works as a temporary does (this did not compile before).
 TEST(ThreadPool, TakesANamedCallable) {
   ThreadPool pool(2);
