@@ -3,7 +3,8 @@
 run by Kiln, on the inputs this machine can offer.
 
     /usr/bin/python3 bench/int8/mlperf_agreement.py KILN_BINARY [--data ../shared/data/models]
-        [--out build/mlperf-agreement] [--methods minmax,percentile,entropy] [--kws-clips 400] [--ort] [--json]
+        [--out build/mlperf-agreement] [--methods minmax,percentile,entropy] [--kws-clips 400]
+        [--kws-spoken 400] [--ort] [--json]
 
 No labelled samples of these models are on the machine, so this measures agreement between the fp32
 model and its int8 version, not accuracy:
@@ -31,6 +32,15 @@ model and its int8 version, not accuracy:
   scale 0.5847 zero point 83, i.e. [-123.4, 25.7], matches: -123.6 is the first coefficient of
   digital silence.) The int8 model gets the features quantised with its own input parameters.
   kiln quantize's calibration clips are a separate seeded set.
+  KWS "spoken": the ten keywords spoken by Debian's espeak-ng text-to-speech (synthetic speech, but
+  the real words; skipped with a message when espeak-ng is not installed: `scripts/install-deps
+  --bench`). --kws-spoken clips (default 400, seeded): 80 % keywords, 10 % other words of the
+  Speech Commands set (its "unknown" class), 10 % background noise only; English voices and
+  variants of espeak-ng, 120-200 words per minute, pitch 25-75, resampled to 16 kHz, placed at a
+  random offset in 1 s, peak level 0.05-0.9, in white/pink/brown noise at 10-40 dB SNR. Besides
+  agreement, the fp32 and int8 top-1 accuracy against the spoken word (the MLPerf label order:
+  down, go, left, no, off, on, right, stop, up, yes, silence, unknown). kiln quantize calibrates
+  on 200 other spoken clips (another seed) for these rows.
 - AD (FC autoencoder, ad01_int8.onnx vs ad01_fp32.onnx): the one sample input of the reference
   submission (40 vectors of 640 log-mel features): output SQNR, and the anomaly score (mean
   squared reconstruction error) fp32 vs int8. No top-1 (not a classifier).
@@ -324,6 +334,82 @@ def kws_features(count, seed):
     return np.stack([mfcc(clip(rng), w) for _ in range(count)]).reshape(count, 1, 49, 10, 1)
 
 
+KEYWORDS = ["down", "go", "left", "no", "off", "on", "right", "stop", "up", "yes"]   # MLPerf KWS classes 0-9
+OTHER_WORDS = ["bed", "bird", "cat", "dog", "happy", "house", "marvin", "sheila", "tree", "wow"]
+VOICES = ["en-us", "en-gb", "en-gb-scotland", "en-gb-x-rp", "en-gb-x-gbclan", "en-gb-x-gbcwmd", "en-029"]
+VARIANTS = ["", "+m1", "+m2", "+m3", "+m4", "+m7", "+f1", "+f2", "+f3", "+f4"]
+
+
+def spoken_word(word, rng, work):
+    """One word from espeak-ng at 16 kHz, leading and trailing silence cut."""
+    import wave
+    from scipy.signal import resample_poly
+    path = os.path.join(work, "espeak.wav")
+    voice = VOICES[rng.integers(len(VOICES))] + VARIANTS[rng.integers(len(VARIANTS))]
+    subprocess.run(["espeak-ng", "-v", voice, "-s", str(int(rng.uniform(120, 200))), "-p", str(int(rng.uniform(25, 75))),
+                    "-w", path, word], check=True, capture_output=True)
+    with wave.open(path) as f:
+        sr = f.getframerate()
+        x = np.frombuffer(f.readframes(f.getnframes()), np.int16).astype(np.float64) / 32768
+    x = resample_poly(x, SR, sr)
+    loud = np.nonzero(np.abs(x) > 1e-3 * np.abs(x).max())[0]
+    return x[loud[0]:loud[-1] + 1][:SR]
+
+
+def spoken_features(count, seed, work):
+    """MFCCs of `count` spoken 1 s clips and their MLPerf labels (10: silence / noise only, 11: other word)."""
+    rng = np.random.default_rng(seed)
+    w = mel_matrix()
+    feats, labels = [], []
+    for _ in range(count):
+        kind = ["white", "pink", "brown"][rng.integers(3)]
+        noise = coloured_noise(SR, kind, rng)
+        u = rng.random()
+        if u < 0.1:
+            x, label = noise * 10 ** rng.uniform(-4, np.log10(0.05)), 10
+        else:
+            label = int(rng.integers(10)) if u < 0.9 else 11
+            word = spoken_word(KEYWORDS[label] if label < 10 else OTHER_WORDS[rng.integers(len(OTHER_WORDS))], rng, work)
+            x = np.zeros(SR)
+            start = rng.integers(0, SR - len(word) + 1)
+            x[start:start + len(word)] = word * rng.uniform(0.05, 0.9) / (np.abs(word).max() + 1e-12)
+            rms = np.sqrt((x[start:start + len(word)] ** 2).mean())
+            x += noise * rms / 10 ** (rng.uniform(10, 40) / 20)
+        feats.append(mfcc(np.clip(x, -1, 1), w))
+        labels.append(label)
+    return np.stack(feats).reshape(count, 1, 49, 10, 1), np.array(labels)
+
+
+def run_kws_spoken(a, work, rows, f32, i8):
+    if shutil.which("espeak-ng") is None:
+        print("skipped KWS spoken keywords: espeak-ng is not installed (scripts/install-deps --bench)", file=sys.stderr)
+        return
+    xs, xz, ys, yz = 0.5847029, 83, 0.00390625, -128       # input_1 / Identity parameters of kws_ref_model.onnx
+    feats, labels = spoken_features(a.kws_spoken, seed=4, work=work)
+    y32 = np.array([next(iter(kiln_run(a.kiln, f32, {"input_1": f}, work).values()))[0] for f in feats], np.float64)
+    y8 = np.array([(next(iter(kiln_run(a.kiln, i8, {"input_1": np.clip(np.rint(f / xs) + xz, -128, 127).astype(np.int8)},
+                                        work).values()))[0].astype(np.float64) - yz) * ys for f in feats])
+    base = {"model": "KWS spoken",
+            "inputs": "%d clips of espeak-ng speech (%d keywords, %d other words, %d noise only), MLPerf KWS MFCC "
+                      "pipeline" % (len(labels), (labels < 10).sum(), (labels == 11).sum(), (labels == 10).sum()),
+            "fp32_accuracy": float((y32.argmax(axis=1) == labels).mean()),
+            "fp32_keyword_accuracy": float((y32.argmax(axis=1) == labels)[labels < 10].mean())}
+    r = {**base, "int8": "kws_ref_model.onnx (MLPerf Tiny int8)", **agreement(y32, y8), "output_sqnr_db": sqnr_db(y32, y8),
+         "int8_accuracy": float((y8.argmax(axis=1) == labels).mean())}
+    rows.append(r)
+    print(json.dumps(r), file=sys.stderr)
+    cdir = os.path.join(work, "kws_spoken_calibration")
+    os.makedirs(cdir, exist_ok=True)
+    np.save(os.path.join(cdir, "calibration.npy"), spoken_features(200, seed=5, work=work)[0])
+    out = os.path.join(work, "kws.int8.spoken-minmax.onnx")
+    kiln(a.kiln, "quantize", f32, "--calibration", cdir, "--output", out, "--per-channel", "--method", "minmax", "--json")
+    yk = np.array([next(iter(kiln_run(a.kiln, out, {"input_1": f}, work).values()))[0] for f in feats], np.float64)
+    r = {**base, "int8": "kiln quantize --per-channel --method minmax (spoken calibration)", **agreement(y32, yk),
+         "output_sqnr_db": sqnr_db(y32, yk), "int8_accuracy": float((yk.argmax(axis=1) == labels).mean())}
+    rows.append(r)
+    print(json.dumps(r), file=sys.stderr)
+
+
 def run_kws(a, work, rows):
     tiny = os.path.join(a.data, "mlperf_tiny_onnx")
     f32, i8 = os.path.join(tiny, "kws_ref_model_float32.onnx"), os.path.join(tiny, "kws_ref_model.onnx")
@@ -377,6 +463,8 @@ def run_kws(a, work, rows):
         r["worst_layers"] = sorted(r["layers"], key=lambda l: l["sqnr_db"])[:3]
         rows.append(r)
         print(json.dumps(r), file=sys.stderr)
+    if a.kws_spoken > 0:
+        run_kws_spoken(a, work, rows, f32, i8)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -418,6 +506,7 @@ def main():
     ap.add_argument("--out", help="keep the models and data here (default: a temporary folder)")
     ap.add_argument("--methods", default="minmax,percentile,entropy")
     ap.add_argument("--kws-clips", type=int, default=400)
+    ap.add_argument("--kws-spoken", type=int, default=400, help="spoken keyword clips (espeak-ng); 0 to skip")
     ap.add_argument("--only", default="vww,kws,ad")
     ap.add_argument("--ort", action="store_true", help="also run the VWW minmax int8 file in ONNX Runtime")
     ap.add_argument("--json", action="store_true")
@@ -474,6 +563,9 @@ def main():
         if "ort" in r:
             print("- VWW, ONNX Runtime on the same %s file: agreement %.2f%%, output SQNR %.1f dB." %
                   (r["int8"], 100 * r["ort"]["agreement"], r["ort"]["output_sqnr_db"]))
+        if "fp32_keyword_accuracy" in r:
+            print("- KWS spoken, %s: top-1 accuracy against the spoken word fp32 %.2f%% (keywords only %.2f%%), int8 %.2f%%." %
+                  (r["int8"], 100 * r["fp32_accuracy"], 100 * r["fp32_keyword_accuracy"], 100 * r["int8_accuracy"]))
         if "input_quantisation_only" in r:
             q = r["input_quantisation_only"]
             print("- KWS fp32 top-1 classes over the synthetic clips (outputs 0-11): %s." % r["fp32_class_histogram"])
