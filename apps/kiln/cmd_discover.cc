@@ -256,25 +256,22 @@ int run_benchmark(const DiscoverArgs& a) {
     o.strategy.tie_categorical = false;
     o.name += "-untied";
   }
-  if (!a.warp.empty()) {
-    if (a.warp != "on" && a.warp != "off") return fail(verb, Status::invalid("--warp must be on or off, got '", a.warp, "'"));
-    if ((a.warp == "on") != o.strategy.warp) o.name += a.warp == "on" ? "-warp" : "-nowarp";
-    o.strategy.warp = a.warp == "on";
-  }
-  if (!a.categorical_kernel.empty()) {
-    if (a.categorical_kernel != "ard" && a.categorical_kernel != "mixed")
-      return fail(verb, Status::invalid("--categorical-kernel must be ard or mixed, got '", a.categorical_kernel, "'"));
-    const bool mixed = a.categorical_kernel == "mixed";
-    if (mixed != o.strategy.mixed_categorical) o.name += mixed ? "-mixedcat" : "-ardcat";
-    o.strategy.mixed_categorical = mixed;
-  }
-  if (!a.input_warp.empty()) {
-    if (a.input_warp != "on" && a.input_warp != "off")
-      return fail(verb, Status::invalid("--input-warp must be on or off, got '", a.input_warp, "'"));
-    const bool on = a.input_warp == "on";
-    if (on != o.strategy.input_warp) o.name += on ? "-inwarp" : "-noinwarp";
-    o.strategy.input_warp = on;
-  }
+  // A two-way switch: sets `field` from `value` (when given) and marks a change from the default in
+  // the strategy's name.
+  auto two_way = [&](const std::string& value, const char* flag, const char* yes, const char* no, bool* field,
+                     const char* yes_suffix, const char* no_suffix) -> Status {
+    if (value.empty()) return Status::ok();
+    if (value != yes && value != no) return Status::invalid(flag, " must be ", yes, " or ", no, ", got '", value, "'");
+    const bool on = value == yes;
+    if (on != *field) o.name += on ? yes_suffix : no_suffix;
+    *field = on;
+    return Status::ok();
+  };
+  for (Status st : {two_way(a.warp, "--warp", "on", "off", &o.strategy.warp, "-warp", "-nowarp"),
+                    two_way(a.categorical_kernel, "--categorical-kernel", "mixed", "ard", &o.strategy.mixed_categorical,
+                            "-mixedcat", "-ardcat"),
+                    two_way(a.input_warp, "--input-warp", "on", "off", &o.strategy.input_warp, "-inwarp", "-noinwarp")})
+    if (!st.is_ok()) return fail(verb, st);
   if (!a.quiet) o.progress = progress_bar;
   auto res = kd::run_benchmark(*data, o);
   if (!res.is_ok()) return fail(verb, res.status());

@@ -1,6 +1,5 @@
 #include "kiln/discover/gp.h"
 
-#include <nlopt.h>
 
 #include <algorithm>
 #include <cmath>
@@ -12,7 +11,7 @@
 #include "kiln/discover/internal/fit_subset.h"
 #include "kiln/discover/internal/gp_lml.h"
 #include "kiln/discover/internal/gp_posterior.h"
-#include "kiln/discover/internal/nlopt_negate.h"
+#include "kiln/discover/internal/map_fit_nlopt.h"
 #include "kiln/discover/internal/gp_screen.h"
 
 namespace kiln::discover {
@@ -280,19 +279,7 @@ Result<GaussianProcess> GaussianProcess::fit(const Eigen::MatrixXd& X, const Eig
 
   FitData fd{&Xs, &ys, o.kernel, o.learn_noise, o.fixed_noise, o.priors, grouped ? &o.ls_groups : nullptr, G, prior_dim,
              -INFINITY, Eigen::VectorXd()};
-  nlopt_opt opt = nlopt_create(NLOPT_LD_LBFGS, np);
-  nlopt_set_lower_bounds(opt, lo.data());
-  nlopt_set_upper_bounds(opt, hi.data());
-  nlopt_set_max_objective(opt, nullptr, nullptr);
-  nlopt_set_min_objective(opt, objective, &fd);
-  nlopt_set_maxeval(opt, o.max_evals);
-  nlopt_set_ftol_rel(opt, 1e-7);
-  nlopt_set_xtol_rel(opt, 1e-5);
-  for (auto& s : starts) {
-    double f = 0;
-    nlopt_optimize(opt, s.data(), &f);  // failures still leave the best point in fd
-  }
-  nlopt_destroy(opt);
+  run_lbfgs_starts(lo, hi, objective, &fd, o.max_evals, starts);
   if (!std::isfinite(fd.best)) return Status::invalid("GP fit: the covariance matrix is singular for every hyperparameter start");
 
   gp.hyper_.log_lengthscale = fd.best_theta.head(d);

@@ -1,6 +1,5 @@
 #include "kiln/discover/mixed_gp.h"
 
-#include <nlopt.h>
 
 #include <algorithm>
 #include <cmath>
@@ -9,7 +8,7 @@
 
 #include "kiln/discover/internal/fit_subset.h"
 #include "kiln/discover/internal/gp_posterior.h"
-#include "kiln/discover/internal/nlopt_negate.h"
+#include "kiln/discover/internal/map_fit_nlopt.h"
 
 namespace kiln::discover {
 namespace {
@@ -55,20 +54,26 @@ double sigmoid(double x) { return 1.0 / (1.0 + std::exp(-x)); }
 
 int count_groups(const std::vector<int>& g, int d) { return g.empty() ? d : *std::max_element(g.begin(), g.end()) + 1; }
 
+// Squared distance between row i of A and row k of B, summed per kernel component: qc[comp[j]].
+inline void component_distances(const Eigen::MatrixXd& A, int i, const Eigen::MatrixXd& B, int k,
+                                const std::vector<int>& comp, std::vector<double>& qc) {
+  std::fill(qc.begin(), qc.end(), 0.0);
+  for (int j = 0; j < static_cast<int>(A.cols()); ++j) {
+    const double u = A(i, j) - B(k, j);
+    qc[comp[j]] += u * u;
+  }
+}
+
 // K (m x n) of the mixed kernel between As and Bs (already divided by the lengthscales).
 Eigen::MatrixXd mixed_matrix(KernelType t, const Eigen::MatrixXd& As, const Eigen::MatrixXd& Bs, const std::vector<int>& comp, int C,
                              double s2, double w) {
-  const int m = static_cast<int>(As.rows()), n = static_cast<int>(Bs.rows()), d = static_cast<int>(As.cols());
+  const int m = static_cast<int>(As.rows()), n = static_cast<int>(Bs.rows());
   Eigen::MatrixXd K(m, n);
   std::vector<double> qc(C);
   const double wa = w < 1 ? (1 - w) / C : 0.0;
   for (int i = 0; i < m; ++i)
     for (int k = 0; k < n; ++k) {
-      std::fill(qc.begin(), qc.end(), 0.0);
-      for (int j = 0; j < d; ++j) {
-        const double u = As(i, j) - Bs(k, j);
-        qc[comp[j]] += u * u;
-      }
+      component_distances(As, i, Bs, k, comp, qc);
       double q = 0, add = 0, f, p;
       for (int c = 0; c < C; ++c) {
         q += qc[c];
@@ -167,11 +172,7 @@ double mixed_gp_log_posterior(const Eigen::MatrixXd& X, const Eigen::VectorXd& y
   const double wa = additive ? (1 - w) / C : 0.0;
   for (int i = 0; i < n; ++i)
     for (int k = 0; k <= i; ++k) {
-      std::fill(qc.begin(), qc.end(), 0.0);
-      for (int j = 0; j < d; ++j) {
-        const double u = Xs(i, j) - Xs(k, j);
-        qc[comp[j]] += u * u;
-      }
+      component_distances(Xs, i, Xs, k, comp, qc);
       double q = 0, add = 0, f, p;
       for (int c = 0; c < C; ++c) {
         q += qc[c];
@@ -292,18 +293,7 @@ Result<MixedGp> MixedGp::fit(const Eigen::MatrixXd& X, const Eigen::VectorXd& y,
     starts.push_back(s);
   }
   FitData fd{&Xs, &ys, o.kernel, &gid, &o.components, &o.warped, -INFINITY, Eigen::VectorXd()};
-  nlopt_opt opt = nlopt_create(NLOPT_LD_LBFGS, np);
-  nlopt_set_lower_bounds(opt, lo.data());
-  nlopt_set_upper_bounds(opt, hi.data());
-  nlopt_set_min_objective(opt, objective, &fd);
-  nlopt_set_maxeval(opt, o.max_evals);
-  nlopt_set_ftol_rel(opt, 1e-7);
-  nlopt_set_xtol_rel(opt, 1e-5);
-  for (auto& s : starts) {
-    double f = 0;
-    nlopt_optimize(opt, s.data(), &f);
-  }
-  nlopt_destroy(opt);
+  run_lbfgs_starts(lo, hi, objective, &fd, o.max_evals, starts);
   if (!std::isfinite(fd.best)) return Status::invalid("mixed GP fit: the covariance matrix is singular for every hyperparameter start");
 
   const Eigen::VectorXd& t = fd.best_theta;
