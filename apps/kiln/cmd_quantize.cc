@@ -1,5 +1,5 @@
 // kiln quantize MODEL --calibration DIR --output OUT.onnx [--per-channel] [--reduce-range]
-//                     [--method minmax|percentile|entropy] [--exclude NODE...] [--json]
+//                     [--method minmax|percentile|entropy] [--exclude NODE...] [--no-input-search] [--json]
 //
 // Post-training static quantisation (nn/quantize/quantizer.h): writes a standard QDQ ONNX model
 // (symmetric int8 weights, asymmetric int8 activations) and reports the quantisation error of every
@@ -24,6 +24,7 @@ struct QuantizeArgs {
   std::vector<std::string> exclude;
   bool per_channel = false;
   bool reduce_range = false;
+  bool no_input_search = false;
   bool json = false;
 };
 
@@ -31,6 +32,7 @@ int run_quantize(const QuantizeArgs& a) {
   nn::quantize::QuantizeOptions opts;
   opts.per_channel = a.per_channel;
   opts.reduce_range = a.reduce_range;
+  opts.input_search = !a.no_input_search;
   opts.exclude = a.exclude;
   if (a.method == "minmax") opts.method = nn::quantize::CalibrationMethod::kMinMax;
   else if (a.method == "percentile") opts.method = nn::quantize::CalibrationMethod::kPercentile;
@@ -67,6 +69,7 @@ int run_quantize(const QuantizeArgs& a) {
     j["method"] = a.method;
     j["per_channel"] = a.per_channel;
     j["reduce_range"] = a.reduce_range;
+    j["input_search"] = !a.no_input_search;
     j["samples"] = report.samples;
     j["quantized_nodes"] = report.quantized_nodes;
     nlohmann::json layers = nlohmann::json::array();
@@ -110,6 +113,9 @@ void register_quantize(CLI::App& app, int& exit_code) {
               "without VNNI, at some accuracy");
   c->add_option("--method", args->method, "Activation ranges: minmax, percentile (99.99%) or entropy (KL)");
   c->add_option("--exclude", args->exclude, "Node names to leave in float");
+  c->add_flag("--no-input-search", args->no_input_search,
+              "Keep the method's range for the model input too (default: the range, among clipped ones, that "
+              "least changes the outputs)");
   c->add_flag("--json", args->json, "Print the report as one JSON object");
   c->callback([args, &exit_code] { exit_code = run_quantize(*args); });
 }

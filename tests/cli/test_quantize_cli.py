@@ -113,6 +113,64 @@ class Quantize(unittest.TestCase):
         # The integer kernels agree with the reference QDQ arithmetic within one output step.
         self.assertLess(np.abs(y8 - y8_ref).max(), 0.02 * scale + 1e-6)
 
+    def test_the_classifier_output_stays_float(self):
+        # Nothing quantised reads the Gemm's output: the integer kernel writes float logits instead of
+        # rounding them to 256 levels (which tied the top two classes of the KWS model).
+        p = kiln("quantize", self.model, "--calibration", self.calib, "--output", self.out, "--json")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        m = onnx.load(self.out)
+        self.assertEqual([n.input[0] for n in m.graph.node if n.op_type == "QuantizeLinear" and n.input[0] == "y"], [])
+        self.assertEqual([n.op_type for n in m.graph.node if "y" in n.output], ["Gemm"])
+        info = json.loads(kiln("info", self.out, "--json").stdout)
+        self.assertIn("fc", [n.split(" ")[0] for n in info["integer_nodes"]])
+        x = np.random.default_rng(9).uniform(0, 1, (1, 1, 8, 8)).astype(np.float32)
+        y8, y8_ref = self.run_model(self.out, x), self.run_model(self.out, x, "--no-optimize")
+        self.assertLess(np.abs(y8 - y8_ref).max(), 1e-4 * np.abs(y8_ref).max())
+
+    def test_the_input_range_is_chosen_by_its_effect_on_the_output(self):
+        # Feature 0 spans [-100, 0] but barely matters (weight 0.01); the other nine span [-1, 1]. One
+        # input scale for all rounds them in steps of 0.4 unless feature 0's rare extremes are clipped.
+        rng = np.random.default_rng(4)
+        w = np.vstack([np.full((1, 4), 0.01), rng.normal(0, 1, (9, 4))]).astype(np.float32)
+        graph = helper.make_graph([helper.make_node("Gemm", ["x", "w"], ["y"], name="fc")], "g",
+                                  [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 10])],
+                                  [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])],
+                                  [numpy_helper.from_array(w, "w")])
+        model = os.path.join(self.dir, "wide.onnx")
+        onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), model)
+        def features(n):
+            x = rng.uniform(-1, 1, (n, 1, 10)).astype(np.float32)
+            x[:, 0, 0] = -100 * rng.uniform(0, 1, n) ** 4
+            return x
+        calib = os.path.join(self.dir, "wide_calib")
+        os.mkdir(calib)
+        np.save(os.path.join(calib, "x.npy"), features(200))
+        test = features(100)
+        errors = {}
+        for search in (True, False):
+            out = os.path.join(self.dir, "wide%d.int8.onnx" % search)
+            p = kiln("quantize", model, "--calibration", calib, "--output", out, "--json",
+                     *([] if search else ["--no-input-search"]))
+            self.assertEqual(p.returncode, 0, p.stderr)
+            report = json.loads(p.stdout)
+            self.assertEqual(report["input_search"], search)
+            notes = [n for n in report["notes"] if n.startswith("input 'x': range")]
+            self.assertEqual(len(notes), 1 if search else 0, report["notes"])
+            m = onnx.load(out)
+            q = [n for n in m.graph.node if n.op_type == "QuantizeLinear" and n.input[0] == "x"]
+            self.assertEqual(len(q), 1)
+            init = {t.name: numpy_helper.to_array(t) for t in m.graph.initializer}
+            lo = float(init[q[0].input[1]]) * (-128 - int(init[q[0].input[2]]))
+            if search:
+                self.assertGreater(lo, -90, "the low end is clipped")
+            else:
+                self.assertLess(lo, -95, "minmax keeps the extremes")
+            errors[search] = sum(float(((self.run_model(out, x[None]) - x[None] @ w) ** 2).sum()) for x in test[:, 0])
+        self.assertLess(errors[True], 0.5 * errors[False], errors)
+        # Where every feature matters alike, clipping only hurts: the calibrated range stays.
+        p = kiln("quantize", self.model, "--calibration", self.calib, "--output", self.out, "--json")
+        self.assertFalse([n for n in json.loads(p.stdout)["notes"] if "chosen by the outputs" in n])
+
     def test_reduce_range_writes_7_bit_weights_for_the_avx2_kernel(self):
         p = kiln("quantize", self.model, "--calibration", self.calib, "--output", self.out, "--per-channel",
                  "--reduce-range", "--json")

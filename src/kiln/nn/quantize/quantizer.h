@@ -37,6 +37,9 @@ struct QuantizeOptions {
   // weights (qs8_gemm_avx2_w7, about twice the exact 8-bit AVX2 kernel), at some accuracy.
   bool reduce_range = false;
   CalibrationMethod method = CalibrationMethod::kMinMax;
+  // The model input's range chosen by the error it causes in the outputs (quantizer.cc,
+  // search_input_range); off: the method's range, as for every other tensor.
+  bool input_search = true;
   // Node names left in float.
   std::vector<std::string> exclude;
 };
