@@ -427,10 +427,10 @@ class Quantizer {
   // QuantizeLinear -> DequantizeLinear would, run through the fp32 model, and the squared error of
   // the outputs summed against the unrounded run. From the observed range, the low end is shrunk
   // first (to 90 % ... 40 %), then the high end; the best must have 5 % less error than the
-  // method's own range, or that stays. (Inner tensors keep
-  // their method's range: there, what a clipped value costs depends on the other rounding too.)
-  // The tensors searched are the input and its layout-only descendants (Transpose, Reshape, ...:
-  // rounding commutes with them), one range for all.
+  // method's own range, or that stays. (Inner tensors keep their method's range: there, what a
+  // clipped value costs depends on the other rounding too.) The tensors searched are the input and
+  // its layout-only descendants (Transpose, Reshape, ...: rounding commutes with them), one range
+  // for all.
   Status search_input_range(const onnx::GraphProto& g, const std::vector<Tensor>& samples) {
     std::vector<std::string> chain{runtime_inputs_[0]};
     for (size_t i = 0; i < chain.size(); ++i) {
@@ -512,7 +512,8 @@ class Quantizer {
     }
     char buf[256];
     std::snprintf(buf, sizeof buf,
-                  "range [%.4g, %.4g] -> [%.4g, %.4g], chosen by the outputs: their error on %zu calibration samples %.1f dB lower",
+                  "range [%.4g, %.4g] -> [%.4g, %.4g], chosen by the outputs: their error on %zu calibration "
+                  "samples %.1f dB lower",
                   calibrated.lo, calibrated.hi, best.lo, best.hi, n, 10.0 * std::log10(base / std::max(best_err, 1e-300)));
     notes_.push_back("input '" + runtime_inputs_[0] + "': " + buf);
     return Status::ok();
