@@ -240,6 +240,53 @@ TEST(Quantized, TwoThreadsGiveTheSameResult) {
   }
 }
 
+// A residual QAdd of at least 8 KiB runs in two contiguous halves at 2 threads (fast_qelementwise.cc):
+// the same bytes as at 1 thread, an odd element count included, and the reference's within a step.
+TEST(Quantized, SplitResidualAddGivesTheSameResult) {
+  std::mt19937 rng(23);
+  const float s = 1.f / 16.f;
+  const Tensor w = random_float({8, 8, 1, 1}, rng);
+  const QuantWeights qw = quantize_weights(w, 0);
+  for (int64_t h : {37, 64}) {  // 8 x 37 x 41 = 12136 elements (odd halves), 8 x 64 x 41 = 20992
+    ModelBuilder b(13);
+    b.input("x", DType::kFloat32, {1, 8, h, 41})
+        .initializer("s", scalar_f(s)).initializer("z", scalar_i8(3))
+        .initializer("s2", scalar_f(s * 1.25f)).initializer("z2", scalar_i8(-7))
+        .initializer("wq", qw.q).initializer("ws", qw.scale).initializer("wz", qw.zero)
+        .node("QuantizeLinear", {"x", "s", "z"}, {"xq"})
+        .node("DequantizeLinear", {"xq", "s", "z"}, {"xd"})
+        .node("DequantizeLinear", {"wq", "ws", "wz"}, {"wd"}, {Attr::i("axis", 0)})
+        .node("Conv", {"xd", "wd"}, {"c"}, {Attr::ints("kernel_shape", {1, 1})})
+        .node("QuantizeLinear", {"c", "s2", "z2"}, {"cq"})
+        .node("DequantizeLinear", {"cq", "s2", "z2"}, {"cd"})
+        .node("Add", {"cd", "xd"}, {"a"})
+        .node("QuantizeLinear", {"a", "s2", "z2"}, {"aq"})
+        .node("DequantizeLinear", {"aq", "s2", "z2"}, {"y"})
+        .output("y", DType::kFloat32);
+    Result<Model> m = b.build();
+    ASSERT_TRUE(m.is_ok()) << m.status().to_string();
+    std::vector<Tensor> in = {random_float({1, 8, h, 41}, rng, -3.f, 3.f)};
+    std::vector<Tensor> outs[2];
+    for (int threads : {1, 2}) {
+      CompileOptions o;
+      o.threads = threads;
+      Result<CompiledModel> cm = compile(*m, o);
+      ASSERT_TRUE(cm.is_ok()) << cm.status().to_string();
+      outs[threads - 1] = cm->make_outputs();
+      TensorView iv[] = {in[0].view()};
+      TensorView ov[] = {outs[threads - 1][0].view()};
+      ASSERT_TRUE(cm->run(iv, ov).is_ok());
+    }
+    const Tensor& one = outs[0][0];
+    const Tensor& two = outs[1][0];
+    ASSERT_EQ(one.byte_size(), two.byte_size());
+    EXPECT_EQ(0, std::memcmp(one.raw(), two.raw(), static_cast<size_t>(one.byte_size()))) << "h=" << h;
+    Outputs ref = run(*m, in, false), fast = run(*m, in, true);
+    EXPECT_EQ(count_op(fast, "QAdd"), 1);
+    expect_close(ref, fast, s * 1.25f, "residual add h=" + std::to_string(h));
+  }
+}
+
 // x -> Q -> DQ -> MatMul(DQ(w)) + DQ(b) [-> Relu] -> Q -> DQ, and the Gemm spelling with transB.
 TEST(Quantized, QdqDenseLayersRunOnIntegerKernels) {
   std::mt19937 rng(12);
