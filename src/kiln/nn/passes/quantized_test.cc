@@ -207,6 +207,25 @@ TEST(Quantized, QdqConvolutionsRunOnIntegerKernels) {
       }
 }
 
+// The model's one output, run at 1 and at 2 threads, is the same bytes.
+void expect_same_bytes_at_1_and_2_threads(const Model& m, const Tensor& in, const std::string& what) {
+  std::vector<Tensor> outs[2];
+  for (int threads : {1, 2}) {
+    CompileOptions o;
+    o.threads = threads;
+    Result<CompiledModel> cm = compile(m, o);
+    ASSERT_TRUE(cm.is_ok()) << cm.status().to_string();
+    outs[threads - 1] = cm->make_outputs();
+    TensorView iv[] = {in.view()};
+    TensorView ov[] = {outs[threads - 1][0].view()};
+    ASSERT_TRUE(cm->run(iv, ov).is_ok()) << what;
+  }
+  const Tensor& one = outs[0][0];
+  const Tensor& two = outs[1][0];
+  ASSERT_EQ(one.byte_size(), two.byte_size()) << what;
+  EXPECT_EQ(0, std::memcmp(one.raw(), two.raw(), static_cast<size_t>(one.byte_size()))) << what;
+}
+
 // Layers large enough to be split between threads (depthwise: one row range per thread from 2^18
 // multiply-adds; GEMM tiles) give the same bytes at 2 threads as at 1, odd row counts included.
 TEST(Quantized, TwoThreadsGiveTheSameResult) {
@@ -220,23 +239,9 @@ TEST(Quantized, TwoThreadsGiveTheSameResult) {
     float step = 0;
     Result<Model> m = qdq_conv_model(k, true, false, rng, &step);
     ASSERT_TRUE(m.is_ok()) << m.status().to_string();
-    std::vector<Tensor> in = {random_float({2, k.c, k.h, k.w}, rng)};  // the model's batch of 2
-    std::vector<Tensor> outs[2];
-    for (int threads : {1, 2}) {
-      CompileOptions o;
-      o.threads = threads;
-      Result<CompiledModel> cm = compile(*m, o);
-      ASSERT_TRUE(cm.is_ok()) << cm.status().to_string();
-      outs[threads - 1] = cm->make_outputs();
-      TensorView iv[] = {in[0].view()};
-      TensorView ov[] = {outs[threads - 1][0].view()};
-      ASSERT_TRUE(cm->run(iv, ov).is_ok());
-    }
-    const Tensor& a = outs[0][0];
-    const Tensor& b = outs[1][0];
-    ASSERT_EQ(a.byte_size(), b.byte_size());
-    EXPECT_EQ(0, std::memcmp(a.raw(), b.raw(), static_cast<size_t>(a.byte_size())))
-        << "c=" << k.c << " group=" << k.group << " stride " << k.sh;
+    const Tensor in = random_float({2, k.c, k.h, k.w}, rng);  // the model's batch of 2
+    expect_same_bytes_at_1_and_2_threads(*m, in, "c=" + std::to_string(k.c) + " group=" + std::to_string(k.group) +
+                                                     " stride " + std::to_string(k.sh));
   }
 }
 
@@ -266,21 +271,7 @@ TEST(Quantized, SplitResidualAddGivesTheSameResult) {
     Result<Model> m = b.build();
     ASSERT_TRUE(m.is_ok()) << m.status().to_string();
     std::vector<Tensor> in = {random_float({1, 8, h, 41}, rng, -3.f, 3.f)};
-    std::vector<Tensor> outs[2];
-    for (int threads : {1, 2}) {
-      CompileOptions o;
-      o.threads = threads;
-      Result<CompiledModel> cm = compile(*m, o);
-      ASSERT_TRUE(cm.is_ok()) << cm.status().to_string();
-      outs[threads - 1] = cm->make_outputs();
-      TensorView iv[] = {in[0].view()};
-      TensorView ov[] = {outs[threads - 1][0].view()};
-      ASSERT_TRUE(cm->run(iv, ov).is_ok());
-    }
-    const Tensor& one = outs[0][0];
-    const Tensor& two = outs[1][0];
-    ASSERT_EQ(one.byte_size(), two.byte_size());
-    EXPECT_EQ(0, std::memcmp(one.raw(), two.raw(), static_cast<size_t>(one.byte_size()))) << "h=" << h;
+    expect_same_bytes_at_1_and_2_threads(*m, in[0], "h=" + std::to_string(h));
     Outputs ref = run(*m, in, false), fast = run(*m, in, true);
     EXPECT_EQ(count_op(fast, "QAdd"), 1);
     expect_close(ref, fast, s * 1.25f, "residual add h=" + std::to_string(h));
