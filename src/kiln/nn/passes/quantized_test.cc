@@ -207,6 +207,25 @@ TEST(Quantized, QdqConvolutionsRunOnIntegerKernels) {
       }
 }
 
+// Input x of `shape` -> Q/DQ (s, z) -> 1x1 Conv of qw -> Q/DQ (s2, z2) -> Add with the input ->
+// Q/DQ (s2, z2) into "ad": a residual block in QDQ form (s and z also name the input's scale).
+ModelBuilder& residual_block(ModelBuilder& b, const Shape& shape, const QuantWeights& qw, float s, int8_t z, float s2,
+                             int8_t z2) {
+  return b.input("x", DType::kFloat32, shape)
+      .initializer("s", scalar_f(s)).initializer("z", scalar_i8(z))
+      .initializer("s2", scalar_f(s2)).initializer("z2", scalar_i8(z2))
+      .initializer("wq", qw.q).initializer("ws", qw.scale).initializer("wz", qw.zero)
+      .node("QuantizeLinear", {"x", "s", "z"}, {"xq"})
+      .node("DequantizeLinear", {"xq", "s", "z"}, {"xd"})
+      .node("DequantizeLinear", {"wq", "ws", "wz"}, {"wd"}, {Attr::i("axis", 0)})
+      .node("Conv", {"xd", "wd"}, {"c"}, {Attr::ints("kernel_shape", {1, 1})})
+      .node("QuantizeLinear", {"c", "s2", "z2"}, {"cq"})
+      .node("DequantizeLinear", {"cq", "s2", "z2"}, {"cd"})
+      .node("Add", {"cd", "xd"}, {"a"})
+      .node("QuantizeLinear", {"a", "s2", "z2"}, {"aq"})
+      .node("DequantizeLinear", {"aq", "s2", "z2"}, {"ad"});
+}
+
 // The model's one output, run at 1 and at 2 threads, is the same bytes.
 void expect_same_bytes_at_1_and_2_threads(const Model& m, const Tensor& in, const std::string& what) {
   std::vector<Tensor> outs[2];
@@ -254,20 +273,7 @@ TEST(Quantized, SplitResidualAddGivesTheSameResult) {
   const QuantWeights qw = quantize_weights(w, 0);
   for (int64_t h : {37, 64}) {  // 8 x 37 x 41 = 12136 elements (odd halves), 8 x 64 x 41 = 20992
     ModelBuilder b(13);
-    b.input("x", DType::kFloat32, {1, 8, h, 41})
-        .initializer("s", scalar_f(s)).initializer("z", scalar_i8(3))
-        .initializer("s2", scalar_f(s * 1.25f)).initializer("z2", scalar_i8(-7))
-        .initializer("wq", qw.q).initializer("ws", qw.scale).initializer("wz", qw.zero)
-        .node("QuantizeLinear", {"x", "s", "z"}, {"xq"})
-        .node("DequantizeLinear", {"xq", "s", "z"}, {"xd"})
-        .node("DequantizeLinear", {"wq", "ws", "wz"}, {"wd"}, {Attr::i("axis", 0)})
-        .node("Conv", {"xd", "wd"}, {"c"}, {Attr::ints("kernel_shape", {1, 1})})
-        .node("QuantizeLinear", {"c", "s2", "z2"}, {"cq"})
-        .node("DequantizeLinear", {"cq", "s2", "z2"}, {"cd"})
-        .node("Add", {"cd", "xd"}, {"a"})
-        .node("QuantizeLinear", {"a", "s2", "z2"}, {"aq"})
-        .node("DequantizeLinear", {"aq", "s2", "z2"}, {"y"})
-        .output("y", DType::kFloat32);
+    residual_block(b, {1, 8, h, 41}, qw, s, 3, s * 1.25f, -7).output("ad", DType::kFloat32);
     Result<Model> m = b.build();
     ASSERT_TRUE(m.is_ok()) << m.status().to_string();
     std::vector<Tensor> in = {random_float({1, 8, h, 41}, rng, -3.f, 3.f)};
@@ -449,19 +455,7 @@ TEST(Quantized, PoolAddMulAndFallbackNotes) {
   const Tensor w = random_float({8, 8, 1, 1}, rng);
   const QuantWeights qw = quantize_weights(w, 0);
   ModelBuilder b(13);
-  b.input("x", DType::kFloat32, {1, 8, 6, 6})
-      .initializer("s", scalar_f(s)).initializer("z", scalar_i8(2))
-      .initializer("s2", scalar_f(s * 1.5f)).initializer("z2", scalar_i8(-3))
-      .initializer("wq", qw.q).initializer("ws", qw.scale).initializer("wz", qw.zero)
-      .node("QuantizeLinear", {"x", "s", "z"}, {"xq"})
-      .node("DequantizeLinear", {"xq", "s", "z"}, {"xd"})
-      .node("DequantizeLinear", {"wq", "ws", "wz"}, {"wd"}, {Attr::i("axis", 0)})
-      .node("Conv", {"xd", "wd"}, {"c"}, {Attr::ints("kernel_shape", {1, 1})})
-      .node("QuantizeLinear", {"c", "s2", "z2"}, {"cq"})
-      .node("DequantizeLinear", {"cq", "s2", "z2"}, {"cd"})
-      .node("Add", {"cd", "xd"}, {"a"})
-      .node("QuantizeLinear", {"a", "s2", "z2"}, {"aq"})
-      .node("DequantizeLinear", {"aq", "s2", "z2"}, {"ad"})
+  residual_block(b, {1, 8, 6, 6}, qw, s, 2, s * 1.5f, -3)
       .node("MaxPool", {"ad"}, {"p"}, {Attr::ints("kernel_shape", {3, 3}), Attr::ints("strides", {2, 2}),
                                        Attr::ints("pads", {1, 1, 1, 1})})
       .node("QuantizeLinear", {"p", "s", "z"}, {"pq"})
