@@ -21,6 +21,7 @@ Status optimize_graph(Graph& g, const CompileOptions& options, std::vector<std::
       {"fuse_epilogues", passes::fuse_epilogues},
       {"fuse_channel_scale", passes::fuse_channel_scale},
       {"fast_ops", passes::fast_ops},
+      {"fold_layout_pairs", passes::fold_layout_pairs},
   };
   {
     GraphEditor e(g);

@@ -44,5 +44,8 @@ Result<int> fuse_epilogues(GraphEditor& e);
 // The squeeze-and-excitation gate Mul(x, s [N,1,1,C]) read only by a 1x1 com.kiln.Conv becomes
 // the conv's input_scale, where H*W exceeds the conv's output channels.
 Result<int> fuse_channel_scale(GraphEditor& e);
+// Last: Transpose -> per-tensor Quantize / Dequantize -> the opposite Transpose becomes the
+// conversion alone, in the first Transpose's input layout.
+Result<int> fold_layout_pairs(GraphEditor& e);
 
 }  // namespace kiln::nn::passes

@@ -284,6 +284,39 @@ TEST(Quantized, SplitResidualAddGivesTheSameResult) {
   }
 }
 
+// A convolution left in float (kiln quantize --exclude) feeding an integer one: the float conv runs
+// in NHWC and the Quantize between them reads its NHWC output directly (fold_layout_pairs.cc), no
+// NHWC -> NCHW -> NHWC round trip. Same values as the reference QDQ graph.
+TEST(Quantized, FloatConvolutionFeedsAnIntegerOneWithoutLayoutChanges) {
+  std::mt19937 rng(29);
+  const float s = 1.f / 16.f;
+  const Tensor w1 = random_float({8, 3, 3, 3}, rng);
+  const QuantWeights qw = quantize_weights(random_float({8, 8, 1, 1}, rng), 0);
+  ModelBuilder b(13);
+  b.input("x", DType::kFloat32, {1, 3, 12, 12})
+      .initializer("w1", w1)
+      .initializer("s", scalar_f(s)).initializer("z", scalar_i8(-100))
+      .initializer("wq", qw.q).initializer("ws", qw.scale).initializer("wz", qw.zero)
+      .node("Conv", {"x", "w1"}, {"c1"}, {Attr::ints("kernel_shape", {3, 3}), Attr::ints("pads", {1, 1, 1, 1})})
+      .node("Relu", {"c1"}, {"r1"})
+      .node("QuantizeLinear", {"r1", "s", "z"}, {"rq"})
+      .node("DequantizeLinear", {"rq", "s", "z"}, {"rd"})
+      .node("DequantizeLinear", {"wq", "ws", "wz"}, {"wd"}, {Attr::i("axis", 0)})
+      .node("Conv", {"rd", "wd"}, {"c2"}, {Attr::ints("kernel_shape", {1, 1})})
+      .node("QuantizeLinear", {"c2", "s", "z"}, {"yq"})
+      .node("DequantizeLinear", {"yq", "s", "z"}, {"y"})
+      .output("y", DType::kFloat32);
+  Result<Model> m = b.build();
+  ASSERT_TRUE(m.is_ok()) << m.status().to_string();
+  std::vector<Tensor> in = {random_float({1, 3, 12, 12}, rng)};
+  Outputs ref = run(*m, in, false), fast = run(*m, in, true);
+  EXPECT_EQ(count_op(fast, "QConv"), 1);
+  EXPECT_EQ(count_op(fast, "Quantize"), 1);
+  // The input's NCHW -> NHWC and the output's NHWC -> NCHW; not the two around the Quantize.
+  EXPECT_EQ(count_op(fast, "Transpose"), 2);
+  expect_close(ref, fast, s, "float conv -> integer conv");
+}
+
 // x -> Q -> DQ -> MatMul(DQ(w)) + DQ(b) [-> Relu] -> Q -> DQ, and the Gemm spelling with transB.
 TEST(Quantized, QdqDenseLayersRunOnIntegerKernels) {
   std::mt19937 rng(12);
