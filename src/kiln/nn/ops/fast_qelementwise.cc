@@ -6,12 +6,14 @@
 //   com.kiln.Quantize     X float32, scale, zero_point -> int8/uint8 (per-tensor QuantizeLinear)
 //   com.kiln.Dequantize   X int8/uint8, scale, zero_point -> float32 (per-tensor DequantizeLinear)
 //   com.microsoft.QLinearAdd / QLinearMul (ONNX Runtime's QOperator format) run as QAdd / QMul.
-// Quantize, Dequantize and same-shaped QAdd / QMul run on the vectorised kernels of
-// kernels/qgemm.h (QAdd / QMul of 8 KiB or more in two halves at 2 threads); QAdd / QMul with a
-// single-value operand run a plain loop. Both compute each
-// element with the float operations the unfused chain would use.
+// Quantize, Dequantize, QAdd and QMul run on the vectorised kernels of kernels/qgemm.h (same-shaped
+// QAdd / QMul of 8 KiB or more in two halves at 2 threads; with a single-value operand, in chunks
+// against copies of it). They compute each element with the float operations the unfused chain
+// would use.
 #include <algorithm>
 #include <cmath>
+#include <cstring>
+#include <utility>
 
 #include "kiln/core/thread_pool.h"
 #include "kiln/nn/kernels/qgemm.h"
@@ -22,24 +24,6 @@
 namespace kiln::nn::ops {
 namespace {
 
-// One pass over the bytes, with the float operations of the unfused chain
-// (DequantizeLinear: float(q - zp) * scale; QuantizeLinear: round(v / y_scale) + zp), typed so
-// that the loop vectorises. A or B may be one value (stride 0).
-template <bool kMul, typename TA, typename TB, typename TY>
-void qbinary_loop(const TA* __restrict pa, int64_t sa, const TB* __restrict pb, int64_t sb, TY* __restrict py,
-                  int64_t n, QScalar aq, QScalar bq, QScalar yq, float qmin, float qmax) {
-  const float az = static_cast<float>(aq.zero_point), bz = static_cast<float>(bq.zero_point);
-  const float yz = static_cast<float>(yq.zero_point);
-  for (int64_t i = 0; i < n; ++i) {
-    const float va = (static_cast<float>(pa[i * sa]) - az) * aq.scale;
-    const float vb = (static_cast<float>(pb[i * sb]) - bz) * bq.scale;
-    const float v = kMul ? va * vb : va + vb;
-    float q = round_half_even(v / yq.scale) + yz;
-    q = std::min(std::max(q, qmin), qmax);  // branch-free: a Relu clamps half the values
-    py[i] = static_cast<TY>(static_cast<int32_t>(q));
-  }
-}
-
 // From this many bytes a same-shaped QAdd / QMul runs in two contiguous halves, one per thread,
 // cut at a cache line. That is about 2 us of work, where a split starts to pay on a VM whose cores
 // hand data over slowly (bench/cross_core.cc), and a residual Add reads what the convolutions
@@ -47,6 +31,8 @@ void qbinary_loop(const TA* __restrict pa, int64_t sa, const TB* __restrict pb, 
 // ResNet-8 int8 at 2 threads 53.3 -> 47.3 us (its three Adds: 16, 8 and 4 KiB; 4 KiB and 16 KiB
 // thresholds gave 47.9 and 48.7 us), MobileNetV2 1325 -> 1315 us, 15 alternating rounds.
 constexpr int64_t kSplitBytes = 8192;
+// Elements per call when one operand is a single value (its copies live on the stack).
+constexpr int64_t kChunk = 256;
 
 template <bool kMul>
 Result<KernelPtr> prepare_qbinary(PrepareContext& ctx) {
@@ -69,12 +55,10 @@ Result<KernelPtr> prepare_qbinary(PrepareContext& ctx) {
                            " (only equal shapes or a single value are supported)");
   ctx.set_output(0, yq.dtype(), out);
   const int64_t n = num_elements(out);
-  const int64_t sa = na == 1 ? 0 : 1, sb = nb == 1 ? 0 : 1;
-  const float lo = static_cast<float>(qmin), hi = static_cast<float>(qmax);
-  if (sa == 1 && sb == 1) {  // same shapes (a residual Add): the vectorised kernel
-    const kernels::QKernels& qk = kernels::qkernels();
-    kernels::QBinaryParams p{aq.scale, bq.scale, yq.scale, aq.zero_point, bq.zero_point, yq.zero_point,
-                             qmin, qmax, kMul, aq.is_unsigned, bq.is_unsigned, yq.is_unsigned};
+  const kernels::QKernels& qk = kernels::qkernels();
+  kernels::QBinaryParams p{aq.scale, bq.scale, yq.scale, aq.zero_point, bq.zero_point, yq.zero_point,
+                           qmin, qmax, kMul, aq.is_unsigned, bq.is_unsigned, yq.is_unsigned};
+  if (a.shape == b.shape) {  // same shapes (a residual Add)
     const int64_t parts = n >= kSplitBytes ? std::min<int64_t>(ctx.threads(), 2) : 1;
     return make_kernel(
         [=, &qk](const KernelContext& kc) {
@@ -94,26 +78,25 @@ Result<KernelPtr> prepare_qbinary(PrepareContext& ctx) {
         },
         qk.name);
   }
-  KernelPtr k;
-  using Bytes = TypeList<int8_t, uint8_t>;
-  visit_dtype<Bytes>(a.dtype, [&](auto ta) {
-    using TA = typename decltype(ta)::type;
-    visit_dtype<Bytes>(b.dtype, [&](auto tb) {
-      using TB = typename decltype(tb)::type;
-      visit_dtype<Bytes>(yq.dtype(), [&](auto ty) {
-        using TY = typename decltype(ty)::type;
-        k = make_kernel(
-            [=](const KernelContext& kc) {
-              qbinary_loop<kMul>(kc.in(0).as<const TA>(), sa, kc.in(3).as<const TB>(), sb, kc.out(0).as<TY>(), n, aq,
-                                 bq, yq, lo, hi);
-              return Status::ok();
-            },
-            "qs8_binary");
-      });
-    });
-  });
-  if (!k) return ctx.unsupported_dtype(0);
-  return k;
+  // One operand a single value: it becomes the second (Add and Mul of two floats commute exactly),
+  // and the same kernel runs over chunks of kChunk elements against a chunk of copies of it.
+  const bool swap = na == 1 && nb != 1;
+  if (swap) {
+    std::swap(p.a_scale, p.b_scale);
+    std::swap(p.a_zero, p.b_zero);
+    std::swap(p.a_unsigned, p.b_unsigned);
+  }
+  const size_t vec_in = swap ? 3 : 0, one_in = swap ? 0 : 3;
+  return make_kernel(
+      [=, &qk](const KernelContext& kc) {
+        const uint8_t* pa = static_cast<const uint8_t*>(kc.in(vec_in).data);
+        alignas(64) uint8_t copies[kChunk];
+        std::memset(copies, *static_cast<const uint8_t*>(kc.in(one_in).data), kChunk);
+        uint8_t* py = static_cast<uint8_t*>(kc.out(0).data);
+        for (int64_t i = 0; i < n; i += kChunk) qk.binary(pa + i, copies, std::min(kChunk, n - i), p, py + i);
+        return Status::ok();
+      },
+      qk.name);
 }
 
 Result<KernelPtr> prepare_quantize(PrepareContext& ctx) {

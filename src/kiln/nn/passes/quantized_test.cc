@@ -743,38 +743,46 @@ TEST(Quantized, IntegerRunAllocatesNothing) {
   }
 }
 
-// ONNX Runtime's com.microsoft QLinearAdd / QLinearMul compute what DQ -> Add / Mul -> Q does.
+// ONNX Runtime's com.microsoft QLinearAdd / QLinearMul compute what DQ -> Add / Mul -> Q does: same
+// shapes, and a single-value operand on either side (the chunked path; 600 values: 2 whole chunks
+// and a part), int8 and uint8 operands.
 TEST(Quantized, MicrosoftQLinearAddAndMul) {
   std::mt19937 rng(18);
   std::uniform_int_distribution<int> byte(0, 255);
-  for (const char* op : {"Add", "Mul"}) {
-    ModelBuilder q(13), f(13);
-    q.opset("com.microsoft", 1);
-    for (ModelBuilder* b : {&q, &f})
-      b->input("a", DType::kInt8, {2, 37})
-          .input("b", DType::kInt8, {2, 37})
-          .initializer("as", scalar_f(0.05f)).initializer("az", scalar_i8(4))
-          .initializer("bs", scalar_f(0.02f)).initializer("bz", scalar_i8(-9))
-          .initializer("ys", scalar_f(op[0] == 'A' ? 0.06f : 0.5f)).initializer("yz", scalar_i8(1));
-    q.node(std::string("QLinear") + op, {"a", "as", "az", "b", "bs", "bz", "ys", "yz"}, {"y"}, {}, "com.microsoft")
-        .output("y", DType::kInt8);
-    f.node("DequantizeLinear", {"a", "as", "az"}, {"ad"})
-        .node("DequantizeLinear", {"b", "bs", "bz"}, {"bd"})
-        .node(op, {"ad", "bd"}, {"r"})
-        .node("QuantizeLinear", {"r", "ys", "yz"}, {"y"})
-        .output("y", DType::kInt8);
-    Result<Model> mq = q.build(), mf = f.build();
-    ASSERT_TRUE(mq.is_ok()) << mq.status().to_string();
-    ASSERT_TRUE(mf.is_ok()) << mf.status().to_string();
-    Tensor a(DType::kInt8, {2, 37}), b(DType::kInt8, {2, 37});
-    for (int64_t i = 0; i < a.num_elements(); ++i) {
-      a.data<int8_t>()[i] = static_cast<int8_t>(byte(rng) - 128);
-      b.data<int8_t>()[i] = static_cast<int8_t>(byte(rng) - 128);
+  struct Case {
+    Shape a, b;
+    bool a_u8;
+  };
+  const Case cases[] = {{{2, 300}, {2, 300}, false}, {{2, 300}, {1}, false}, {{1}, {2, 300}, true}};
+  for (const Case& c : cases)
+    for (const char* op : {"Add", "Mul"}) {
+      const DType ta = c.a_u8 ? DType::kUInt8 : DType::kInt8;
+      ModelBuilder q(13), f(13);
+      q.opset("com.microsoft", 1);
+      for (ModelBuilder* b : {&q, &f})
+        b->input("a", ta, c.a)
+            .input("b", DType::kInt8, c.b)
+            .initializer("as", scalar_f(0.05f)).initializer("az", c.a_u8 ? scalar_u8(130) : scalar_i8(4))
+            .initializer("bs", scalar_f(0.02f)).initializer("bz", scalar_i8(-9))
+            .initializer("ys", scalar_f(op[0] == 'A' ? 0.06f : 0.5f)).initializer("yz", scalar_i8(1));
+      q.node(std::string("QLinear") + op, {"a", "as", "az", "b", "bs", "bz", "ys", "yz"}, {"y"}, {}, "com.microsoft")
+          .output("y", DType::kInt8);
+      f.node("DequantizeLinear", {"a", "as", "az"}, {"ad"})
+          .node("DequantizeLinear", {"b", "bs", "bz"}, {"bd"})
+          .node(op, {"ad", "bd"}, {"r"})
+          .node("QuantizeLinear", {"r", "ys", "yz"}, {"y"})
+          .output("y", DType::kInt8);
+      Result<Model> mq = q.build(), mf = f.build();
+      ASSERT_TRUE(mq.is_ok()) << mq.status().to_string();
+      ASSERT_TRUE(mf.is_ok()) << mf.status().to_string();
+      Tensor a(ta, c.a), b(DType::kInt8, c.b);
+      for (int64_t i = 0; i < a.num_elements(); ++i) static_cast<uint8_t*>(a.raw())[i] = static_cast<uint8_t>(byte(rng));
+      for (int64_t i = 0; i < b.num_elements(); ++i) b.data<int8_t>()[i] = static_cast<int8_t>(byte(rng) - 128);
+      std::vector<Tensor> in = {a, b};
+      const std::string what = std::string("QLinear") + op + " " + shape_to_string(c.a) + " " + shape_to_string(c.b);
+      expect_close(run(*mf, in, false), run(*mq, in, false), 0, what, true);
+      expect_close(run(*mf, in, false), run(*mq, in, true), 0, what + " optimised", true);
     }
-    std::vector<Tensor> in = {a, b};
-    expect_close(run(*mf, in, false), run(*mq, in, false), 0, std::string("QLinear") + op, true);
-    expect_close(run(*mf, in, false), run(*mq, in, true), 0, std::string("QLinear") + op + " optimised", true);
-  }
 }
 
 // A zero or NaN scale in a quantised model is an error at compile time, with or without the pass.
