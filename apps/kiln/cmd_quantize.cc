@@ -45,16 +45,14 @@ int run_quantize(const QuantizeArgs& a) {
   Result<nn::Model> m = nn::Model::load_bytes(*bytes, lo);
   if (!m.is_ok()) return fail("quantize", m.status().with_context(a.model));
   const nn::Graph& g = m->graph();
-  if (g.inputs.size() != 1)
-    return fail("quantize", Status::unsupported(a.model, ": the quantiser handles models with one input; this one has ",
-                                                g.inputs.size()));
   for (const std::string& ex : a.exclude) {
     bool found = false;
     for (const nn::Node& n : g.nodes) found |= n.name == ex;
     if (!found) return fail("quantize", Status::invalid("--exclude: the model has no node named '", ex, "'"));
   }
-  const nn::Value& in = g.values[g.inputs[0]];
-  Result<std::vector<Tensor>> samples = nn::quantize::load_calibration(a.calibration, in.name, in.type);
+  std::vector<nn::quantize::ModelInput> inputs;
+  for (int v : g.inputs) inputs.push_back({g.values[v].name, g.values[v].type});
+  Result<std::vector<nn::quantize::Sample>> samples = nn::quantize::load_calibration(a.calibration, inputs);
   if (!samples.is_ok()) return fail("quantize", samples.status());
   nn::quantize::QuantizeReport report;
   Result<std::string> out = nn::quantize::quantize_model(*bytes, lo.base_dir, *samples, opts, &report);
@@ -104,7 +102,9 @@ void register_quantize(CLI::App& app, int& exit_code) {
   auto args = std::make_shared<QuantizeArgs>();
   CLI::App* c = app.add_subcommand("quantize", "Post-training int8 quantisation into a QDQ ONNX model");
   c->add_option("MODEL", args->model, "fp32 ONNX model")->required();
-  c->add_option("--calibration", args->calibration, "Folder of .npy calibration inputs (one sample or stacked per file)")
+  c->add_option("--calibration", args->calibration,
+                "Folder of .npy calibration inputs (one sample or stacked per file; with several model inputs, "
+                "one subfolder per input, named after it)")
       ->required();
   c->add_option("--output", args->output, "Where to write the quantised ONNX model")->required();
   c->add_flag("--per-channel", args->per_channel, "One weight scale per output channel (default: per tensor)");

@@ -7,6 +7,7 @@ stay close to fp32; bad inputs must exit with code 2, one message, and no output
 """
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -170,6 +171,59 @@ class Quantize(unittest.TestCase):
         # Where every feature matters alike, clipping only hurts: the calibrated range stays.
         p = kiln("quantize", self.model, "--calibration", self.calib, "--output", self.out, "--json")
         self.assertFalse([n for n in json.loads(p.stdout)["notes"] if "chosen by the outputs" in n])
+
+    def test_a_model_with_two_inputs(self):
+        # Sensor fusion shape: two inputs, a Gemm each, summed, a classifier. Calibration: one folder
+        # per input (named after it; ':' becomes '_'), samples paired by order.
+        rng = np.random.default_rng(6)
+        init = [numpy_helper.from_array(rng.normal(0, 0.5, (6, 8)).astype(np.float32), "wa"),
+                numpy_helper.from_array(rng.normal(0, 0.5, (4, 8)).astype(np.float32), "wb"),
+                numpy_helper.from_array(rng.normal(0, 0.5, (8, 3)).astype(np.float32), "wc")]
+        nodes = [helper.make_node("Gemm", ["a:0", "wa"], ["ha"], name="fa"),
+                 helper.make_node("Gemm", ["b", "wb"], ["hb"], name="fb"),
+                 helper.make_node("Add", ["ha", "hb"], ["h"], name="sum"),
+                 helper.make_node("Relu", ["h"], ["r"], name="relu"),
+                 helper.make_node("Gemm", ["r", "wc"], ["y"], name="fc")]
+        graph = helper.make_graph(nodes, "two", [helper.make_tensor_value_info("a:0", TensorProto.FLOAT, [1, 6]),
+                                                 helper.make_tensor_value_info("b", TensorProto.FLOAT, [1, 4])],
+                                  [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3])], init)
+        model = os.path.join(self.dir, "two.onnx")
+        onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), model)
+        calib = os.path.join(self.dir, "two_calib")
+        for name, width, count in (("a_0", 6, 40), ("b", 4, 40)):
+            os.makedirs(os.path.join(calib, name))
+            np.save(os.path.join(calib, name, "x.npy"), rng.uniform(-1, 1, (count, 1, width)).astype(np.float32))
+        p = kiln("quantize", model, "--calibration", calib, "--output", self.out, "--json")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        report = json.loads(p.stdout)
+        self.assertEqual(report["samples"], 40)
+        self.assertEqual(sorted(report["quantized_nodes"]), ["fa", "fb", "fc"])
+        m = onnx.load(self.out)
+        onnx.checker.check_model(m)
+        quantised = {n.input[0] for n in m.graph.node if n.op_type == "QuantizeLinear"}
+        self.assertIn("a:0", quantised)
+        self.assertIn("b", quantised)
+        info = json.loads(kiln("info", self.out, "--json").stdout)
+        self.assertEqual(sorted(n.split(" ")[0] for n in info["integer_nodes"]), ["fa", "fb", "fc", "sum"])
+        xa, xb = rng.uniform(-1, 1, (1, 6)).astype(np.float32), rng.uniform(-1, 1, (1, 4)).astype(np.float32)
+        np.save(os.path.join(self.dir, "xa.npy"), xa)
+        np.save(os.path.join(self.dir, "xb.npy"), xb)
+        outs = {}
+        for path in (model, self.out):
+            od = os.path.join(self.dir, "o2" + os.path.basename(path))
+            r = kiln("run", path, "--input", "a:0=" + os.path.join(self.dir, "xa.npy"), "--input",
+                     "b=" + os.path.join(self.dir, "xb.npy"), "--output-dir", od)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            outs[path] = np.load(os.path.join(od, "y.npy"))
+        self.assertLess(np.abs(outs[self.out] - outs[model]).max(), 0.05 * np.abs(outs[model]).max())
+        # A missing input folder and unequal counts are bad input.
+        os.remove(self.out)
+        np.save(os.path.join(calib, "b", "x.npy"), np.zeros((39, 1, 4), np.float32))
+        self.assertBadInput(kiln("quantize", model, "--calibration", calib, "--output", self.out), "39", "40",
+                            "same count")
+        shutil.rmtree(os.path.join(calib, "b"))
+        self.assertBadInput(kiln("quantize", model, "--calibration", calib, "--output", self.out), "input 'b'",
+                            "one folder per input")
 
     def test_reduce_range_writes_7_bit_weights_for_the_avx2_kernel(self):
         p = kiln("quantize", self.model, "--calibration", self.calib, "--output", self.out, "--per-channel",

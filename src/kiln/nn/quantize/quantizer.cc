@@ -3,6 +3,7 @@
 #include <onnx/onnx_pb.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -18,8 +19,11 @@ namespace kiln::nn::quantize {
 
 // ---- calibration data ----
 
-Result<std::vector<Tensor>> load_calibration(const std::string& dir, const std::string& input_name,
-                                             const ValueType& input) {
+namespace {
+
+// The samples of one input from the .npy files of `dir` (see load_calibration).
+Result<std::vector<Tensor>> load_input_samples(const std::string& dir, const std::string& input_name,
+                                               const ValueType& input) {
   namespace fs = std::filesystem;
   std::error_code ec;
   if (!fs::is_directory(dir, ec)) return Status::invalid("calibration folder '", dir, "' does not exist");
@@ -90,6 +94,41 @@ Result<std::vector<Tensor>> load_calibration(const std::string& dir, const std::
   return out;
 }
 
+}  // namespace
+
+std::string calibration_folder_name(const std::string& input_name) {
+  std::string s = input_name;
+  for (char& c : s)
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '-' && c != '_') c = '_';
+  return s;
+}
+
+Result<std::vector<Sample>> load_calibration(const std::string& dir, const std::vector<ModelInput>& inputs) {
+  if (inputs.empty()) return Status::invalid("the model has no runtime input to calibrate");
+  std::vector<Sample> samples;
+  if (inputs.size() == 1) {
+    KILN_ASSIGN_OR_RETURN(std::vector<Tensor> one, load_input_samples(dir, inputs[0].name, inputs[0].type));
+    for (Tensor& t : one) samples.push_back({std::move(t)});
+    return samples;
+  }
+  for (size_t k = 0; k < inputs.size(); ++k) {
+    const std::string sub = (std::filesystem::path(dir) / calibration_folder_name(inputs[k].name)).string();
+    std::error_code ec;
+    if (!std::filesystem::is_directory(sub, ec))
+      return Status::invalid("the model has ", inputs.size(), " inputs: calibration folder '", dir,
+                             "' needs one folder per input, and '", sub, "' (input '", inputs[k].name,
+                             "') does not exist");
+    KILN_ASSIGN_OR_RETURN(std::vector<Tensor> mine, load_input_samples(sub, inputs[k].name, inputs[k].type));
+    if (k == 0) samples.resize(mine.size());
+    if (mine.size() != samples.size())
+      return Status::invalid("calibration folder '", sub, "' holds ", mine.size(), " samples of input '",
+                             inputs[k].name, "', '", (std::filesystem::path(dir) / calibration_folder_name(inputs[0].name)).string(),
+                             "' ", samples.size(), " of input '", inputs[0].name, "': every input needs the same count");
+    for (size_t i = 0; i < mine.size(); ++i) samples[i].push_back(std::move(mine[i]));
+  }
+  return samples;
+}
+
 namespace {
 
 // ---- protobuf helpers ----
@@ -149,7 +188,7 @@ class Quantizer {
  public:
   Quantizer(const QuantizeOptions& o, std::string base_dir) : opts_(o), base_dir_(std::move(base_dir)) {}
 
-  Result<std::string> run(std::string_view bytes, const std::vector<Tensor>& samples, QuantizeReport* report) {
+  Result<std::string> run(std::string_view bytes, const std::vector<Sample>& samples, QuantizeReport* report) {
     if (!mp_.ParseFromArray(bytes.data(), static_cast<int>(bytes.size())))
       return Status::invalid("the model is not a valid ONNX protobuf");
     if (samples.empty()) return Status::invalid("no calibration samples");
@@ -161,15 +200,18 @@ class Quantizer {
       return Status::invalid("per-channel weights need opset >= 13 (the model imports ", opset_,
                              "); omit --per-channel or re-export the model");
     index_graph(g);
-    if (runtime_inputs_.size() != 1)
-      return Status::unsupported("the quantiser handles models with one input; this one has ", runtime_inputs_.size());
+    for (const Sample& x : samples)
+      if (x.size() != runtime_inputs_.size())
+        return Status::invalid("a calibration sample has ", x.size(), " tensors; the model has ", runtime_inputs_.size(),
+                               " inputs");
     find_layers(g);
     keep_float_tails(g);
     if (layers_.empty())
       return Status::invalid("the model has no quantisable node (Conv, Gemm or MatMul with constant weights",
                              opts_.exclude.empty() ? "" : ", not excluded", ")");
     KILN_RETURN_IF_ERROR(calibrate(samples));
-    if (opts_.input_search) KILN_RETURN_IF_ERROR(search_input_range(g, samples));
+    if (opts_.input_search)
+      for (size_t k = 0; k < runtime_inputs_.size(); ++k) KILN_RETURN_IF_ERROR(search_input_range(g, samples, k));
     KILN_RETURN_IF_ERROR(rewrite(g));
     std::string out;
     if (!mp_.SerializeToString(&out)) return Status::internal("serialising the quantised model failed");
@@ -352,7 +394,7 @@ class Quantizer {
 
   // Compiles a model that also outputs `extra` tensors.
   Result<CompiledModel> compile_with_outputs(const onnx::ModelProto& base, const std::vector<std::string>& extra,
-                                             const Tensor& sample, std::map<std::string, int>* index) {
+                                             const Sample& sample, std::map<std::string, int>* index) {
     onnx::ModelProto m = base;
     std::set<std::string> have;
     for (const auto& o : m.graph().output()) have.insert(o.name());
@@ -369,24 +411,31 @@ class Quantizer {
     lo.base_dir = base_dir_;
     KILN_ASSIGN_OR_RETURN(Model model, Model::load_bytes(bytes, lo));
     CompileOptions co;
-    co.input_shapes[runtime_inputs_[0]] = sample.shape();
+    for (size_t k = 0; k < runtime_inputs_.size(); ++k) co.input_shapes[runtime_inputs_[k]] = sample[k].shape();
     KILN_ASSIGN_OR_RETURN(CompiledModel cm, compile(model, co));
     index->clear();
     for (size_t i = 0; i < cm.outputs().size(); ++i) (*index)[cm.outputs()[i].name] = static_cast<int>(i);
     return cm;
   }
 
-  static Status run_one(CompiledModel& cm, const Tensor& x, std::vector<Tensor>& outs) {
-    if (x.shape() != cm.inputs()[0].shape || x.dtype() != cm.inputs()[0].dtype)
-      return Status::invalid("calibration samples differ in shape: ", shape_to_string(x.shape()), " after ",
-                             shape_to_string(cm.inputs()[0].shape));
-    TensorView in[] = {x.view()};
+  // Runs one sample; its tensors are in runtime_inputs_ order, the compiled model's inputs by name.
+  Status run_one(CompiledModel& cm, const Sample& x, std::vector<Tensor>& outs) const {
+    std::vector<TensorView> in;
+    for (const auto& info : cm.inputs()) {
+      const size_t k = static_cast<size_t>(
+          std::find(runtime_inputs_.begin(), runtime_inputs_.end(), info.name) - runtime_inputs_.begin());
+      if (k >= x.size()) return Status::internal("compiled input '", info.name, "' is not a model input");
+      if (x[k].shape() != info.shape || x[k].dtype() != info.dtype)
+        return Status::invalid("calibration samples of input '", info.name, "' differ in shape: ",
+                               shape_to_string(x[k].shape()), " after ", shape_to_string(info.shape));
+      in.push_back(x[k].view());
+    }
     std::vector<TensorView> ov;
     for (Tensor& t : outs) ov.push_back(t.view());
     return cm.run(in, ov);
   }
 
-  Status calibrate(const std::vector<Tensor>& samples) {
+  Status calibrate(const std::vector<Sample>& samples) {
     std::map<std::string, int> idx;
     KILN_ASSIGN_OR_RETURN(CompiledModel cm, compile_with_outputs(mp_, order_, samples[0], &idx));
     std::vector<Tensor> outs = cm.make_outputs();
@@ -394,7 +443,7 @@ class Quantizer {
     for (int pass = 0; pass < passes; ++pass) {
       if (pass == 1)
         for (auto& [k, s] : stats_) s.start_histogram();
-      for (const Tensor& x : samples) {
+      for (const Sample& x : samples) {
         KILN_RETURN_IF_ERROR(run_one(cm, x, outs));
         for (const std::string& v : order_) {
           auto it = idx.find(v);
@@ -419,7 +468,7 @@ class Quantizer {
     return Status::ok();
   }
 
-  // The model input's range, chosen by its effect on the outputs. One scale must serve every
+  // The range of model input k, chosen by its effect on the outputs. One scale must serve every
   // feature of the input, and features differ in range: the first of ten MFCCs spans [-73, 16]
   // where the tenth spans [-6, 3]. Clipping the wide feature's rare extremes buys the others
   // resolution, and whether that pays depends on what the model does with them, so each candidate
@@ -430,9 +479,9 @@ class Quantizer {
   // method's own range, or that stays. (Inner tensors keep their method's range: there, what a
   // clipped value costs depends on the other rounding too.) The tensors searched are the input and
   // its layout-only descendants (Transpose, Reshape, ...: rounding commutes with them), one range
-  // for all.
-  Status search_input_range(const onnx::GraphProto& g, const std::vector<Tensor>& samples) {
-    std::vector<std::string> chain{runtime_inputs_[0]};
+  // for all. The model's other inputs stay unrounded meanwhile.
+  Status search_input_range(const onnx::GraphProto& g, const std::vector<Sample>& samples, size_t input) {
+    std::vector<std::string> chain{runtime_inputs_[input]};
     for (size_t i = 0; i < chain.size(); ++i) {
       auto c = consumers_.find(chain[i]);
       if (c == consumers_.end()) continue;
@@ -457,7 +506,7 @@ class Quantizer {
     std::map<std::string, int> idx;
     KILN_ASSIGN_OR_RETURN(CompiledModel cm, compile_with_outputs(mp_, {}, samples[0], &idx));
     const size_t n = std::min(samples.size(), kSearchSamples);
-    std::vector<const Tensor*> picked;  // spread over the whole set
+    std::vector<const Sample*> picked;  // spread over the whole set
     for (size_t i = 0; i < n; ++i) picked.push_back(&samples[i * samples.size() / n]);
     std::vector<std::vector<Tensor>> ref(n);
     for (size_t i = 0; i < n; ++i) {
@@ -465,16 +514,18 @@ class Quantizer {
       KILN_RETURN_IF_ERROR(run_one(cm, *picked[i], ref[i]));
     }
     std::vector<Tensor> outs = cm.make_outputs();
-    Tensor rounded = *picked[0];
+    Sample rounded = *picked[0];
     auto error = [&](const Range& r, double* err) -> Status {
       float scale = 1.f;
       int8_t zp = 0;
       asymmetric_int8(r, &scale, &zp);
       *err = 0;
       for (size_t i = 0; i < n; ++i) {
-        const float* x = picked[i]->data<float>();
-        float* y = rounded.data<float>();
-        for (int64_t k = 0; k < rounded.num_elements(); ++k) {
+        for (size_t k = 0; k < rounded.size(); ++k)
+          if (k != input) rounded[k] = (*picked[i])[k];
+        const float* x = (*picked[i])[input].data<float>();
+        float* y = rounded[input].data<float>();
+        for (int64_t k = 0; k < rounded[input].num_elements(); ++k) {
           const float q = std::min(127.f, std::max(-128.f, std::nearbyint(x[k] / scale) + zp));
           y[k] = (q - zp) * scale;
         }
@@ -515,7 +566,7 @@ class Quantizer {
                   "range [%.4g, %.4g] -> [%.4g, %.4g], chosen by the outputs: their error on %zu calibration "
                   "samples %.1f dB lower",
                   calibrated.lo, calibrated.hi, best.lo, best.hi, n, 10.0 * std::log10(base / std::max(best_err, 1e-300)));
-    notes_.push_back("input '" + runtime_inputs_[0] + "': " + buf);
+    notes_.push_back("input '" + runtime_inputs_[input] + "': " + buf);
     return Status::ok();
   }
   static constexpr size_t kSearchSamples = 128;
@@ -675,7 +726,7 @@ class Quantizer {
 
   // SQNR of every layer output and graph output: fp32 model vs the quantised model (run as Kiln
   // runs it: integer kernels through the quantized pass).
-  Status measure(std::string_view fp32_bytes, const std::string& q_bytes, const std::vector<Tensor>& samples,
+  Status measure(std::string_view fp32_bytes, const std::string& q_bytes, const std::vector<Sample>& samples,
                  QuantizeReport* report) {
     onnx::ModelProto fp, q;
     fp.ParseFromArray(fp32_bytes.data(), static_cast<int>(fp32_bytes.size()));
@@ -703,7 +754,7 @@ class Quantizer {
     for (const auto& o : fp.graph().output()) outs.push_back(o.name());
     std::vector<double> sig(measured.size() + outs.size(), 0), noise(sig.size(), 0);
     int top1_same = 0, top1_total = 0;
-    for (const Tensor& x : samples) {
+    for (const Sample& x : samples) {
       KILN_RETURN_IF_ERROR(run_one(fcm, x, fo));
       KILN_RETURN_IF_ERROR(run_one(qcm, x, qo));
       auto acc = [&](size_t slot, const Tensor& a, const Tensor& b) {
@@ -758,7 +809,7 @@ class Quantizer {
 }  // namespace
 
 Result<std::string> quantize_model(std::string_view model_bytes, const std::string& base_dir,
-                                   const std::vector<Tensor>& samples, const QuantizeOptions& options,
+                                   const std::vector<Sample>& samples, const QuantizeOptions& options,
                                    QuantizeReport* report) {
   QuantizeReport local;
   Quantizer q(options, base_dir);

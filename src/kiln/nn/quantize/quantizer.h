@@ -11,7 +11,7 @@
 // chain continues through them. Kiln's quantized pass (passes/quantized.cc) runs the result on
 // integer kernels; ONNX Runtime loads it too.
 //
-//   KILN_ASSIGN_OR_RETURN(auto samples, quantize::load_calibration("calib/", input_type));
+//   KILN_ASSIGN_OR_RETURN(auto samples, quantize::load_calibration("calib/", {{"x", input_type}}));
 //   quantize::QuantizeOptions opts;
 //   opts.per_channel = true;
 //   quantize::QuantizeReport report;
@@ -64,17 +64,32 @@ struct QuantizeReport {
   std::vector<std::string> notes;
 };
 
-// Calibration samples for a model input of type `input`, from every `.npy` file in `dir` (sorted
-// by name). A file holds one sample (the input's shape, or that shape without its batch dimension
-// of 1) or several stacked along a first dimension; with a symbolic batch dimension each leading
-// row is one sample (of batch 1). Errors name the file and what was expected.
-Result<std::vector<Tensor>> load_calibration(const std::string& dir, const std::string& input_name,
-                                             const ValueType& input);
+// One calibration sample: a tensor per model input, in the model's input order.
+using Sample = std::vector<Tensor>;
+
+// A runtime input of the model: its name and declared type.
+struct ModelInput {
+  std::string name;
+  ValueType type;
+};
+
+// Calibration samples for the model's runtime `inputs`. With one input, every `.npy` file in `dir`
+// (sorted by name); with several, `dir` holds one folder per input, named by
+// calibration_folder_name(), read the same way, and the i-th sample of each input together form
+// sample i (the counts must agree). A file holds one sample (the input's shape, or that shape
+// without its batch dimension of 1) or several stacked along a first dimension; with a symbolic
+// batch dimension each leading row is one sample (of batch 1). Errors name the file or folder and
+// what was expected.
+Result<std::vector<Sample>> load_calibration(const std::string& dir, const std::vector<ModelInput>& inputs);
+
+// The folder of an input's calibration files in a multi-input calibration folder: the input's name
+// with every character other than a letter, digit, '.', '-' or '_' replaced by '_'.
+std::string calibration_folder_name(const std::string& input_name);
 
 // Quantises the ONNX model `model_bytes` (external data is looked up in `base_dir`) and returns the
 // serialised QDQ model. Fails (kInvalidArgument) when no node can be quantised.
 Result<std::string> quantize_model(std::string_view model_bytes, const std::string& base_dir,
-                                   const std::vector<Tensor>& samples, const QuantizeOptions& options,
+                                   const std::vector<Sample>& samples, const QuantizeOptions& options,
                                    QuantizeReport* report);
 
 }  // namespace kiln::nn::quantize
