@@ -381,6 +381,24 @@ def spoken_features(count, seed, work):
     return np.stack(feats).reshape(count, 1, 49, 10, 1), np.array(labels)
 
 
+def kws_quantized(a, work, f32, cdir, prefix, exclude_method, feats):
+    """The KWS fp32 model through `kiln quantize --per-channel` with each method, then with
+    `exclude_method` and the first convolution left in float (so the input is not rounded; `kiln
+    bench` the .exclude-first file for its speed): yields (row label, outputs on feats, report)."""
+    first = None
+    for method, exclude in [(m, False) for m in a.methods] + [(exclude_method, True)]:
+        if exclude and first is None:
+            continue
+        out = os.path.join(work, "%s%s%s.onnx" % (prefix, method, ".exclude-first" if exclude else ""))
+        report = json.loads(kiln(a.kiln, "quantize", f32, "--calibration", cdir, "--output", out, "--per-channel",
+                                 "--method", method, "--json", *(["--exclude", first] if exclude else [])))
+        if first is None and report.get("layers"):
+            first = report["layers"][0]["node"]
+        yk = np.array([next(iter(kiln_run(a.kiln, out, {"input_1": f}, work).values()))[0] for f in feats], np.float64)
+        yield ("kiln quantize --per-channel --method %s%s" % (method, " --exclude %s" % short(first) if exclude else ""),
+               yk, report)
+
+
 def run_kws_spoken(a, work, rows, f32, i8):
     if shutil.which("espeak-ng") is None:
         print("skipped KWS spoken keywords: espeak-ng is not installed (scripts/install-deps --bench)", file=sys.stderr)
@@ -402,20 +420,8 @@ def run_kws_spoken(a, work, rows, f32, i8):
     cdir = os.path.join(work, "kws_spoken_calibration")
     os.makedirs(cdir, exist_ok=True)
     np.save(os.path.join(cdir, "calibration.npy"), spoken_features(200, seed=5, work=work)[0])
-    # Every method, then percentile with the first convolution left in float (the int8 input's one
-    # scale is what costs most; `kiln bench` the .exclude-first file for its speed).
-    first = None
-    for method, exclude in [(m, False) for m in a.methods] + [("percentile", True)]:
-        if exclude and first is None:
-            continue
-        out = os.path.join(work, "kws.int8.spoken-%s%s.onnx" % (method, ".exclude-first" if exclude else ""))
-        report = json.loads(kiln(a.kiln, "quantize", f32, "--calibration", cdir, "--output", out, "--per-channel",
-                                 "--method", method, "--json", *(["--exclude", first] if exclude else [])))
-        if first is None and report.get("layers"):
-            first = report["layers"][0]["node"]
-        yk = np.array([next(iter(kiln_run(a.kiln, out, {"input_1": f}, work).values()))[0] for f in feats], np.float64)
-        r = {**base, "int8": "kiln quantize --per-channel --method %s%s (spoken calibration)" % (
-                 method, " --exclude %s" % short(first) if exclude else ""), **agreement(y32, yk),
+    for label, yk, _ in kws_quantized(a, work, f32, cdir, "kws.int8.spoken-", "percentile", feats):
+        r = {**base, "int8": label + " (spoken calibration)", **agreement(y32, yk),
              "output_sqnr_db": sqnr_db(y32, yk), "int8_accuracy": float((yk.argmax(axis=1) == labels).mean())}
         rows.append(r)
         print(json.dumps(r), file=sys.stderr)
@@ -457,19 +463,8 @@ def run_kws(a, work, rows):
     cdir = os.path.join(work, "kws_calibration")
     os.makedirs(cdir, exist_ok=True)
     np.save(os.path.join(cdir, "calibration.npy"), kws_features(200, seed=3).reshape(200, 1, 49, 10, 1))
-    first = None
-    # Every method, then minmax with the first convolution left in float (so the input is not rounded).
-    for method, exclude in [(m, False) for m in a.methods] + [("minmax", True)]:
-        if exclude and first is None:
-            continue
-        out = os.path.join(work, "kws.int8.%s%s.onnx" % (method, ".exclude-first" if exclude else ""))
-        report = json.loads(kiln(a.kiln, "quantize", f32, "--calibration", cdir, "--output", out, "--per-channel",
-                                 "--method", method, "--json", *(["--exclude", first] if exclude else [])))
-        if first is None and report.get("layers"):
-            first = report["layers"][0]["node"]
-        yk = np.array([next(iter(kiln_run(a.kiln, out, {"input_1": f}, work).values()))[0] for f in feats], np.float64)
-        r = {**base, "int8": "kiln quantize --per-channel --method %s%s" % (method, " --exclude %s" % short(first) if exclude else ""),
-             **agreement(y32, yk), "output_sqnr_db": sqnr_db(y32, yk),
+    for label, yk, report in kws_quantized(a, work, f32, cdir, "kws.int8.", "minmax", feats):
+        r = {**base, "int8": label, **agreement(y32, yk), "output_sqnr_db": sqnr_db(y32, yk),
              "layers": [{k: l.get(k) for k in ("node", "op_type", "sqnr_db")} for l in report.get("layers", [])]}
         r["worst_layers"] = sorted(r["layers"], key=lambda l: l["sqnr_db"])[:3]
         rows.append(r)

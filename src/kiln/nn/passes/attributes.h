@@ -1,4 +1,5 @@
-// kiln/nn/passes/attributes.h — reading and making node attributes in graph passes. Readers
+// kiln/nn/passes/attributes.h — reading and making node attributes in graph passes (and telling
+// Kiln's own operators apart). Readers
 // return `def` when the attribute is absent or of another kind (the kernels' prepare() reports
 // wrong kinds; a pass only decides whether a pattern applies).
 //
@@ -30,6 +31,9 @@ inline std::string string_attr(const Node& n, const char* name) {
   const Attribute* a = n.attribute(name);
   return a && a->kind == Attribute::Kind::kString ? a->s : "";
 }
+
+// A com.kiln operator named `op` (the ones earlier passes create).
+inline bool is_kiln(const Node& n, const char* op) { return n.domain == "com.kiln" && n.op_type == op; }
 
 inline Attribute make_ints(std::vector<int64_t> v) {
   Attribute a;

@@ -14,8 +14,6 @@
 namespace kiln::nn::passes {
 namespace {
 
-bool is_kiln(const Node& n, const char* op) { return n.domain == "com.kiln" && n.op_type == op; }
-
 // The layout change a com.kiln.Transpose makes ("nhwc" or "nchw"), or "" for any other node.
 std::string layout_change(const Node& n) {
   if (!is_kiln(n, "Transpose") || n.inputs.size() != 1 || n.outputs.size() != 1 || n.inputs[0] < 0 || n.outputs[0] < 0)

@@ -11,8 +11,6 @@
 namespace kiln::nn::passes {
 namespace {
 
-bool is_kiln(const Node& n, const char* op) { return n.domain == "com.kiln" && n.op_type == op; }
-
 // Both inputs are constant scalars of one dtype holding the same bytes.
 bool same_scalar(const GraphEditor& e, int a, int b) {
   const Tensor* x = a >= 0 ? e.constant(a) : nullptr;

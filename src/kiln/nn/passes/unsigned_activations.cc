@@ -19,8 +19,6 @@
 namespace kiln::nn::passes {
 namespace {
 
-bool is_kiln(const Node& n, const char* op) { return n.domain == "com.kiln" && n.op_type == op; }
-
 // The input slot of the zero point of the tensor a node writes, or -1.
 int output_zero_point_slot(const Node& n) {
   if (is_kiln(n, "QConv") || is_kiln(n, "QDense")) return 6;
