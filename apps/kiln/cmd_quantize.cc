@@ -1,5 +1,6 @@
 // kiln quantize MODEL --calibration DIR --output OUT.onnx [--per-channel] [--reduce-range]
-//                     [--method minmax|percentile|entropy] [--exclude NODE...] [--no-input-search] [--json]
+//                     [--method minmax|percentile|entropy] [--exclude NODE...] [--no-input-search]
+//                     [--quiet] [--json]
 //
 // Post-training static quantisation (nn/quantize/quantizer.h): writes a standard QDQ ONNX model
 // (symmetric int8 weights, asymmetric int8 activations) and reports the quantisation error of every
@@ -7,6 +8,8 @@
 // exclude the layers that hurt. The output file is written atomically: on any error there is none.
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
+
+#include <unistd.h>
 
 #include <cstdio>
 #include <filesystem>
@@ -25,6 +28,7 @@ struct QuantizeArgs {
   bool per_channel = false;
   bool reduce_range = false;
   bool no_input_search = false;
+  bool quiet = false;
   bool json = false;
 };
 
@@ -33,6 +37,24 @@ int run_quantize(const QuantizeArgs& a) {
   opts.per_channel = a.per_channel;
   opts.reduce_range = a.reduce_range;
   opts.input_search = !a.no_input_search;
+  // A bar per stage on a terminal (a pipe or file gets none, so errors stay one line).
+  std::string stage;
+  int shown = -1;
+  if (!a.quiet && isatty(STDERR_FILENO)) {
+    opts.progress = [&stage, &shown](const std::string& now, int done, int total) {
+      const int width = 30, filled = total > 0 ? done * width / total : width;
+      if (now != stage) {
+        if (!stage.empty()) std::fprintf(stderr, "\n");
+        stage = now;
+        shown = -1;
+      }
+      if (filled == shown && done != total) return;
+      shown = filled;
+      std::fprintf(stderr, "\r%-28s [%.*s%*s] %d/%d", stage.c_str(), filled, "##############################",
+                   width - filled, "", done, total);
+      std::fflush(stderr);
+    };
+  }
   opts.exclude = a.exclude;
   if (a.method == "minmax") opts.method = nn::quantize::CalibrationMethod::kMinMax;
   else if (a.method == "percentile") opts.method = nn::quantize::CalibrationMethod::kPercentile;
@@ -56,6 +78,7 @@ int run_quantize(const QuantizeArgs& a) {
   if (!samples.is_ok()) return fail("quantize", samples.status());
   nn::quantize::QuantizeReport report;
   Result<std::string> out = nn::quantize::quantize_model(*bytes, lo.base_dir, *samples, opts, &report);
+  if (!stage.empty()) std::fprintf(stderr, "\n");
   if (!out.is_ok()) return fail("quantize", out.status().with_context(a.model));
   Status w = write_file_atomic(a.output, *out);
   if (!w.is_ok()) return fail("quantize", w);
@@ -116,6 +139,7 @@ void register_quantize(CLI::App& app, int& exit_code) {
   c->add_flag("--no-input-search", args->no_input_search,
               "Keep the method's range for the model input too (default: the range, among clipped ones, that "
               "least changes the outputs)");
+  c->add_flag("--quiet", args->quiet, "No progress bars (they appear only when stderr is a terminal)");
   c->add_flag("--json", args->json, "Print the report as one JSON object");
   c->callback([args, &exit_code] { exit_code = run_quantize(*args); });
 }

@@ -7,6 +7,7 @@ stay close to fp32; bad inputs must exit with code 2, one message, and no output
 """
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -224,6 +225,36 @@ class Quantize(unittest.TestCase):
         shutil.rmtree(os.path.join(calib, "b"))
         self.assertBadInput(kiln("quantize", model, "--calibration", calib, "--output", self.out), "input 'b'",
                             "one folder per input")
+
+    def test_progress_on_a_terminal_only(self):
+        # stderr a pseudo-terminal: a bar per stage, each ending at its total; a pipe (every other
+        # test) or --quiet: none.
+        import pty
+        for quiet in (False, True):
+            master, slave = pty.openpty()
+            p = subprocess.run([KILN, "quantize", self.model, "--calibration", self.calib, "--output", self.out,
+                                "--method", "percentile", "--json", *(["--quiet"] if quiet else [])],
+                               stdout=subprocess.PIPE, stderr=slave, timeout=300)
+            os.close(slave)
+            text = b""
+            while True:
+                try:
+                    chunk = os.read(master, 65536)
+                except OSError:
+                    break
+                if not chunk:
+                    break
+                text += chunk
+            os.close(master)
+            self.assertEqual(p.returncode, 0, text)
+            self.assertEqual(json.loads(p.stdout)["samples"], 50)
+            text = text.decode()
+            if quiet:
+                self.assertEqual(text, "")
+                continue
+            for stage, total in (("calibrating", 100), ("input range of 'x'", 14), ("measuring", 50)):
+                self.assertIn(stage, text)
+                self.assertRegex(text, r"%s\s+\[#{30}\] %d/%d" % (re.escape(stage), total, total))
 
     def test_reduce_range_writes_7_bit_weights_for_the_avx2_kernel(self):
         p = kiln("quantize", self.model, "--calibration", self.calib, "--output", self.out, "--per-channel",

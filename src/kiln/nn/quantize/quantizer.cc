@@ -440,11 +440,14 @@ class Quantizer {
     KILN_ASSIGN_OR_RETURN(CompiledModel cm, compile_with_outputs(mp_, order_, samples[0], &idx));
     std::vector<Tensor> outs = cm.make_outputs();
     const int passes = opts_.method == CalibrationMethod::kMinMax ? 1 : 2;
+    const int total = passes * static_cast<int>(samples.size());
+    int done = 0;
     for (int pass = 0; pass < passes; ++pass) {
       if (pass == 1)
         for (auto& [k, s] : stats_) s.start_histogram();
       for (const Sample& x : samples) {
         KILN_RETURN_IF_ERROR(run_one(cm, x, outs));
+        report_progress("calibrating", ++done, total);
         for (const std::string& v : order_) {
           auto it = idx.find(v);
           if (it == idx.end()) continue;
@@ -540,12 +543,18 @@ class Quantizer {
       }
       return Status::ok();
     };
+    constexpr float kShrink[] = {0.9f, 0.8f, 0.7f, 0.6f, 0.5f, 0.4f};
+    constexpr int kCandidates = 2 + 2 * 6;
+    const std::string stage = "input range of '" + runtime_inputs_[input] + "'";
     double base = 0, best_err = 0;
     KILN_RETURN_IF_ERROR(error(calibrated, &base));
     Range best = seen;
     KILN_RETURN_IF_ERROR(error(seen, &best_err));
+    int tried = 2;
+    report_progress(stage, tried, kCandidates);
     for (int end = 0; end < 2; ++end)
-      for (float f : {0.9f, 0.8f, 0.7f, 0.6f, 0.5f, 0.4f}) {
+      for (float f : kShrink) {
+        report_progress(stage, ++tried, kCandidates);
         Range r = best;
         (end == 0 ? r.lo : r.hi) = (end == 0 ? seen.lo : seen.hi) * f;
         if (end == 0 ? r.lo == 0.f : r.hi == 0.f) continue;
@@ -570,6 +579,10 @@ class Quantizer {
     return Status::ok();
   }
   static constexpr size_t kSearchSamples = 128;
+
+  void report_progress(const std::string& stage, int done, int total) const {
+    if (opts_.progress) opts_.progress(stage, done, total);
+  }
 
   onnx::NodeProto qdq_node(const char* op, const std::string& name, const std::vector<std::string>& in,
                            const std::string& out, int64_t axis = -1) {
@@ -753,10 +766,11 @@ class Quantizer {
     std::vector<std::string> outs;
     for (const auto& o : fp.graph().output()) outs.push_back(o.name());
     std::vector<double> sig(measured.size() + outs.size(), 0), noise(sig.size(), 0);
-    int top1_same = 0, top1_total = 0;
+    int top1_same = 0, top1_total = 0, done = 0;
     for (const Sample& x : samples) {
       KILN_RETURN_IF_ERROR(run_one(fcm, x, fo));
       KILN_RETURN_IF_ERROR(run_one(qcm, x, qo));
+      report_progress("measuring", ++done, static_cast<int>(samples.size()));
       auto acc = [&](size_t slot, const Tensor& a, const Tensor& b) {
         if (a.dtype() != DType::kFloat32 || b.dtype() != DType::kFloat32 || a.num_elements() != b.num_elements()) return;
         for (int64_t k = 0; k < a.num_elements(); ++k) {

@@ -19,6 +19,7 @@
 //   KILN_RETURN_IF_ERROR(write_file_atomic("model.int8.onnx", onnx));
 #pragma once
 
+#include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -42,6 +43,9 @@ struct QuantizeOptions {
   bool input_search = true;
   // Node names left in float.
   std::vector<std::string> exclude;
+  // Called as the work goes on: the stage ("calibrating", "input range of 'x'", "measuring") and
+  // how much of it is done (done reaches total once per stage). Optional.
+  std::function<void(const std::string& stage, int done, int total)> progress;
 };
 
 // Signal-to-quantisation-noise ratio of one tensor over the calibration samples:
