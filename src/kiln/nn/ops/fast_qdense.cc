@@ -4,7 +4,8 @@
 //
 // Inputs: X [..., K] int8/uint8, x_scale, x_zero_point, W int8 [K, N] (or [N, K] with transB=1;
 // zero point already removed), w_scale [N], y_scale and y_zero_point (both omitted: float32
-// output), bias [N] int32 in units of x_scale * w_scale. Attributes: transB, qmin, qmax.
+// output), bias [N] int32 in units of x_scale * w_scale. Attributes: transB, qmin, qmax,
+// int32_output (the raw sums; x_zero_point may then be a runtime value).
 // The weights are packed once here for the int8 micro-kernels (kernels/qgemm.h).
 #include <cmath>
 #include <memory>
@@ -23,7 +24,17 @@ Result<KernelPtr> prepare_qdense(PrepareContext& ctx) {
   if (x.dtype != DType::kInt8 && x.dtype != DType::kUInt8) return ctx.unsupported_dtype(0);
   if (x.rank() < 1) return ctx.invalid("X must have rank >= 1");
   QScalar xq;
-  KILN_RETURN_IF_ERROR(read_qscalar(ctx, 1, 2, &xq));
+  // int32_output may take x_zero_point at run time (a DynamicQuantizeLinear's): the weights are
+  // packed for zero point 0 and zero_point * (column sum of W) leaves the sums after the GEMM.
+  const bool runtime_zero = ctx.attr_int("int32_output", 0) != 0 && ctx.has_input(2) && !ctx.constant(2);
+  if (runtime_zero) {
+    KILN_RETURN_IF_ERROR(ctx.require_input(2));
+    const TensorInfo z = ctx.input(2);
+    if (z.dtype != x.dtype || z.num_elements() != 1) return ctx.invalid("x_zero_point must be one value of X's type");
+    xq.is_unsigned = x.dtype == DType::kUInt8;
+  } else {
+    KILN_RETURN_IF_ERROR(read_qscalar(ctx, 1, 2, &xq));
+  }
   if (xq.dtype() != x.dtype) return ctx.invalid("x_zero_point dtype differs from X");
   const Tensor* w = ctx.require_constant(3, "weights");
   const Tensor* ws = ctx.require_constant(4, "w_scale");
@@ -61,6 +72,25 @@ Result<KernelPtr> prepare_qdense(PrepareContext& ctx) {
   auto packed = std::make_shared<kernels::QPackedWeights>(kernels::pack_qweights(
       cfg, w->data<int8_t>(), 1, k, n, tb ? k : n, tb, b->data<int32_t>(), scale.data(), xq.zero_point, xq.is_unsigned));
   const int64_t m = num_elements(std::span<const int64_t>(x.shape.data(), x.rank() - 1));
+  if (runtime_zero) {
+    auto colsum = std::make_shared<std::vector<int32_t>>(static_cast<size_t>(n), 0);
+    for (int64_t kk = 0; kk < k; ++kk)
+      for (int64_t j = 0; j < n; ++j) (*colsum)[j] += w->data<int8_t>()[tb ? j * k + kk : kk * n + j];
+    const bool u8 = xq.is_unsigned;
+    return make_kernel(
+        [=, &cfg](const KernelContext& kc) {
+          kernels::qgemm(cfg, m, kc.in(0).data, k, *packed, kc.out(0).data, n, params, kc.pool);
+          const int32_t zp = u8 ? kc.in(2).as<const uint8_t>()[0] : kc.in(2).as<const int8_t>()[0];
+          int32_t* y = kc.out(0).as<int32_t>();
+          // Wrapping like the reference's int32 accumulation.
+          for (int64_t r = 0; r < m; ++r)
+            for (int64_t j = 0; j < n; ++j)
+              y[r * n + j] = static_cast<int32_t>(static_cast<uint32_t>(y[r * n + j]) -
+                                                  static_cast<uint32_t>(zp) * static_cast<uint32_t>((*colsum)[j]));
+          return Status::ok();
+        },
+        cfg.name);
+  }
   return make_kernel(
       [=, &cfg](const KernelContext& kc) {
         kernels::qgemm(cfg, m, kc.in(0).data, k, *packed, kc.out(0).data, n, params, kc.pool);

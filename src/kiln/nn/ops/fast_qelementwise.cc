@@ -5,6 +5,7 @@
 //                         the output's shape, or one of them holds a single value.
 //   com.kiln.Quantize     X float32, scale, zero_point -> int8/uint8 (per-tensor QuantizeLinear)
 //   com.kiln.Dequantize   X int8/uint8, scale, zero_point -> float32 (per-tensor DequantizeLinear)
+//   com.kiln.DynamicQuantize  X float32 -> Y uint8, y_scale, y_zero_point (DynamicQuantizeLinear)
 //   com.microsoft.QLinearAdd / QLinearMul (ONNX Runtime's QOperator format) run as QAdd / QMul.
 // Quantize, Dequantize, QAdd and QMul run on the vectorised kernels of kernels/qgemm.h (same-shaped
 // QAdd / QMul of 8 KiB or more in two halves at 2 threads; with a single-value operand, in chunks
@@ -133,7 +134,55 @@ Result<KernelPtr> prepare_dequantize(PrepareContext& ctx) {
       qk.name);
 }
 
+// DynamicQuantizeLinear (ONNX) on the vectorised Quantize kernel: the range [min(x, 0), max(x, 0)]
+// in a loop the compiler vectorises (x < lo ? x : lo is what std::min does, NaN never taken), then
+// scale and zero point exactly as the reference computes them (ops/quantize.cc), then the
+// per-tensor QuantizeLinear kernel, whose results are the definition's bit for bit.
+Result<KernelPtr> prepare_dynamic_quantize(PrepareContext& ctx) {
+  KILN_RETURN_IF_ERROR(ctx.require_input(0));
+  const TensorInfo& x = ctx.input(0);
+  if (x.dtype != DType::kFloat32) return ctx.unsupported_dtype(0);
+  ctx.set_output(0, DType::kUInt8, x.shape);
+  ctx.set_output(1, DType::kFloat32, {});
+  ctx.set_output(2, DType::kUInt8, {});
+  const bool out_scale = ctx.has_output(1), out_zp = ctx.has_output(2);
+  const int64_t n = x.num_elements();
+  const kernels::QKernels& qk = kernels::qkernels();
+  return make_kernel(
+      [=, &qk](const KernelContext& kc) {
+        const float* xp = kc.in(0).as<const float>();
+        // 16 running extremes (lane-wise, so the compiler can use vector min / max; a float
+        // reduction it would not reorder), then one. The result does not depend on the order:
+        // NaN is never taken, and -0 never replaces the starting +0.
+        float lo16[16] = {}, hi16[16] = {};
+        int64_t i = 0;
+        for (; i + 16 <= n; i += 16)
+          for (int j = 0; j < 16; ++j) {
+            lo16[j] = xp[i + j] < lo16[j] ? xp[i + j] : lo16[j];
+            hi16[j] = hi16[j] < xp[i + j] ? xp[i + j] : hi16[j];
+          }
+        float lo = 0.f, hi = 0.f;
+        for (int j = 0; j < 16; ++j) {
+          lo = lo16[j] < lo ? lo16[j] : lo;
+          hi = hi < hi16[j] ? hi16[j] : hi;
+        }
+        for (; i < n; ++i) {
+          lo = xp[i] < lo ? xp[i] : lo;
+          hi = hi < xp[i] ? xp[i] : hi;
+        }
+        const float scale = hi == lo ? 1.0f : (hi - lo) / 255.0f;
+        const float z = std::nearbyint(std::min(255.0f, std::max(0.0f, 0.0f - lo / scale)));
+        const uint8_t zp = std::isnan(z) ? 0 : static_cast<uint8_t>(z);
+        qk.quantize(xp, n, scale, zp, true, kc.out(0).data);
+        if (out_scale) kc.out(1).as<float>()[0] = scale;
+        if (out_zp) kc.out(2).as<uint8_t>()[0] = zp;
+        return Status::ok();
+      },
+      qk.name);
+}
+
 constexpr OpDef kQElementwiseOps[] = {
+    {"com.kiln", "DynamicQuantize", 1, 1, prepare_dynamic_quantize},
     {"com.kiln", "QAdd", 1, 1, prepare_qbinary<false>},
     {"com.kiln", "QMul", 1, 1, prepare_qbinary<true>},
     {"com.kiln", "Quantize", 1, 1, prepare_quantize},

@@ -746,7 +746,16 @@ class QuantizedPass {
     const int a = n.inputs[0];
     if (a < 0 || e_.constant(a) || !is_q8(e_.dtype(a)) || e_.shape(a).size() < 2) return false;
     QParam aq;
-    if (!scalar_zero_point(n.inputs.size() > 2 ? n.inputs[2] : -1, e_.dtype(a), &aq)) return false;
+    // A's zero point: a constant, or a runtime single value of A's type (the y_zero_point of a
+    // DynamicQuantizeLinear), which the QDense then takes out of its sums at run time.
+    const int az = n.inputs.size() > 2 ? n.inputs[2] : -1;
+    const bool runtime_zero = az >= 0 && !e_.constant(az);
+    if (runtime_zero) {
+      if (e_.dtype(az) != e_.dtype(a) || !e_.value(az).type.has_shape || num_elements(e_.shape(az)) != 1) return false;
+      aq.dtype = e_.dtype(a);
+    } else if (!scalar_zero_point(az, e_.dtype(a), &aq)) {
+      return false;
+    }
     aq.scale = 1.f;
     const Tensor* b = e_.constant(n.inputs[1]);
     if (!b || !is_q8(b->dtype()) || b->rank() != 2) return false;
@@ -759,6 +768,7 @@ class QuantizedPass {
     const int node = add_qdense(n.name, a, aq, w, false, std::vector<int32_t>(static_cast<size_t>(cols), 0), nullptr,
                                 n.outputs[0]);
     e_.node(node).attributes["int32_output"] = make_int(1);
+    if (runtime_zero) e_.set_input(node, 2, az);
     retire(index, {});
     return true;
   }
@@ -956,6 +966,14 @@ class QuantizedPass {
     for (size_t i = 0; i < n_nodes; ++i) {
       if (e_.is_dead(static_cast<int>(i))) continue;
       const Node n = g_.nodes[i];
+      if (is_op(n, "DynamicQuantizeLinear") && n.inputs.size() == 1 && n.inputs[0] >= 0 &&
+          !e_.constant(n.inputs[0]) && e_.dtype(n.inputs[0]) == DType::kFloat32 && !n.outputs.empty() &&
+          n.outputs[0] >= 0) {
+        e_.add_node("DynamicQuantize", "com.kiln", n.name, {n.inputs[0]}, n.outputs);
+        e_.remove_node(static_cast<int>(i));
+        ++count;
+        continue;
+      }
       if (n.outputs.empty() || n.outputs[0] < 0 || n.inputs.size() < 2 || !qdq_attrs_ok(n)) continue;
       const int x = n.inputs[0];
       if (x < 0 || e_.constant(x)) continue;

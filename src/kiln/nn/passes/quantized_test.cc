@@ -684,6 +684,41 @@ TEST(Quantized, IntegerOperatorsAreExact) {
   expect_close(ref, fast, 0, "ConvInteger / MatMulInteger", true);
 }
 
+// What ONNX Runtime's dynamic quantiser writes: DynamicQuantizeLinear -> MatMulInteger (constant
+// int8 weights, the runtime zero point) -> Cast -> Mul by the runtime scale and the weights'.
+// Optimised, DynamicQuantizeLinear runs on the vectorised Quantize kernel and MatMulInteger on an
+// integer GEMM taking the runtime zero point out of its sums: the same bytes as the reference, for
+// inputs of either sign and an all-zero input (scale 1).
+TEST(Quantized, DynamicQuantizationRunsOnIntegerKernels) {
+  std::mt19937 rng(31);
+  std::uniform_int_distribution<int> byte(0, 255);
+  for (int8_t wzero : {0, 3}) {
+    Tensor w(DType::kInt8, {47, 20});  // 2 x 37 x 47 inputs: not whole blocks of 16
+    for (int64_t i = 0; i < w.num_elements(); ++i) w.data<int8_t>()[i] = static_cast<int8_t>(byte(rng) * 200 / 255 - 100);
+    ModelBuilder b(13);
+    b.input("x", DType::kFloat32, {2, 37, 47})
+        .initializer("w", w).initializer("wz", scalar_i8(wzero)).initializer("ws", scalar_f(0.013f))
+        .node("DynamicQuantizeLinear", {"x"}, {"xq", "xs", "xz"})
+        .node("MatMulInteger", {"xq", "w", "xz", "wz"}, {"acc"})
+        .node("Cast", {"acc"}, {"accf"}, {Attr::i("to", 1)})
+        .node("Mul", {"xs", "ws"}, {"s"})
+        .node("Mul", {"accf", "s"}, {"y"})
+        .output("y", DType::kFloat32)
+        .output("xq", DType::kUInt8);
+    Result<Model> m = b.build();
+    ASSERT_TRUE(m.is_ok()) << m.status().to_string();
+    for (float lo : {-3.f, 0.5f, 0.f}) {
+      std::vector<Tensor> in = {random_float({2, 37, 47}, rng, lo, 2.f)};
+      if (lo == 0.f) std::fill(in[0].data<float>(), in[0].data<float>() + in[0].num_elements(), 0.f);
+      Outputs ref = run(*m, in, false), fast = run(*m, in, true);
+      EXPECT_EQ(count_op(fast, "DynamicQuantize"), 1);
+      EXPECT_EQ(count_op(fast, "QDense"), 1);
+      expect_close(ref, fast, 0, "dynamic quantisation, w zero " + std::to_string(wzero) + ", x from " +
+                                     std::to_string(lo), true, false);
+    }
+  }
+}
+
 // The integer path keeps the hot-path rule: run() allocates nothing, with and without threads
 // (the QDQ model of the KWS stem, a depthwise layer, a residual QAdd of 10 KiB, which 2 threads
 // split, pooling, a dense layer).
