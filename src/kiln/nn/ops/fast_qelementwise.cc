@@ -136,17 +136,12 @@ Result<KernelPtr> prepare_dequantize(PrepareContext& ctx) {
 
 // DynamicQuantizeLinear (ONNX) on the vectorised Quantize kernel: the range [min(x, 0), max(x, 0)]
 // in a loop the compiler vectorises (x < lo ? x : lo is what std::min does, NaN never taken), then
-// scale and zero point exactly as the reference computes them (ops/quantize.cc), then the
+// scale and zero point by the reference's rule (qparams.h), then the
 // per-tensor QuantizeLinear kernel, whose results are the definition's bit for bit.
 Result<KernelPtr> prepare_dynamic_quantize(PrepareContext& ctx) {
-  KILN_RETURN_IF_ERROR(ctx.require_input(0));
-  const TensorInfo& x = ctx.input(0);
-  if (x.dtype != DType::kFloat32) return ctx.unsupported_dtype(0);
-  ctx.set_output(0, DType::kUInt8, x.shape);
-  ctx.set_output(1, DType::kFloat32, {});
-  ctx.set_output(2, DType::kUInt8, {});
+  KILN_RETURN_IF_ERROR(prepare_dynamic_quantize_outputs(ctx));
   const bool out_scale = ctx.has_output(1), out_zp = ctx.has_output(2);
-  const int64_t n = x.num_elements();
+  const int64_t n = ctx.input(0).num_elements();
   const kernels::QKernels& qk = kernels::qkernels();
   return make_kernel(
       [=, &qk](const KernelContext& kc) {
@@ -170,9 +165,9 @@ Result<KernelPtr> prepare_dynamic_quantize(PrepareContext& ctx) {
           lo = xp[i] < lo ? xp[i] : lo;
           hi = hi < xp[i] ? xp[i] : hi;
         }
-        const float scale = hi == lo ? 1.0f : (hi - lo) / 255.0f;
-        const float z = std::nearbyint(std::min(255.0f, std::max(0.0f, 0.0f - lo / scale)));
-        const uint8_t zp = std::isnan(z) ? 0 : static_cast<uint8_t>(z);
+        float scale = 1.f;
+        uint8_t zp = 0;
+        dynamic_quantize_params(lo, hi, &scale, &zp);
         qk.quantize(xp, n, scale, zp, true, kc.out(0).data);
         if (out_scale) kc.out(1).as<float>()[0] = scale;
         if (out_zp) kc.out(2).as<uint8_t>()[0] = zp;

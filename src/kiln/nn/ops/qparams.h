@@ -38,6 +38,26 @@ inline Status read_qscalar(PrepareContext& ctx, size_t scale_input, size_t zp_in
   return Status::ok();
 }
 
+// DynamicQuantizeLinear, shared by its reference (quantize.cc) and fast (fast_qelementwise.cc)
+// kernels. Declares Y uint8 of X's shape, y_scale and y_zero_point (scalars); X must be float32.
+inline Status prepare_dynamic_quantize_outputs(PrepareContext& ctx) {
+  KILN_RETURN_IF_ERROR(ctx.require_input(0));
+  const TensorInfo& x = ctx.input(0);
+  if (x.dtype != DType::kFloat32) return ctx.unsupported_dtype(0);
+  ctx.set_output(0, DType::kUInt8, x.shape);
+  ctx.set_output(1, DType::kFloat32, {});
+  ctx.set_output(2, DType::kUInt8, {});
+  return Status::ok();
+}
+// Its scale and zero point for the range [lo, hi] (lo <= 0 <= hi): (hi - lo) / 255, or 1 for an
+// all-zero input (as ONNX Runtime does) rather than a scale of 0 that later divisions would trip
+// over; the zero point -lo / scale rounded half to even into [0, 255].
+inline void dynamic_quantize_params(float lo, float hi, float* scale, uint8_t* zero_point) {
+  *scale = hi == lo ? 1.0f : (hi - lo) / 255.0f;
+  const float z = std::nearbyint(std::min(255.0f, std::max(0.0f, 0.0f - lo / *scale)));
+  *zero_point = std::isnan(z) ? 0 : static_cast<uint8_t>(z);
+}
+
 // Rounds half to even like std::nearbyint in the default rounding mode, without the libm call
 // that baseline x86-64 code makes for it (no SSE4.1 roundss): adding and subtracting 1.5 * 2^23
 // leaves the nearest integer for |v| < 2^22; larger values are clamped first (they saturate the

@@ -13,6 +13,7 @@
 
 #include "kiln/nn/ops/families.h"
 #include "kiln/nn/ops/op_util.h"
+#include "kiln/nn/ops/qparams.h"
 
 namespace kiln::nn::ops {
 namespace {
@@ -171,14 +172,9 @@ Result<KernelPtr> prepare_dequantize(PrepareContext& ctx) {
 }
 
 Result<KernelPtr> prepare_dynamic_quantize(PrepareContext& ctx) {
-  KILN_RETURN_IF_ERROR(ctx.require_input(0));
-  const TensorInfo& x = ctx.input(0);
-  if (x.dtype != DType::kFloat32) return ctx.unsupported_dtype(0);
-  ctx.set_output(0, DType::kUInt8, x.shape);
-  ctx.set_output(1, DType::kFloat32, {});
-  ctx.set_output(2, DType::kUInt8, {});
+  KILN_RETURN_IF_ERROR(prepare_dynamic_quantize_outputs(ctx));
   const bool out_scale = ctx.has_output(1), out_zp = ctx.has_output(2);
-  const int64_t n = x.num_elements();
+  const int64_t n = ctx.input(0).num_elements();
   return make_kernel([n, out_scale, out_zp](const KernelContext& kc) {
     const float* x = kc.in(0).as<const float>();
     // The range always includes 0 so that 0 is exactly representable.
@@ -187,10 +183,9 @@ Result<KernelPtr> prepare_dynamic_quantize(PrepareContext& ctx) {
       lo = std::min(lo, x[i]);
       hi = std::max(hi, x[i]);
     }
-    // An all-zero input gets scale 1 (as ONNX Runtime does) rather than a scale of 0 that
-    // later divisions would trip over.
-    const float scale = hi == lo ? 1.0f : (hi - lo) / 255.0f;
-    const uint8_t zp = saturate_round<uint8_t>(std::min(255.0f, std::max(0.0f, 0.0f - lo / scale)));
+    float scale = 1.f;
+    uint8_t zp = 0;
+    dynamic_quantize_params(lo, hi, &scale, &zp);
     uint8_t* y = kc.out(0).as<uint8_t>();
     for (int64_t i = 0; i < n; ++i) y[i] = saturate_round<uint8_t>(std::nearbyint(x[i] / scale) + float(zp));
     if (out_scale) kc.out(1).as<float>()[0] = scale;
