@@ -5,9 +5,11 @@
 // Inputs: X [..., K] int8/uint8, x_scale, x_zero_point, W int8 [K, N] (or [N, K] with transB=1;
 // zero point already removed), w_scale [N], y_scale and y_zero_point (both omitted: float32
 // output), bias [N] int32 in units of x_scale * w_scale. Attributes: transB, qmin, qmax,
-// int32_output (the raw sums; x_zero_point may then be a runtime value).
+// int32_output (the raw sums; x_zero_point may then be a runtime value, and input 8 a float
+// multiplier of the sums, one value or one per column, making the output float32).
 // The weights are packed once here for the int8 micro-kernels (kernels/qgemm.h).
 #include <cmath>
+#include <cstring>
 #include <memory>
 
 #include "kiln/nn/kernels/qgemm.h"
@@ -67,7 +69,18 @@ Result<KernelPtr> prepare_qdense(PrepareContext& ctx) {
   }
   Shape out = x.shape;
   out.back() = n;
-  ctx.set_output(0, int_out ? yq.dtype() : sums_out ? DType::kInt32 : DType::kFloat32, out);
+  // With a runtime zero point, input 8 may give a float multiplier (one value or one per column):
+  // Y = float(sum) * multiplier, float32 (a dynamic quantisation's Cast -> Mul).
+  const bool scaled = runtime_zero && ctx.has_input(8);
+  int64_t mult_count = 0;
+  if (scaled) {
+    KILN_RETURN_IF_ERROR(ctx.require_input(8));
+    const TensorInfo mi = ctx.input(8);
+    mult_count = mi.num_elements();
+    if (mi.dtype != DType::kFloat32 || (mult_count != 1 && mult_count != n))
+      return ctx.invalid("multiplier must be float32 of 1 or ", n, " values");
+  }
+  ctx.set_output(0, int_out ? yq.dtype() : scaled ? DType::kFloat32 : sums_out ? DType::kInt32 : DType::kFloat32, out);
   const kernels::QGemmConfig& cfg = kernels::qgemm_config_for(kernels::qkernels(), w->data<int8_t>(), w->num_elements());
   auto packed = std::make_shared<kernels::QPackedWeights>(kernels::pack_qweights(
       cfg, w->data<int8_t>(), 1, k, n, tb ? k : n, tb, b->data<int32_t>(), scale.data(), xq.zero_point, xq.is_unsigned));
@@ -79,14 +92,33 @@ Result<KernelPtr> prepare_qdense(PrepareContext& ctx) {
     const bool u8 = xq.is_unsigned;
     return make_kernel(
         [=, &cfg](const KernelContext& kc) {
+          // The int32 sums go into the output buffer (4-byte elements either way), then are
+          // corrected (wrapping like the reference's int32 accumulation) and, when scaled,
+          // converted in place.
           kernels::qgemm(cfg, m, kc.in(0).data, k, *packed, kc.out(0).data, n, params, kc.pool);
           const int32_t zp = u8 ? kc.in(2).as<const uint8_t>()[0] : kc.in(2).as<const int8_t>()[0];
-          int32_t* y = kc.out(0).as<int32_t>();
-          // Wrapping like the reference's int32 accumulation.
-          for (int64_t r = 0; r < m; ++r)
-            for (int64_t j = 0; j < n; ++j)
-              y[r * n + j] = static_cast<int32_t>(static_cast<uint32_t>(y[r * n + j]) -
-                                                  static_cast<uint32_t>(zp) * static_cast<uint32_t>((*colsum)[j]));
+          char* y = static_cast<char*>(kc.out(0).data);
+          const int32_t* cs = colsum->data();
+          const auto corrected = [&](const char* e, int64_t j) {
+            int32_t v;
+            std::memcpy(&v, e, 4);
+            return static_cast<int32_t>(static_cast<uint32_t>(v) - static_cast<uint32_t>(zp) * static_cast<uint32_t>(cs[j]));
+          };
+          if (!scaled) {
+            for (int64_t r = 0; r < m; ++r, y += n * 4)
+              for (int64_t j = 0; j < n; ++j) {
+                const int32_t v = corrected(y + j * 4, j);
+                std::memcpy(y + j * 4, &v, 4);
+              }
+            return Status::ok();
+          }
+          const float* mult = kc.in(8).as<const float>();
+          const int64_t mstep = mult_count == 1 ? 0 : 1;
+          for (int64_t r = 0; r < m; ++r, y += n * 4)
+            for (int64_t j = 0; j < n; ++j) {
+              const float f = static_cast<float>(corrected(y + j * 4, j)) * mult[j * mstep];
+              std::memcpy(y + j * 4, &f, 4);
+            }
           return Status::ok();
         },
         cfg.name);

@@ -146,21 +146,25 @@ Result<KernelPtr> prepare_dynamic_quantize(PrepareContext& ctx) {
   return make_kernel(
       [=, &qk](const KernelContext& kc) {
         const float* xp = kc.in(0).as<const float>();
-        // 16 running extremes (lane-wise, so the compiler can use vector min / max; a float
-        // reduction it would not reorder), then one. The result does not depend on the order:
-        // NaN is never taken, and -0 never replaces the starting +0.
-        float lo16[16] = {}, hi16[16] = {};
+        // 16 running extremes in four 4-float vectors (SSE2, the baseline this file is built for;
+        // the compiler would not reorder a float reduction itself), then one. The result does not
+        // depend on the order: NaN is never taken, and -0 never replaces the starting +0.
+        typedef float F4 __attribute__((vector_size(16)));
+        F4 lo4[4] = {}, hi4[4] = {};
         int64_t i = 0;
         for (; i + 16 <= n; i += 16)
-          for (int j = 0; j < 16; ++j) {
-            lo16[j] = xp[i + j] < lo16[j] ? xp[i + j] : lo16[j];
-            hi16[j] = hi16[j] < xp[i + j] ? xp[i + j] : hi16[j];
+          for (int j = 0; j < 4; ++j) {
+            F4 v;
+            std::memcpy(&v, xp + i + 4 * j, sizeof v);
+            lo4[j] = v < lo4[j] ? v : lo4[j];
+            hi4[j] = hi4[j] < v ? v : hi4[j];
           }
         float lo = 0.f, hi = 0.f;
-        for (int j = 0; j < 16; ++j) {
-          lo = lo16[j] < lo ? lo16[j] : lo;
-          hi = hi < hi16[j] ? hi16[j] : hi;
-        }
+        for (int j = 0; j < 4; ++j)
+          for (int l = 0; l < 4; ++l) {
+            lo = lo4[j][l] < lo ? lo4[j][l] : lo;
+            hi = hi < hi4[j][l] ? hi4[j][l] : hi;
+          }
         for (; i < n; ++i) {
           lo = xp[i] < lo ? xp[i] : lo;
           hi = hi < xp[i] ? xp[i] : hi;

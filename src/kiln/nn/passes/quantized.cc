@@ -765,12 +765,46 @@ class QuantizedPass {
     const int64_t cols = b->shape()[1];
     QWeights w;
     if (!integer_weights(*b, ones(1), bz, 1, cols, &w)) return false;
+    // Dynamic quantisation goes on: Cast(to float) -> Mul by x_scale * w_scale (one value, or one
+    // per column). The QDense then writes float(sum) * multiplier itself, the same float operations.
+    std::vector<int> tail;
+    int out = n.outputs[0], multiplier = -1;
+    if (runtime_zero) float_tail(n.outputs[0], cols, &tail, &out, &multiplier);
     const int node = add_qdense(n.name, a, aq, w, false, std::vector<int32_t>(static_cast<size_t>(cols), 0), nullptr,
-                                n.outputs[0]);
+                                out);
     e_.node(node).attributes["int32_output"] = make_int(1);
     if (runtime_zero) e_.set_input(node, 2, az);
-    retire(index, {});
+    if (multiplier >= 0) {
+      e_.node(node).inputs.push_back(-1);  // the slot after bias
+      e_.set_input(node, 8, multiplier);
+    }
+    retire(index, tail);
     return true;
+  }
+  // v (int32 sums, [..., cols]) -> Cast(to float) -> Mul(·, m) with m one float or `cols` floats
+  // (broadcast along the last axis): the two nodes, the Mul's output and m.
+  void float_tail(int v, int64_t cols, std::vector<int>* nodes, int* out, int* multiplier) const {
+    if (!e_.single_use(v)) return;
+    const Use cu = e_.uses(v)[0];
+    const Node& cast = g_.nodes[static_cast<size_t>(cu.node)];
+    if (e_.is_dead(cu.node) || !is_op(cast, "Cast") || int_attr(cast, "to", 0) != 1 || cast.outputs.size() != 1 ||
+        cast.outputs[0] < 0 || !e_.single_use(cast.outputs[0]))
+      return;
+    const Use mu = e_.uses(cast.outputs[0])[0];
+    const Node& mul = g_.nodes[static_cast<size_t>(mu.node)];
+    if (e_.is_dead(mu.node) || !is_op(mul, "Mul") || mul.inputs.size() != 2 || mul.outputs.size() != 1 ||
+        mul.outputs[0] < 0)
+      return;
+    const int m = mul.inputs[mu.slot == 0 ? 1 : 0];
+    if (m < 0 || m == cast.outputs[0] || e_.dtype(m) != DType::kFloat32 || !e_.value(m).type.has_shape) return;
+    const Shape ms = e_.shape(m);
+    const int64_t count = num_elements(ms);
+    if ((count != 1 && (count != cols || ms.empty() || ms.back() != cols)) || e_.shape(mul.outputs[0]) != e_.shape(v))
+      return;
+    if (e_.producer(m) >= 0 && e_.depends_on(m, e_.producer(v))) return;
+    *nodes = {cu.node, mu.node};
+    *out = mul.outputs[0];
+    *multiplier = m;
   }
 
   bool fuse_pool(int index, const Node& n) {

@@ -685,10 +685,11 @@ TEST(Quantized, IntegerOperatorsAreExact) {
 }
 
 // What ONNX Runtime's dynamic quantiser writes: DynamicQuantizeLinear -> MatMulInteger (constant
-// int8 weights, the runtime zero point) -> Cast -> Mul by the runtime scale and the weights'.
-// Optimised, DynamicQuantizeLinear runs on the vectorised Quantize kernel and MatMulInteger on an
-// integer GEMM taking the runtime zero point out of its sums: the same bytes as the reference, for
-// inputs of either sign and an all-zero input (scale 1).
+// int8 weights, the runtime zero point) -> Cast -> Mul by the runtime scale times the weights'
+// (one, or one per column). Optimised, DynamicQuantizeLinear runs on the vectorised Quantize kernel
+// and MatMulInteger on an integer GEMM that takes the runtime zero point out of its sums and does
+// the Cast and the Mul itself: the same bytes as the reference, for inputs of either sign and an
+// all-zero input (scale 1).
 TEST(Quantized, DynamicQuantizationRunsOnIntegerKernels) {
   std::mt19937 rng(31);
   std::uniform_int_distribution<int> byte(0, 255);
@@ -697,7 +698,8 @@ TEST(Quantized, DynamicQuantizationRunsOnIntegerKernels) {
     for (int64_t i = 0; i < w.num_elements(); ++i) w.data<int8_t>()[i] = static_cast<int8_t>(byte(rng) * 200 / 255 - 100);
     ModelBuilder b(13);
     b.input("x", DType::kFloat32, {2, 37, 47})
-        .initializer("w", w).initializer("wz", scalar_i8(wzero)).initializer("ws", scalar_f(0.013f))
+        .initializer("w", w).initializer("wz", scalar_i8(wzero))
+        .initializer("ws", wzero == 0 ? scalar_f(0.013f) : random_float({20}, rng, 0.01f, 0.02f))
         .node("DynamicQuantizeLinear", {"x"}, {"xq", "xs", "xz"})
         .node("MatMulInteger", {"xq", "w", "xz", "wz"}, {"acc"})
         .node("Cast", {"acc"}, {"accf"}, {Attr::i("to", 1)})
@@ -713,6 +715,8 @@ TEST(Quantized, DynamicQuantizationRunsOnIntegerKernels) {
       Outputs ref = run(*m, in, false), fast = run(*m, in, true);
       EXPECT_EQ(count_op(fast, "DynamicQuantize"), 1);
       EXPECT_EQ(count_op(fast, "QDense"), 1);
+      EXPECT_EQ(count_op(fast, "Cast"), 0);
+      EXPECT_EQ(count_op(fast, "Mul"), 1);  // x_scale * w_scale: the QDense multiplies by the product
       expect_close(ref, fast, 0, "dynamic quantisation, w zero " + std::to_string(wzero) + ", x from " +
                                      std::to_string(lo), true, false);
     }
