@@ -12,6 +12,7 @@
 #include <cstring>
 #include <memory>
 
+#include "kiln/core/thread_pool.h"
 #include "kiln/nn/kernels/qgemm.h"
 #include "kiln/nn/ops/families.h"
 #include "kiln/nn/ops/op_util.h"
@@ -19,6 +20,38 @@
 
 namespace kiln::nn::ops {
 namespace {
+
+// `rows` rows of n int32 sums at y: each minus zp * cs[j] (wrapping like the reference's int32
+// accumulation), and with `mult` converted in place to float(sum) * mult[j * mstep]. The
+// restrict-qualified parameters let the compiler vectorise both loops (the byte-wise stores could
+// otherwise alias cs and mult).
+void correct_sums(char* __restrict y, int64_t rows, int64_t n, int32_t zp, const int32_t* __restrict cs,
+                  const float* __restrict mult, int64_t mstep) {
+  const auto corrected = [&](const char* e, int64_t j) {
+    int32_t v;
+    std::memcpy(&v, e, 4);
+    return static_cast<int32_t>(static_cast<uint32_t>(v) - static_cast<uint32_t>(zp) * static_cast<uint32_t>(cs[j]));
+  };
+  for (int64_t r = 0; r < rows; ++r, y += n * 4) {
+    if (!mult) {
+      for (int64_t j = 0; j < n; ++j) {
+        const int32_t v = corrected(y + j * 4, j);
+        std::memcpy(y + j * 4, &v, 4);
+      }
+    } else if (mstep == 0) {
+      const float m = mult[0];
+      for (int64_t j = 0; j < n; ++j) {
+        const float f = static_cast<float>(corrected(y + j * 4, j)) * m;
+        std::memcpy(y + j * 4, &f, 4);
+      }
+    } else {
+      for (int64_t j = 0; j < n; ++j) {
+        const float f = static_cast<float>(corrected(y + j * 4, j)) * mult[j];
+        std::memcpy(y + j * 4, &f, 4);
+      }
+    }
+  }
+}
 
 Result<KernelPtr> prepare_qdense(PrepareContext& ctx) {
   KILN_RETURN_IF_ERROR(ctx.require_input(0));
@@ -97,28 +130,18 @@ Result<KernelPtr> prepare_qdense(PrepareContext& ctx) {
           // converted in place.
           kernels::qgemm(cfg, m, kc.in(0).data, k, *packed, kc.out(0).data, n, params, kc.pool);
           const int32_t zp = u8 ? kc.in(2).as<const uint8_t>()[0] : kc.in(2).as<const int8_t>()[0];
-          char* y = static_cast<char*>(kc.out(0).data);
           const int32_t* cs = colsum->data();
-          const auto corrected = [&](const char* e, int64_t j) {
-            int32_t v;
-            std::memcpy(&v, e, 4);
-            return static_cast<int32_t>(static_cast<uint32_t>(v) - static_cast<uint32_t>(zp) * static_cast<uint32_t>(cs[j]));
-          };
-          if (!scaled) {
-            for (int64_t r = 0; r < m; ++r, y += n * 4)
-              for (int64_t j = 0; j < n; ++j) {
-                const int32_t v = corrected(y + j * 4, j);
-                std::memcpy(y + j * 4, &v, 4);
-              }
-            return Status::ok();
-          }
-          const float* mult = kc.in(8).as<const float>();
+          const float* mult = scaled ? kc.in(8).as<const float>() : nullptr;
           const int64_t mstep = mult_count == 1 ? 0 : 1;
-          for (int64_t r = 0; r < m; ++r, y += n * 4)
-            for (int64_t j = 0; j < n; ++j) {
-              const float f = static_cast<float>(corrected(y + j * 4, j)) * mult[j * mstep];
-              std::memcpy(y + j * 4, &f, 4);
-            }
+          const auto fix = [&](int64_t r0, int64_t r1) {
+            correct_sums(static_cast<char*>(kc.out(0).data) + r0 * n * 4, r1 - r0, n, zp, cs, mult, mstep);
+          };
+          // From 2^15 values (about 10 us) in row halves, one per thread: the rows each GEMM
+          // thread just wrote are mostly its own.
+          const bool split = kc.pool && m > 1 && m * n >= (int64_t{1} << 15);
+          const int64_t t = split ? std::min<int64_t>(kc.pool->threads(), 2) : 1;
+          if (t <= 1) fix(0, m);
+          else kc.pool->parallel_for(t, [&](int64_t i) { fix(m * i / t, m * (i + 1) / t); });
           return Status::ok();
         },
         cfg.name);

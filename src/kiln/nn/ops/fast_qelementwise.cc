@@ -134,6 +134,35 @@ Result<KernelPtr> prepare_dequantize(PrepareContext& ctx) {
       qk.name);
 }
 
+// The range [min(x, 0), max(x, 0)] of n floats: 16 running extremes in four 4-float vectors (SSE2,
+// the baseline this file is built for; the compiler would not reorder a float reduction itself),
+// then one. The result does not depend on the order: NaN is never taken (x < lo ? x : lo is what
+// std::min does), and -0 never replaces the starting +0.
+void float_range(const float* xp, int64_t n, float* lo_out, float* hi_out) {
+  typedef float F4 __attribute__((vector_size(16)));
+  F4 lo4[4] = {}, hi4[4] = {};
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16)
+    for (int j = 0; j < 4; ++j) {
+      F4 v;
+      std::memcpy(&v, xp + i + 4 * j, sizeof v);
+      lo4[j] = v < lo4[j] ? v : lo4[j];
+      hi4[j] = hi4[j] < v ? v : hi4[j];
+    }
+  float lo = 0.f, hi = 0.f;
+  for (int j = 0; j < 4; ++j)
+    for (int l = 0; l < 4; ++l) {
+      lo = lo4[j][l] < lo ? lo4[j][l] : lo;
+      hi = hi < hi4[j][l] ? hi4[j][l] : hi;
+    }
+  for (; i < n; ++i) {
+    lo = xp[i] < lo ? xp[i] : lo;
+    hi = hi < xp[i] ? xp[i] : hi;
+  }
+  *lo_out = lo;
+  *hi_out = hi;
+}
+
 // DynamicQuantizeLinear (ONNX) on the vectorised Quantize kernel: the range [min(x, 0), max(x, 0)]
 // in a loop the compiler vectorises (x < lo ? x : lo is what std::min does, NaN never taken), then
 // scale and zero point by the reference's rule (qparams.h), then the
@@ -146,33 +175,35 @@ Result<KernelPtr> prepare_dynamic_quantize(PrepareContext& ctx) {
   return make_kernel(
       [=, &qk](const KernelContext& kc) {
         const float* xp = kc.in(0).as<const float>();
-        // 16 running extremes in four 4-float vectors (SSE2, the baseline this file is built for;
-        // the compiler would not reorder a float reduction itself), then one. The result does not
-        // depend on the order: NaN is never taken, and -0 never replaces the starting +0.
-        typedef float F4 __attribute__((vector_size(16)));
-        F4 lo4[4] = {}, hi4[4] = {};
-        int64_t i = 0;
-        for (; i + 16 <= n; i += 16)
-          for (int j = 0; j < 4; ++j) {
-            F4 v;
-            std::memcpy(&v, xp + i + 4 * j, sizeof v);
-            lo4[j] = v < lo4[j] ? v : lo4[j];
-            hi4[j] = hi4[j] < v ? v : hi4[j];
-          }
+        uint8_t* yp = static_cast<uint8_t*>(kc.out(0).data);
+        // From 2^16 values (about 15 us) in halves, one per thread: the range of each, then each
+        // half quantised (the order of the extremes does not matter, see float_range).
+        const bool split = kc.pool && n >= (int64_t{1} << 16);
+        const int64_t t = split ? std::min<int64_t>(kc.pool->threads(), 2) : 1;
         float lo = 0.f, hi = 0.f;
-        for (int j = 0; j < 4; ++j)
-          for (int l = 0; l < 4; ++l) {
-            lo = lo4[j][l] < lo ? lo4[j][l] : lo;
-            hi = hi < hi4[j][l] ? hi4[j][l] : hi;
+        if (t <= 1) {
+          float_range(xp, n, &lo, &hi);
+        } else {
+          float los[2] = {}, his[2] = {};
+          kc.pool->parallel_for(t, [&](int64_t i) {
+            float_range(xp + n * i / t, n * (i + 1) / t - n * i / t, &los[i], &his[i]);
+          });
+          for (int64_t i = 0; i < t; ++i) {
+            lo = los[i] < lo ? los[i] : lo;
+            hi = hi < his[i] ? his[i] : hi;
           }
-        for (; i < n; ++i) {
-          lo = xp[i] < lo ? xp[i] : lo;
-          hi = hi < xp[i] ? xp[i] : hi;
         }
         float scale = 1.f;
         uint8_t zp = 0;
         dynamic_quantize_params(lo, hi, &scale, &zp);
-        qk.quantize(xp, n, scale, zp, true, kc.out(0).data);
+        if (t <= 1) {
+          qk.quantize(xp, n, scale, zp, true, yp);
+        } else {
+          kc.pool->parallel_for(t, [&](int64_t i) {
+            const int64_t b0 = n * i / t / 64 * 64, b1 = i + 1 == t ? n : n * (i + 1) / t / 64 * 64;
+            qk.quantize(xp + b0, b1 - b0, scale, zp, true, yp + b0);
+          });
+        }
         if (out_scale) kc.out(1).as<float>()[0] = scale;
         if (out_zp) kc.out(2).as<uint8_t>()[0] = zp;
         return Status::ok();

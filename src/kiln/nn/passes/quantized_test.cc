@@ -226,7 +226,7 @@ ModelBuilder& residual_block(ModelBuilder& b, const Shape& shape, const QuantWei
       .node("DequantizeLinear", {"aq", "s2", "z2"}, {"ad"});
 }
 
-// The model's one output, run at 1 and at 2 threads, is the same bytes.
+// The model's outputs, run at 1 and at 2 threads, are the same bytes.
 void expect_same_bytes_at_1_and_2_threads(const Model& m, const Tensor& in, const std::string& what) {
   std::vector<Tensor> outs[2];
   for (int threads : {1, 2}) {
@@ -236,13 +236,17 @@ void expect_same_bytes_at_1_and_2_threads(const Model& m, const Tensor& in, cons
     ASSERT_TRUE(cm.is_ok()) << cm.status().to_string();
     outs[threads - 1] = cm->make_outputs();
     TensorView iv[] = {in.view()};
-    TensorView ov[] = {outs[threads - 1][0].view()};
+    std::vector<TensorView> ov;
+    for (Tensor& t : outs[threads - 1]) ov.push_back(t.view());
     ASSERT_TRUE(cm->run(iv, ov).is_ok()) << what;
   }
-  const Tensor& one = outs[0][0];
-  const Tensor& two = outs[1][0];
-  ASSERT_EQ(one.byte_size(), two.byte_size()) << what;
-  EXPECT_EQ(0, std::memcmp(one.raw(), two.raw(), static_cast<size_t>(one.byte_size()))) << what;
+  ASSERT_EQ(outs[0].size(), outs[1].size()) << what;
+  for (size_t i = 0; i < outs[0].size(); ++i) {
+    const Tensor& one = outs[0][i];
+    const Tensor& two = outs[1][i];
+    ASSERT_EQ(one.byte_size(), two.byte_size()) << what;
+    EXPECT_EQ(0, std::memcmp(one.raw(), two.raw(), static_cast<size_t>(one.byte_size()))) << what << ", output " << i;
+  }
 }
 
 // Layers large enough to be split between threads (depthwise: one row range per thread from 2^18
@@ -693,13 +697,14 @@ TEST(Quantized, IntegerOperatorsAreExact) {
 TEST(Quantized, DynamicQuantizationRunsOnIntegerKernels) {
   std::mt19937 rng(31);
   std::uniform_int_distribution<int> byte(0, 255);
-  for (int8_t wzero : {0, 3}) {
-    Tensor w(DType::kInt8, {47, 20});  // 2 x 37 x 47 inputs: not whole blocks of 16
+  // x [rows..., 47] -> y [rows..., cols]; weight zero point 0 with one multiplier, else per column.
+  const auto model = [&](const Shape& x_shape, int64_t cols, int8_t wzero) {
+    Tensor w(DType::kInt8, {47, cols});
     for (int64_t i = 0; i < w.num_elements(); ++i) w.data<int8_t>()[i] = static_cast<int8_t>(byte(rng) * 200 / 255 - 100);
     ModelBuilder b(13);
-    b.input("x", DType::kFloat32, {2, 37, 47})
+    b.input("x", DType::kFloat32, x_shape)
         .initializer("w", w).initializer("wz", scalar_i8(wzero))
-        .initializer("ws", wzero == 0 ? scalar_f(0.013f) : random_float({20}, rng, 0.01f, 0.02f))
+        .initializer("ws", wzero == 0 ? scalar_f(0.013f) : random_float({cols}, rng, 0.01f, 0.02f))
         .node("DynamicQuantizeLinear", {"x"}, {"xq", "xs", "xz"})
         .node("MatMulInteger", {"xq", "w", "xz", "wz"}, {"acc"})
         .node("Cast", {"acc"}, {"accf"}, {Attr::i("to", 1)})
@@ -707,7 +712,10 @@ TEST(Quantized, DynamicQuantizationRunsOnIntegerKernels) {
         .node("Mul", {"accf", "s"}, {"y"})
         .output("y", DType::kFloat32)
         .output("xq", DType::kUInt8);
-    Result<Model> m = b.build();
+    return b.build();
+  };
+  for (int8_t wzero : {0, 3}) {
+    Result<Model> m = model({2, 37, 47}, 20, wzero);  // 3478 inputs: not whole blocks of 16
     ASSERT_TRUE(m.is_ok()) << m.status().to_string();
     for (float lo : {-3.f, 0.5f, 0.f}) {
       std::vector<Tensor> in = {random_float({2, 37, 47}, rng, lo, 2.f)};
@@ -721,6 +729,13 @@ TEST(Quantized, DynamicQuantizationRunsOnIntegerKernels) {
                                      std::to_string(lo), true, false);
     }
   }
+  // Large enough for 2 threads to split both the quantisation (65,800 inputs) and the sums'
+  // correction (33,600 outputs): the same bytes as 1 thread, and as the reference.
+  Result<Model> big = model({1, 1400, 47}, 24, 3);
+  ASSERT_TRUE(big.is_ok()) << big.status().to_string();
+  const Tensor x = random_float({1, 1400, 47}, rng, -1.f, 4.f);
+  expect_same_bytes_at_1_and_2_threads(*big, x, "dynamic quantisation at 2 threads");
+  expect_close(run(*big, {x}, false), run(*big, {x}, true), 0, "dynamic quantisation, large", true, false);
 }
 
 // The integer path keeps the hot-path rule: run() allocates nothing, with and without threads
