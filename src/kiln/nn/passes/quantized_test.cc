@@ -736,6 +736,19 @@ TEST(Quantized, DynamicQuantizationRunsOnIntegerKernels) {
   const Tensor x = random_float({1, 1400, 47}, rng, -1.f, 4.f);
   expect_same_bytes_at_1_and_2_threads(*big, x, "dynamic quantisation at 2 threads");
   expect_close(run(*big, {x}, false), run(*big, {x}, true), 0, "dynamic quantisation, large", true, false);
+  // And it keeps the hot-path rule at 2 threads: run() allocates nothing.
+  CompileOptions o;
+  o.threads = 2;
+  Result<CompiledModel> cm = compile(*big, o);
+  ASSERT_TRUE(cm.is_ok()) << cm.status().to_string();
+  std::vector<Tensor> outs = cm->make_outputs();
+  TensorView iv[] = {x.view()};
+  std::vector<TensorView> ov;
+  for (Tensor& t : outs) ov.push_back(t.view());
+  ASSERT_TRUE(cm->run(iv, ov).is_ok());
+  const uint64_t before = heap_allocation_count();
+  for (int i = 0; i < 20; ++i) ASSERT_TRUE(cm->run(iv, ov).is_ok());
+  EXPECT_EQ(heap_allocation_count() - before, 0u);
 }
 
 // The integer path keeps the hot-path rule: run() allocates nothing, with and without threads
