@@ -172,10 +172,11 @@ struct Layer {
   std::string w_scale;
 };
 
-// One tensor's quantisation.
+// One tensor's quantisation, from its range.
 struct ActParam {
   float scale = 1.f;
   int8_t zero_point = 0;
+  explicit ActParam(const Range& r) { asymmetric_int8(r, &scale, &zero_point); }
 };
 
 double sqnr_db(double signal, double noise) {
@@ -463,10 +464,7 @@ class Quantizer {
       if (it == idx.end() || cm.outputs()[static_cast<size_t>(it->second)].dtype != DType::kFloat32 ||
           !stats_[v].seen())
         continue;
-      ActParam p;
       ranges_[v] = choose_range(stats_[v], opts_.method);
-      asymmetric_int8(ranges_[v], &p.scale, &p.zero_point);
-      params_[v] = p;
     }
     return Status::ok();
   }
@@ -519,9 +517,8 @@ class Quantizer {
     std::vector<Tensor> outs = cm.make_outputs();
     Sample rounded = *picked[0];
     auto error = [&](const Range& r, double* err) -> Status {
-      float scale = 1.f;
-      int8_t zp = 0;
-      asymmetric_int8(r, &scale, &zp);
+      const ActParam p(r);
+      const float scale = p.scale, zp = p.zero_point;
       *err = 0;
       for (size_t i = 0; i < n; ++i) {
         for (size_t k = 0; k < rounded.size(); ++k)
@@ -566,10 +563,7 @@ class Quantizer {
         }
       }
     if (!(best_err < 0.95 * base)) return Status::ok();
-    for (const std::string& v : tensors) {
-      ranges_[v] = best;
-      asymmetric_int8(best, &params_[v].scale, &params_[v].zero_point);
-    }
+    for (const std::string& v : tensors) ranges_[v] = best;
     char buf[256];
     std::snprintf(buf, sizeof buf,
                   "range [%.4g, %.4g] -> [%.4g, %.4g], chosen by the outputs: their error on %zu calibration "
@@ -606,11 +600,12 @@ class Quantizer {
     std::map<std::string, std::vector<onnx::NodeProto>> after;  // tensor -> its Q/DQ pair
     std::map<std::string, std::string> dq_name;                 // activation -> its dequantised twin
     for (const std::string& v : order_) {
-      auto it = params_.find(v);
-      if (it == params_.end()) continue;
+      auto it = ranges_.find(v);
+      if (it == ranges_.end()) continue;
+      const ActParam q(it->second);
       Tensor s(DType::kFloat32, {}), z(DType::kInt8, {});
-      s.data<float>()[0] = it->second.scale;
-      z.data<int8_t>()[0] = it->second.zero_point;
+      s.data<float>()[0] = q.scale;
+      z.data<int8_t>()[0] = q.zero_point;
       const std::string sn = unique(v + "_scale"), zn = unique(v + "_zero_point");
       add_init(sn, s);
       add_init(zn, z);
@@ -621,11 +616,12 @@ class Quantizer {
     }
     std::set<std::string> retired_inits;
     for (Layer& l : layers_) {
-      auto xp = params_.find(l.x);
-      if (xp == params_.end()) {
+      auto xr = ranges_.find(l.x);
+      if (xr == ranges_.end()) {
         notes_.push_back(l.op_type + " '" + l.name + "': its input is not float32; left in float");
         continue;
       }
+      const ActParam xq(xr->second);
       onnx::NodeProto& node = *g.mutable_node(l.node);
       std::vector<float> wscale;  // per output channel
       int64_t channels = 0;
@@ -677,7 +673,7 @@ class Quantizer {
         KILN_ASSIGN_OR_RETURN(Tensor b, initializer(l.bias));
         Tensor bq(DType::kInt32, {channels}), bs(DType::kFloat32, {channels}), bz(DType::kInt32, {channels});
         for (int64_t c = 0; c < channels; ++c) {
-          const float s = xp->second.scale * wscale[static_cast<size_t>(c)];
+          const float s = xq.scale * wscale[static_cast<size_t>(c)];
           bs.data<float>()[c] = s;
           bz.data<int32_t>()[c] = 0;
           const double q = std::nearbyint(static_cast<double>(b.data<float>()[c]) / s);
@@ -815,8 +811,7 @@ class Quantizer {
   std::vector<std::string> order_;
   std::set<std::string> read_quantized_;
   std::map<std::string, TensorStats> stats_;
-  std::map<std::string, ActParam> params_;
-  std::map<std::string, Range> ranges_;
+  std::map<std::string, Range> ranges_;  // of the tensors that get a QDQ pair
   std::vector<std::string> notes_;
 };
 
