@@ -12,11 +12,11 @@
 #include <cstring>
 #include <memory>
 
-#include "kiln/core/thread_pool.h"
 #include "kiln/nn/kernels/qgemm.h"
 #include "kiln/nn/ops/families.h"
 #include "kiln/nn/ops/op_util.h"
 #include "kiln/nn/ops/qparams.h"
+#include "kiln/nn/ops/thread_parts.h"
 
 namespace kiln::nn::ops {
 namespace {
@@ -123,6 +123,7 @@ Result<KernelPtr> prepare_qdense(PrepareContext& ctx) {
     for (int64_t kk = 0; kk < k; ++kk)
       for (int64_t j = 0; j < n; ++j) (*colsum)[j] += w->data<int8_t>()[tb ? j * k + kk : kk * n + j];
     const bool u8 = xq.is_unsigned;
+    const int64_t min_part_rows = std::max<int64_t>(1, ((int64_t{1} << 14) + n - 1) / n);
     return make_kernel(
         [=, &cfg](const KernelContext& kc) {
           // The int32 sums go into the output buffer (4-byte elements either way), then are
@@ -133,15 +134,11 @@ Result<KernelPtr> prepare_qdense(PrepareContext& ctx) {
           const int32_t* cs = colsum->data();
           const float* mult = scaled ? kc.in(8).as<const float>() : nullptr;
           const int64_t mstep = mult_count == 1 ? 0 : 1;
-          const auto fix = [&](int64_t r0, int64_t r1) {
-            correct_sums(static_cast<char*>(kc.out(0).data) + r0 * n * 4, r1 - r0, n, zp, cs, mult, mstep);
-          };
-          // From 2^15 values (about 10 us) in row halves, one per thread: the rows each GEMM
+          // Rows in one part per thread of at least 2^14 values (about 5 us): the rows each GEMM
           // thread just wrote are mostly its own.
-          const bool split = kc.pool && m > 1 && m * n >= (int64_t{1} << 15);
-          const int64_t t = split ? std::min<int64_t>(kc.pool->threads(), 2) : 1;
-          if (t <= 1) fix(0, m);
-          else kc.pool->parallel_for(t, [&](int64_t i) { fix(m * i / t, m * (i + 1) / t); });
+          for_thread_parts(kc.pool, m, min_part_rows, 1, [&](int64_t, int64_t r0, int64_t r1) {
+            correct_sums(static_cast<char*>(kc.out(0).data) + r0 * n * 4, r1 - r0, n, zp, cs, mult, mstep);
+          });
           return Status::ok();
         },
         cfg.name);

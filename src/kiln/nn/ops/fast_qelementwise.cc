@@ -16,22 +16,24 @@
 #include <cstring>
 #include <utility>
 
-#include "kiln/core/thread_pool.h"
 #include "kiln/nn/kernels/qgemm.h"
 #include "kiln/nn/ops/families.h"
 #include "kiln/nn/ops/op_util.h"
 #include "kiln/nn/ops/qparams.h"
+#include "kiln/nn/ops/thread_parts.h"
 
 namespace kiln::nn::ops {
 namespace {
 
-// From this many bytes a same-shaped QAdd / QMul runs in two contiguous halves, one per thread,
-// cut at a cache line. That is about 2 us of work, where a split starts to pay on a VM whose cores
-// hand data over slowly (bench/cross_core.cc), and a residual Add reads what the convolutions
-// before it wrote, which the pool's per-thread ranges leave mostly in each thread's own cache:
-// ResNet-8 int8 at 2 threads 53.3 -> 47.3 us (its three Adds: 16, 8 and 4 KiB; 4 KiB and 16 KiB
-// thresholds gave 47.9 and 48.7 us), MobileNetV2 1325 -> 1315 us, 15 alternating rounds.
-constexpr int64_t kSplitBytes = 8192;
+// A same-shaped QAdd / QMul runs in one part per thread of at least this many bytes, cut at cache
+// lines (so from 8 KiB in halves at 2 threads). 8 KiB is about 2 us of work, where a split starts
+// to pay on a VM whose cores hand data over slowly (bench/cross_core.cc), and a residual Add reads
+// what the convolutions before it wrote, mostly in each thread's own cache: ResNet-8 int8 at 2
+// threads 53.3 -> 47.3 us (its three Adds: 16, 8 and 4 KiB; splitting from 4 KiB and 16 KiB gave
+// 47.9 and 48.7 us), MobileNetV2 1325 -> 1315 us, 15 alternating rounds.
+constexpr int64_t kMinPartBytes = 4096;
+// DynamicQuantize: at least 2^15 values (about 7 us) per part.
+constexpr int64_t kMinPartValues = int64_t{1} << 15;
 // Elements per call when one operand is a single value (its copies live on the stack).
 constexpr int64_t kChunk = 256;
 
@@ -60,21 +62,14 @@ Result<KernelPtr> prepare_qbinary(PrepareContext& ctx) {
   kernels::QBinaryParams p{aq.scale, bq.scale, yq.scale, aq.zero_point, bq.zero_point, yq.zero_point,
                            qmin, qmax, kMul, aq.is_unsigned, bq.is_unsigned, yq.is_unsigned};
   if (a.shape == b.shape) {  // same shapes (a residual Add)
-    const int64_t parts = n >= kSplitBytes ? std::min<int64_t>(ctx.threads(), 2) : 1;
     return make_kernel(
         [=, &qk](const KernelContext& kc) {
           const uint8_t* pa = static_cast<const uint8_t*>(kc.in(0).data);
           const uint8_t* pb = static_cast<const uint8_t*>(kc.in(3).data);
           uint8_t* py = static_cast<uint8_t*>(kc.out(0).data);
-          const int64_t t = kc.pool ? std::min<int64_t>(kc.pool->threads(), parts) : 1;
-          if (t <= 1) {
-            qk.binary(pa, pb, n, p, py);
-          } else {
-            kc.pool->parallel_for(t, [&](int64_t i) {
-              const int64_t b0 = n * i / t / 64 * 64, b1 = i + 1 == t ? n : n * (i + 1) / t / 64 * 64;
-              qk.binary(pa + b0, pb + b0, b1 - b0, p, py + b0);
-            });
-          }
+          for_thread_parts(kc.pool, n, kMinPartBytes, 64, [&](int64_t, int64_t b0, int64_t b1) {
+            qk.binary(pa + b0, pb + b0, b1 - b0, p, py + b0);
+          });
           return Status::ok();
         },
         qk.name);
@@ -176,34 +171,23 @@ Result<KernelPtr> prepare_dynamic_quantize(PrepareContext& ctx) {
       [=, &qk](const KernelContext& kc) {
         const float* xp = kc.in(0).as<const float>();
         uint8_t* yp = static_cast<uint8_t*>(kc.out(0).data);
-        // From 2^16 values (about 15 us) in halves, one per thread: the range of each, then each
-        // half quantised (the order of the extremes does not matter, see float_range).
-        const bool split = kc.pool && n >= (int64_t{1} << 16);
-        const int64_t t = split ? std::min<int64_t>(kc.pool->threads(), 2) : 1;
+        // In parts per thread: the range of each part (the order of the extremes does not
+        // matter, see float_range), then each part quantised.
+        float los[kMaxThreadParts], his[kMaxThreadParts];
+        const int64_t parts = for_thread_parts(kc.pool, n, kMinPartValues, 1, [&](int64_t i, int64_t b0, int64_t b1) {
+          float_range(xp + b0, b1 - b0, &los[i], &his[i]);
+        });
         float lo = 0.f, hi = 0.f;
-        if (t <= 1) {
-          float_range(xp, n, &lo, &hi);
-        } else {
-          float los[2] = {}, his[2] = {};
-          kc.pool->parallel_for(t, [&](int64_t i) {
-            float_range(xp + n * i / t, n * (i + 1) / t - n * i / t, &los[i], &his[i]);
-          });
-          for (int64_t i = 0; i < t; ++i) {
-            lo = los[i] < lo ? los[i] : lo;
-            hi = hi < his[i] ? his[i] : hi;
-          }
+        for (int64_t i = 0; i < parts; ++i) {
+          lo = los[i] < lo ? los[i] : lo;
+          hi = hi < his[i] ? his[i] : hi;
         }
         float scale = 1.f;
         uint8_t zp = 0;
         dynamic_quantize_params(lo, hi, &scale, &zp);
-        if (t <= 1) {
-          qk.quantize(xp, n, scale, zp, true, yp);
-        } else {
-          kc.pool->parallel_for(t, [&](int64_t i) {
-            const int64_t b0 = n * i / t / 64 * 64, b1 = i + 1 == t ? n : n * (i + 1) / t / 64 * 64;
-            qk.quantize(xp + b0, b1 - b0, scale, zp, true, yp + b0);
-          });
-        }
+        for_thread_parts(kc.pool, n, kMinPartValues, 64, [&](int64_t, int64_t b0, int64_t b1) {
+          qk.quantize(xp + b0, b1 - b0, scale, zp, true, yp + b0);
+        });
         if (out_scale) kc.out(1).as<float>()[0] = scale;
         if (out_zp) kc.out(2).as<uint8_t>()[0] = zp;
         return Status::ok();
