@@ -111,8 +111,11 @@ Result<std::vector<Sample>> load_calibration(const std::string& dir, const std::
     for (Tensor& t : one) samples.push_back({std::move(t)});
     return samples;
   }
+  const auto folder = [&](size_t k) {
+    return (std::filesystem::path(dir) / calibration_folder_name(inputs[k].name)).string();
+  };
   for (size_t k = 0; k < inputs.size(); ++k) {
-    const std::string sub = (std::filesystem::path(dir) / calibration_folder_name(inputs[k].name)).string();
+    const std::string sub = folder(k);
     std::error_code ec;
     if (!std::filesystem::is_directory(sub, ec))
       return Status::invalid("the model has ", inputs.size(), " inputs: calibration folder '", dir,
@@ -122,8 +125,8 @@ Result<std::vector<Sample>> load_calibration(const std::string& dir, const std::
     if (k == 0) samples.resize(mine.size());
     if (mine.size() != samples.size())
       return Status::invalid("calibration folder '", sub, "' holds ", mine.size(), " samples of input '",
-                             inputs[k].name, "', '", (std::filesystem::path(dir) / calibration_folder_name(inputs[0].name)).string(),
-                             "' ", samples.size(), " of input '", inputs[0].name, "': every input needs the same count");
+                             inputs[k].name, "', '", folder(0), "' ", samples.size(), " of input '", inputs[0].name,
+                             "': every input needs the same count");
     for (size_t i = 0; i < mine.size(); ++i) samples[i].push_back(std::move(mine[i]));
   }
   return samples;
