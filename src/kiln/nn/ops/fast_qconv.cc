@@ -5,6 +5,8 @@
 //                    -> Y [N,OH,OW,M] int8/uint8 (the dtype of y_zero_point) or float32.
 //                    X may be float32 where fast_qconv.h says so: quantised here with x_scale /
 //                    x_zero_point (a fused QuantizeLinear).
+//                    With an int16 x_zero_point X is int16 (or float32, quantised here to int16):
+//                    one group, no column dilation, the kernels of kernels/qs16_conv.h.
 //   com.kiln.QPool   max / average pooling of int8/uint8 NHWC with requantisation, Y [N,OH,OW,C]
 // Attributes use ONNX names (kernel_shape, strides, dilations, pads = [top, left, bottom, right],
 // group) plus qmin/qmax, the output clamp of a fused Relu or Clip in the output's own values.
@@ -22,11 +24,13 @@
 
 #include "kiln/core/thread_pool.h"
 #include "kiln/nn/kernels/qgemm.h"
+#include "kiln/nn/kernels/qs16_conv.h"
 #include "kiln/nn/ops/conv_geometry.h"
 #include "kiln/nn/ops/families.h"
 #include "kiln/nn/ops/fast_qconv.h"
 #include "kiln/nn/ops/op_util.h"
 #include "kiln/nn/ops/qparams.h"
+#include "kiln/nn/ops/thread_parts.h"
 
 namespace kiln::nn::ops {
 namespace {
@@ -223,8 +227,115 @@ void im2col(const kernels::QWindow& w, int64_t cg, int64_t k_real, int64_t kk, u
     }
 }
 
+// The int16-activation path (x_zero_point int16; kernels/qs16_conv.h): one group, no column
+// dilation, so that each kernel row of a window is KW * C contiguous values of a padded copy of the
+// input. A float32 X is quantised into that copy (a fused QuantizeLinear, as for the int8 stems).
+Result<KernelPtr> prepare_qconv16(PrepareContext& ctx) {
+  const TensorInfo x = ctx.input(0);
+  const bool float_in = x.dtype == DType::kFloat32;
+  if (x.dtype != DType::kInt16 && !float_in) return ctx.invalid("an int16 x_zero_point needs an int16 or float32 X");
+  if (x.rank() != 4) return ctx.invalid("X must be NHWC rank 4");
+  const Tensor* xs = ctx.require_constant(1, "x_scale");
+  const Tensor* xz = ctx.require_constant(2, "x_zero_point");
+  const Tensor* w = ctx.require_constant(3, "weights");
+  const Tensor* ws = ctx.require_constant(4, "w_scale");
+  const Tensor* b = ctx.require_constant(7, "bias");
+  if (!xs || !xz || !w || !ws || !b) return ctx.sticky_error();
+  if (xs->dtype() != DType::kFloat32 || xs->num_elements() != 1 || xz->num_elements() != 1)
+    return ctx.invalid("x_scale and x_zero_point must be single values");
+  const float x_scale = xs->data<float>()[0];
+  const int32_t x_zero = xz->data<int16_t>()[0];
+  if (!std::isfinite(x_scale) || !(x_scale > 0.f)) return ctx.invalid("x_scale must be finite and positive");
+  if (w->dtype() != DType::kInt8 || w->rank() != 4) return ctx.invalid("W must be int8 of rank 4");
+  const int64_t m = w->shape()[0], c = x.shape[3];
+  if (ws->dtype() != DType::kFloat32 || ws->num_elements() != m) return ctx.invalid("w_scale must be float32[", m, "]");
+  if (b->dtype() != DType::kInt32 || b->num_elements() != m) return ctx.invalid("bias must be int32[", m, "]");
+  Geometry g;
+  KILN_RETURN_IF_ERROR(read_geometry(ctx, &g));
+  if (ctx.attr_int("group", 1) != 1 || g.dw != 1 || ctx.attr_int("int32_output", 0) != 0)
+    return ctx.invalid("int16 activations need one group, no column dilation and no int32 output");
+  if (w->shape()[1] != c || w->shape()[2] != g.kh || w->shape()[3] != g.kw)
+    return ctx.invalid("weights ", shape_to_string(w->shape()), " do not match input channels ", c, " with kernel ",
+                       g.kh, "x", g.kw);
+  int64_t oh = 0, ow = 0;
+  KILN_RETURN_IF_ERROR(out_hw(ctx, g, x.shape, &oh, &ow));
+  const bool int_out = ctx.has_input(5);
+  kernels::QParams params = kernels::float_output(-3.4e38f, 3.4e38f);
+  QScalar yq;
+  if (int_out) {
+    KILN_RETURN_IF_ERROR(read_qscalar(ctx, 5, 6, &yq));
+    int32_t qmin = 0, qmax = 0;
+    KILN_RETURN_IF_ERROR(read_qclamp(ctx, yq, &qmin, &qmax));
+    params = kernels::int8_output(yq.zero_point, yq.is_unsigned, qmin, qmax);
+  }
+  std::vector<float> scale(static_cast<size_t>(m));
+  for (int64_t j = 0; j < m; ++j) {
+    const float wsj = ws->data<float>()[j];
+    if (!std::isfinite(wsj) || !(wsj > 0.f)) return ctx.invalid("w_scale must be finite and positive");
+    scale[static_cast<size_t>(j)] = int_out ? x_scale * wsj / yq.scale : x_scale * wsj;  // as QLinearConv's reference
+  }
+  const int64_t kc = g.kw * c, ks = g.kh;
+  std::vector<int8_t> mat(static_cast<size_t>(ks * kc * m));  // row kh * kc + kw * C + c, as the window lies in NHWC
+  for (int64_t j = 0; j < m; ++j)
+    for (int64_t cc = 0; cc < c; ++cc)
+      for (int64_t kh = 0; kh < g.kh; ++kh)
+        for (int64_t kw = 0; kw < g.kw; ++kw)
+          mat[static_cast<size_t>((kh * kc + kw * c + cc) * m + j)] = w->data<int8_t>()[((j * c + cc) * g.kh + kh) * g.kw + kw];
+  if (!kernels::q16_sums_fit(mat.data(), ks * kc, m, b->data<int32_t>(), x_zero))
+    return ctx.invalid("the int16 sums of some output channel could overflow int32 (kernels/qs16_conv.h)");
+  auto packed = std::make_shared<kernels::Q16PackedWeights>(
+      kernels::pack_q16weights(mat.data(), ks, kc, m, b->data<int32_t>(), scale.data(), x_zero));
+  const Shape out{x.shape[0], oh, ow, m};
+  ctx.set_output(0, int_out ? yq.dtype() : DType::kFloat32, out);
+  // The padded copy: hp x wp pixels per image, padding and slack (an odd kc reads one value past a
+  // tap) holding the zero point.
+  const int64_t batch = x.shape[0], in_h = x.shape[1], in_w = x.shape[2];
+  const int64_t hp = std::max(in_h + g.pt + g.pb, (oh - 1) * g.sh + (g.kh - 1) * g.dh + 1);
+  const int64_t wp = std::max(in_w + g.pl + g.pr, (ow - 1) * g.sw + g.kw);
+  const int64_t rows = batch * oh * ow, copy = batch * hp * wp * c;
+  auto offsets = std::make_shared<std::vector<int64_t>>(static_cast<size_t>(rows));
+  for (int64_t r = 0; r < rows; ++r) {
+    const int64_t n = r / (oh * ow), y = r % (oh * ow) / ow, xw = r % ow;
+    (*offsets)[static_cast<size_t>(r)] = ((n * hp + y * g.sh) * wp + xw * g.sw) * c;
+  }
+  constexpr int64_t kSlack = 32;
+  ctx.request_scratch(static_cast<size_t>(copy + kSlack) * sizeof(int16_t));
+  const kernels::Q16Kernels& qk = kernels::q16kernels();
+  const int64_t tap_stride = g.dh * wp * c, pt = g.pt, pl = g.pl;
+  // Rows per thread part: at least 2^17 multiply-adds each.
+  const int64_t min_rows = std::max<int64_t>(8, (int64_t{1} << 17) / std::max<int64_t>(1, ks * kc * m));
+  return make_kernel(
+      [=, &qk](const KernelContext& k) {
+        int16_t* pad = static_cast<int16_t*>(k.scratch);
+        const int16_t z = static_cast<int16_t>(x_zero);
+        const int64_t in_row = in_w * c, pad_row = wp * c, left = pl * c;
+        for (int64_t n = 0; n < batch; ++n)
+          for (int64_t yy = 0; yy < hp; ++yy) {
+            int16_t* d = pad + (n * hp + yy) * pad_row;
+            const int64_t ih = yy - pt;
+            if (ih < 0 || ih >= in_h) {
+              std::fill(d, d + pad_row, z);
+              continue;
+            }
+            std::fill(d, d + left, z);
+            if (float_in) qk.quantize(static_cast<const float*>(k.in(0).data) + (n * in_h + ih) * in_row, in_row, x_scale, x_zero, d + left);
+            else std::memcpy(d + left, static_cast<const int16_t*>(k.in(0).data) + (n * in_h + ih) * in_row, static_cast<size_t>(in_row) * 2);
+            std::fill(d + left + in_row, d + pad_row, z);
+          }
+        std::fill(pad + copy, pad + copy + kSlack, z);
+        const kernels::Q16Rows a{pad, offsets->data(), tap_stride};
+        const kernels::Q16Weights wv = packed->view();
+        for_thread_parts(k.pool, rows, min_rows, 8, [&](int64_t, int64_t begin, int64_t end) {
+          qk.conv(a, wv, begin, end, k.out(0).data, m, params);
+        });
+        return Status::ok();
+      },
+      qk.name);
+}
+
 Result<KernelPtr> prepare_qconv(PrepareContext& ctx) {
   KILN_RETURN_IF_ERROR(ctx.require_input(0));
+  if (ctx.has_input(2) && ctx.input(2).dtype == DType::kInt16) return prepare_qconv16(ctx);
   const TensorInfo x = ctx.input(0);
   const bool float_in = x.dtype == DType::kFloat32;
   if (x.dtype != DType::kInt8 && x.dtype != DType::kUInt8 && !float_in) return ctx.unsupported_dtype(0);

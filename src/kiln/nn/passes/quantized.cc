@@ -8,6 +8,8 @@
 // int8 tensor (ops/fast_qconv.cc, fast_qdense.cc, fast_qelementwise.cc):
 //
 //   DQ(x) -> Conv(DQ(W), DQ(b)) [-> Relu/Clip] -> Q     com.kiln.QConv (NHWC)
+//     (x may be int16, a model input quantised to 16 bits: the QConv then reads the float tensor
+//     before its QuantizeLinear and quantises it itself, kernels/qs16_conv.h)
 //   DQ(x) -> Gemm / MatMul [+ bias Add] [-> Relu/Clip] -> Q  com.kiln.QDense (or float output)
 //   DQ(x) -> MaxPool / AveragePool / GlobalAveragePool -> Q  com.kiln.QPool (NHWC)
 //   DQ(a), DQ(b) -> Add / Mul [-> Relu/Clip] -> Q       com.kiln.QAdd / QMul
@@ -32,6 +34,7 @@
 #include <string>
 #include <vector>
 
+#include "kiln/nn/kernels/qs16_conv.h"
 #include "kiln/nn/ops/fused_activation.h"
 #include "kiln/nn/passes/attributes.h"
 #include "kiln/nn/passes/nhwc_flatten.h"
@@ -250,6 +253,25 @@ class QuantizedPass {
     return true;
   }
 
+  // The live DequantizeLinear producing `v` from a runtime int16 tensor with per-tensor parameters
+  // (an input quantised to 16 bits: `kiln quantize --input-bits 16`).
+  bool activation_dq16(int v, QParam* q, int* src) const {
+    if (v < 0) return false;
+    const int p = e_.producer(v);
+    if (p < 0 || e_.is_dead(p)) return false;
+    const Node& n = g_.nodes[p];
+    if (!is_op(n, "DequantizeLinear") || n.inputs.size() != 3 || !qdq_attrs_ok(n)) return false;
+    const int x = n.inputs[0];
+    const Tensor* z = n.inputs[2] >= 0 ? e_.constant(n.inputs[2]) : nullptr;
+    if (x < 0 || e_.constant(x) || e_.dtype(x) != DType::kInt16 || !z || z->dtype() != DType::kInt16 ||
+        z->num_elements() != 1 || z->rank() > 1 || !scalar_scale(n.inputs[1], &q->scale))
+      return false;
+    q->dtype = DType::kInt16;
+    q->zero_point = z->data<int16_t>()[0];
+    *src = x;
+    return true;
+  }
+
   // Integer weights from the DequantizeLinear producing `v` (constant input): per tensor, or per
   // channel along `axis` with `channels` entries. The zero point must fold into int8.
   bool dq_weights(int v, int64_t axis, int64_t channels, QWeights* out) const {
@@ -415,6 +437,7 @@ class QuantizedPass {
   int zero_point_constant(const std::string& hint, const QParam& q) {
     Tensor t(q.dtype, {});
     if (q.dtype == DType::kInt8) t.data<int8_t>()[0] = static_cast<int8_t>(q.zero_point);
+    else if (q.dtype == DType::kInt16) t.data<int16_t>()[0] = static_cast<int16_t>(q.zero_point);
     else t.data<uint8_t>()[0] = static_cast<uint8_t>(q.zero_point);
     return e_.add_constant(hint, std::move(t));
   }
@@ -514,7 +537,11 @@ class QuantizedPass {
     if (n.inputs.size() < 2 || n.outputs.size() != 1 || n.outputs[0] < 0) return false;
     QParam xq;
     int x_src = -1;
-    if (!activation_dq(n.inputs[0], &xq, &x_src) || !is_4d(x_src)) return false;
+    if (!activation_dq(n.inputs[0], &xq, &x_src)) {
+      if (!activation_dq16(n.inputs[0], &xq, &x_src)) return false;
+      x_src = float_source(x_src, xq);
+    }
+    if (!is_4d(x_src)) return false;
     const Shape xs = e_.shape(x_src);
     const int y = n.outputs[0];
     if (!is_4d(y)) return false;
@@ -526,6 +553,14 @@ class QuantizedPass {
     std::vector<int32_t> bias;
     if (!bias_values(n.inputs.size() > 2 ? n.inputs[2] : -1, m, xq.scale, w.scale, &bias))
       return note_fallback(n, "its bias cannot be expressed in int32");
+    if (xq.dtype == DType::kInt16) {
+      if (geo.group != 1 || geo.dilations[1] != 1)
+        return note_fallback(n, "int16 activations need one group and no column dilation");
+      const int64_t k = w.w.num_elements() / m;  // weights [M, C, KH, KW]: one row of k per channel
+      for (int64_t j = 0; j < m; ++j)
+        if (!kernels::q16_sums_fit(w.w.data<int8_t>() + j * k, k, 1, &bias[static_cast<size_t>(j)], xq.zero_point))
+          return note_fallback(n, "its int16 sums could overflow int32");
+    }
     OutputQ oq;
     if (output_q(y, &oq)) {
       add_qconv(n.name, x_src, xq, w, bias, geo, &oq, produce_nhwc(oq.value));
@@ -539,6 +574,28 @@ class QuantizedPass {
     add_transpose(twin, y, "nchw");
     retire(index, {});
     return true;
+  }
+
+  // The float tensor a QuantizeLinear with the parameters `q` turned into int16 value v, when
+  // there is one: the int16 QConv quantises while it copies its input (ops/fast_qconv.cc), so the
+  // int16 tensor need not exist. Otherwise v.
+  int float_source(int v, const QParam& q) const {
+    const int p = e_.producer(v);
+    if (p < 0 || e_.is_dead(p)) return v;
+    const Node& n = g_.nodes[p];
+    if (!is_op(n, "QuantizeLinear") || n.inputs.size() != 3 || n.inputs[0] < 0 || !qdq_attrs_ok16(n) ||
+        e_.dtype(n.inputs[0]) != DType::kFloat32)
+      return v;
+    float scale = 0.f;
+    const Tensor* z = n.inputs[2] >= 0 ? e_.constant(n.inputs[2]) : nullptr;
+    if (!scalar_scale(n.inputs[1], &scale) || scale != q.scale || !z || z->dtype() != DType::kInt16 ||
+        z->num_elements() != 1 || z->data<int16_t>()[0] != q.zero_point)
+      return v;
+    return n.inputs[0];
+  }
+  bool qdq_attrs_ok16(const Node& n) const {
+    const int64_t od = int_attr(n, "output_dtype", 0);
+    return int_attr(n, "block_size", 0) == 0 && (od == 0 || od == 5);  // int16
   }
 
   bool fuse_qlinear_conv(int index, const Node& n) {

@@ -32,6 +32,7 @@ Tensor random_float(Shape shape, std::mt19937& rng, float lo = -1.f, float hi = 
 Tensor scalar_f(float v) { return make_tensor<float>({}, {v}); }
 Tensor scalar_i8(int8_t v) { return make_tensor<int8_t>({}, {v}); }
 Tensor scalar_u8(uint8_t v) { return make_tensor<uint8_t>({}, {v}); }
+Tensor scalar_i16(int16_t v) { return make_tensor<int16_t>({}, {v}); }
 
 // Symmetric int8 weights with one scale per slice along `axis`.
 struct QuantWeights {
@@ -609,6 +610,71 @@ TEST(Quantized, StemConvolutionQuantizesItsFloatInput) {
     for (const std::string& n : fast.notes) noted |= n == "fuse_input_quantize: 1 rewrites";
     EXPECT_TRUE(noted) << what;
     expect_close(ref, fast, ys, what);
+  }
+}
+
+// An input quantised to int16 (`kiln quantize --input-bits 16`): DQ(int16) -> Conv -> Q(int8) runs
+// on the int16 kernels, which quantise the float input themselves; float outputs, an int16 model
+// input and the layers the kernels cannot take (two groups) are checked too.
+TEST(Quantized, Int16InputConvolutionRunsOnIntegerKernels) {
+  std::mt19937 rng(21);
+  struct Case {
+    int64_t c, m, h, w, kh, kw, s, group;
+    std::vector<int64_t> pads;
+    bool int_out, int16_input;
+  };
+  const Case cases[] = {{1, 64, 49, 10, 10, 4, 2, 1, {4, 1, 5, 1}, true, false},  // the KWS stem
+                        {3, 8, 13, 14, 3, 3, 2, 1, {0, 0, 1, 1}, true, false},    // RGB, odd kernel rows (9 values)
+                        {5, 40, 9, 9, 3, 3, 1, 1, {1, 1, 1, 1}, false, false},    // float output, 2 panels
+                        {1, 16, 12, 8, 5, 4, 1, 1, {0, 1, 0, 2}, true, true},     // int16 model input
+                        {4, 8, 7, 7, 3, 3, 1, 2, {1, 1, 1, 1}, true, false}};     // two groups: stays float
+  for (const Case& k : cases) {
+    const float xs = 6.f / 65535.f, ys = 0.02f * std::sqrt(static_cast<float>(k.c / k.group * k.kh * k.kw));
+    const QuantWeights qw = quantize_weights(random_float({k.m, k.c / k.group, k.kh, k.kw}, rng), 0);
+    ModelBuilder b(21);
+    b.initializer("xs", scalar_f(xs)).initializer("xz", scalar_i16(-1234))
+        .initializer("ys", scalar_f(ys)).initializer("yz", scalar_i8(-7))
+        .initializer("wq", qw.q).initializer("ws", qw.scale).initializer("wz", qw.zero);
+    if (k.int16_input) {
+      b.input("xq", DType::kInt16, {1, k.c, k.h, k.w});
+    } else {
+      b.input("x", DType::kFloat32, {1, k.c, k.h, k.w}).node("QuantizeLinear", {"x", "xs", "xz"}, {"xq"});
+    }
+    b.node("DequantizeLinear", {"xq", "xs", "xz"}, {"xd"})
+        .node("DequantizeLinear", {"wq", "ws", "wz"}, {"wd"}, {Attr::i("axis", 0)})
+        .node("Conv", {"xd", "wd"}, {k.int_out ? "c" : "y"},
+              {Attr::ints("kernel_shape", {k.kh, k.kw}), Attr::ints("strides", {k.s, k.s}), Attr::ints("pads", k.pads),
+               Attr::i("group", k.group)});
+    if (k.int_out) b.node("QuantizeLinear", {"c", "ys", "yz"}, {"yq"}).node("DequantizeLinear", {"yq", "ys", "yz"}, {"y"});
+    b.output("y", DType::kFloat32);
+    Result<Model> m = b.build();
+    ASSERT_TRUE(m.is_ok()) << m.status().to_string();
+    const std::string what = "int16 conv c=" + std::to_string(k.c) + " m=" + std::to_string(k.m) +
+                             " g=" + std::to_string(k.group) + (k.int16_input ? " int16 input" : "");
+    Tensor in = random_float({1, k.c, k.h, k.w}, rng, -2.5f, 3.f);
+    if (k.int16_input) {
+      Tensor q(DType::kInt16, in.shape());
+      std::uniform_int_distribution<int> d(-32768, 32767);
+      for (int64_t i = 0; i < q.num_elements(); ++i) q.data<int16_t>()[i] = static_cast<int16_t>(d(rng));
+      in = std::move(q);
+    }
+    Outputs ref = run(*m, {in}, false), fast = run(*m, {in}, true);
+    if (k.group != 1) {
+      EXPECT_EQ(count_op(fast, "QConv"), 0) << what;
+      bool noted = false;
+      for (const std::string& n : fast.notes) noted |= n.find("int16 activations need one group") != std::string::npos;
+      EXPECT_TRUE(noted) << what;
+      expect_close(ref, fast, ys, what);
+      continue;
+    }
+    EXPECT_EQ(count_op(fast, "QConv"), 1) << what;
+    EXPECT_EQ(count_op(fast, "Conv"), 0) << what;
+    EXPECT_EQ(count_op(fast, "QuantizeLinear"), 0) << what;  // the QConv quantises its float input
+    bool int16_kernel = false;
+    for (const StepInfo& st : fast.steps) int16_kernel |= st.op_type == "QConv" && st.impl.rfind("qs16_conv", 0) == 0;
+    EXPECT_TRUE(int16_kernel) << what;
+    // Float output: the integer sums against the float reference's, relative to the output's size.
+    expect_close(ref, fast, k.int_out ? ys : 1e-4f * static_cast<float>(k.c * k.kh * k.kw), what, false, k.int_out);
   }
 }
 
