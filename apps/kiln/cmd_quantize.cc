@@ -1,11 +1,12 @@
 // kiln quantize MODEL --calibration DIR --output OUT.onnx [--per-channel] [--reduce-range]
 //                     [--method minmax|percentile|entropy] [--exclude NODE...] [--no-input-search]
-//                     [--quiet] [--json]
+//                     [--input-bits 8|16] [--quiet] [--json]
 //
 // Post-training static quantisation (nn/quantize/quantizer.h): writes a standard QDQ ONNX model
-// (symmetric int8 weights, asymmetric int8 activations) and reports the quantisation error of every
-// layer (SQNR in dB: higher is better; below ~20 dB a layer visibly hurts) so that a user can
-// exclude the layers that hurt. The output file is written atomically: on any error there is none.
+// (symmetric int8 weights, asymmetric int8 activations; the model input int16 with --input-bits 16,
+// at opset 21) and reports the quantisation error of every layer (SQNR in dB: higher is better;
+// below ~20 dB a layer visibly hurts) so that a user can exclude the layers that hurt. The output
+// file is written atomically: on any error there is none.
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
@@ -28,6 +29,7 @@ struct QuantizeArgs {
   bool per_channel = false;
   bool reduce_range = false;
   bool no_input_search = false;
+  int input_bits = 8;
   bool quiet = false;
   bool json = false;
 };
@@ -37,6 +39,9 @@ int run_quantize(const QuantizeArgs& a) {
   opts.per_channel = a.per_channel;
   opts.reduce_range = a.reduce_range;
   opts.input_search = !a.no_input_search;
+  if (a.input_bits != 8 && a.input_bits != 16)
+    return fail("quantize", Status::invalid("--input-bits must be 8 or 16, got ", a.input_bits));
+  opts.input_bits = a.input_bits;
   // A bar per stage on a terminal (a pipe or file gets none, so errors stay one line).
   std::string stage;
   int shown = -1;
@@ -91,6 +96,7 @@ int run_quantize(const QuantizeArgs& a) {
     j["per_channel"] = a.per_channel;
     j["reduce_range"] = a.reduce_range;
     j["input_search"] = !a.no_input_search;
+    j["input_bits"] = a.input_bits;
     j["samples"] = report.samples;
     j["quantized_nodes"] = report.quantized_nodes;
     nlohmann::json layers = nlohmann::json::array();
@@ -104,9 +110,9 @@ int run_quantize(const QuantizeArgs& a) {
     j["notes"] = report.notes;
     std::printf("%s\n", j.dump(2).c_str());
   } else {
-    std::printf("quantised  %zu nodes (%s weights, %s calibration on %d samples) -> %s\n",
+    std::printf("quantised  %zu nodes (%s weights, %s calibration on %d samples%s) -> %s\n",
                 report.quantized_nodes.size(), a.per_channel ? "per-channel" : "per-tensor", a.method.c_str(),
-                report.samples, a.output.c_str());
+                report.samples, a.input_bits == 16 ? ", int16 input" : "", a.output.c_str());
     std::printf("%-10s %-32s %-8s %s\n", "SQNR dB", "node", "op", "tensor");
     for (const auto& l : report.layers)
       std::printf("%10.1f %-32s %-8s %s\n", l.sqnr_db, l.node.c_str(), l.op_type.c_str(), l.tensor.c_str());
@@ -139,6 +145,10 @@ void register_quantize(CLI::App& app, int& exit_code) {
   c->add_flag("--no-input-search", args->no_input_search,
               "Keep the method's range for the model input too (default: the range, among clipped ones, that "
               "least changes the outputs)");
+  c->add_option("--input-bits", args->input_bits,
+                "8 (default) or 16: int16 QuantizeLinear/DequantizeLinear on the model input (the model is "
+                "raised to opset 21), for stems reading raw sensor features such as MFCCs; other activations stay "
+                "int8");
   c->add_flag("--quiet", args->quiet, "No progress bars (they appear only when stderr is a terminal)");
   c->add_flag("--json", args->json, "Print the report as one JSON object");
   c->callback([args, &exit_code] { exit_code = run_quantize(*args); });

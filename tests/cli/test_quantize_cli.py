@@ -317,6 +317,186 @@ class Quantize(unittest.TestCase):
         info = json.loads(kiln("info", self.out, "--json").stdout)
         self.assertIn("conv1", [n.split(" ")[0] for n in info["integer_nodes"]])
 
+    def fine_input_model(self):
+        """Conv (3x3 filters taking differences of pixels) - Relu - GlobalAveragePool - Flatten - Gemm on
+        an input that is a large per-sample offset (0..50) plus small detail (sigma 0.05): the filters
+        cancel the offset, so the output depends only on the detail, which an int8 input step
+        (50 / 255 = 0.2) drowns."""
+        rng = np.random.default_rng(11)
+        w1 = np.zeros((4, 1, 3, 3), np.float32)  # differences of two pixels: they stay exactly zero-sum in int8
+        for k, (s, (i, j)) in enumerate(zip((4, -3, 2, -5), ((1, 2), (2, 1), (2, 2), (0, 2)))):
+            w1[k, 0, 1, 1], w1[k, 0, i, j] = s, -s
+        init = [numpy_helper.from_array(w1, "w1"),
+                numpy_helper.from_array(np.array([0.01, 0.02, -0.01, 0.0], np.float32), "b1"),
+                numpy_helper.from_array(rng.normal(0, 1, (3, 4)).astype(np.float32), "w2"),
+                numpy_helper.from_array(rng.normal(0, 0.1, (3,)).astype(np.float32), "b2")]
+        nodes = [helper.make_node("Conv", ["x", "w1", "b1"], ["c1"], name="conv1"),  # no padding: no offset edges
+                 helper.make_node("Relu", ["c1"], ["r1"], name="relu1"),
+                 helper.make_node("GlobalAveragePool", ["r1"], ["g"], name="gap"),
+                 helper.make_node("Flatten", ["g"], ["f"], name="flatten"),
+                 helper.make_node("Gemm", ["f", "w2", "b2"], ["y"], name="fc", transB=1)]
+        graph = helper.make_graph(nodes, "fine", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, 8, 8])],
+                                  [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3])], init)
+        model = os.path.join(self.dir, "fine.onnx")
+        onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), model)
+
+        def inputs(n):
+            return (rng.uniform(0, 50, (n, 1, 1, 1)) + rng.normal(0, 0.05, (n, 1, 8, 8))).astype(np.float32)
+        calib = os.path.join(self.dir, "fine_calib")
+        os.mkdir(calib)
+        np.save(os.path.join(calib, "x.npy"), inputs(100)[:, None])
+        return model, calib, inputs(12)[:, None]
+
+    def test_input_bits_16_quantises_the_model_input_to_int16(self):
+        model, calib, test = self.fine_input_model()
+        errors = {}
+        for bits in (8, 16):
+            out = os.path.join(self.dir, "fine%d.onnx" % bits)
+            p = kiln("quantize", model, "--calibration", calib, "--output", out, "--json",
+                     *(["--input-bits", "16"] if bits == 16 else []))
+            self.assertEqual(p.returncode, 0, p.stderr)
+            report = json.loads(p.stdout)
+            self.assertEqual(report["input_bits"], bits)
+            self.assertEqual(sorted(report["quantized_nodes"]), ["conv1", "fc"])
+            m = onnx.load(out)
+            opset = [o.version for o in m.opset_import if o.domain in ("", "ai.onnx")][0]
+            init = {t.name: numpy_helper.to_array(t) for t in m.graph.initializer}
+            qdq = [n for n in m.graph.node if n.op_type in ("QuantizeLinear", "DequantizeLinear")]
+            # activation pairs: zero point dtype by the tensor quantised ('x' -> its Q and the DQ reading it)
+            q_of = {n.output[0]: n.input[0] for n in qdq if n.op_type == "QuantizeLinear"}
+            acts = {}
+            for n in qdq:
+                v = n.input[0] if n.op_type == "QuantizeLinear" else q_of.get(n.input[0])
+                if v is not None:
+                    acts.setdefault(v, set()).add(init[n.input[2]].dtype)
+            self.assertEqual(sorted(acts), ["f", "g", "r1", "x"], acts)
+            notes = [n for n in report["notes"] if "int16" in n and n.startswith("input 'x'")]
+            if bits == 16:
+                self.assertGreaterEqual(opset, 21)
+                self.assertGreaterEqual(m.ir_version, 10)
+                self.assertEqual(acts["x"], {np.dtype(np.int16)})
+                self.assertEqual(len(notes), 1, report["notes"])
+                # asymmetric int16 over the calibrated (minmax) range widened to 0: scale = (hi - lo) / 65535
+                c = np.load(os.path.join(calib, "x.npy"))
+                lo, hi = np.float32(min(c.min(), 0)), np.float32(max(c.max(), 0))
+                scale = np.float32((hi - lo) / np.float32(65535))
+                x_scale, x_zero = init["x_scale"], int(init["x_zero_point"])
+                self.assertEqual(x_scale, scale)
+                self.assertEqual(x_zero, int(np.clip(np.rint(np.float32(-32768) - lo / scale), -32768, 32767)))
+                # the first layer's bias takes x_scale16 * w_scale
+                np.testing.assert_allclose(init["conv1_bias_scale"], x_scale * init["w1_scale"], rtol=1e-6)
+            else:
+                self.assertEqual(opset, 13)
+                self.assertEqual(acts["x"], {np.dtype(np.int8)})
+                self.assertEqual(notes, [])
+            for v in ("r1", "g", "f"):
+                self.assertEqual(acts[v], {np.dtype(np.int8)}, (bits, v))
+            self.assertEqual(init["w1_quantized"].dtype, np.int8)
+            # kiln run: optimised and reference arithmetic agree; the error against fp32 over the test inputs
+            err, signal = 0.0, 0.0
+            for x in test:
+                y32 = self.run_model(model, x)
+                y = self.run_model(out, x)
+                y_ref = self.run_model(out, x, "--no-optimize")
+                self.assertLess(np.abs(y - y_ref).max(), 0.02 * np.abs(y32).max() + 1e-6)
+                err += float(((y - y32) ** 2).sum())
+                signal += float((y32 ** 2).sum())
+            errors[bits] = 10 * np.log10(signal / max(err, 1e-30))  # output SQNR in dB
+        print("\nfine-input model, output SQNR against fp32 over %d inputs: int8 input %.1f dB, int16 input %.1f dB"
+              % (len(test), errors[8], errors[16]), file=sys.stderr)
+        self.assertGreater(errors[16], errors[8] + 20, errors)
+
+    def test_input_bits_16_raises_an_old_opset_and_restates_nodes(self):
+        # Opset 10: Clip bounds, ReduceMean / Unsqueeze / Squeeze axes are attributes, and Softmax
+        # normalises over every axis from `axis` on. At 21 they are inputs, and Softmax works on one axis.
+        rng = np.random.default_rng(12)
+        init = [numpy_helper.from_array(rng.normal(0, 0.5, (4, 1, 3, 3)).astype(np.float32), "w1"),
+                numpy_helper.from_array(rng.normal(0, 0.5, (8, 3)).astype(np.float32), "w2")]
+        nodes = [helper.make_node("Conv", ["x", "w1"], ["c1"], name="conv1", pads=[1, 1, 1, 1]),
+                 helper.make_node("Clip", ["c1"], ["r1"], name="clip", min=0.0, max=1.5),
+                 helper.make_node("ReduceMean", ["r1"], ["m"], name="mean", axes=[3], keepdims=0),  # [1, 4, 8]
+                 helper.make_node("Unsqueeze", ["m"], ["u"], name="unsq", axes=[3]),               # [1, 4, 8, 1]
+                 helper.make_node("Squeeze", ["u"], ["s"], name="sq", axes=[3]),                   # [1, 4, 8]
+                 helper.make_node("Softmax", ["s"], ["y1"], name="softmax_all", axis=1),           # over 4 x 8
+                 helper.make_node("Gemm", ["s_row", "w2"], ["z"], name="fc"),
+                 helper.make_node("Softmax", ["z"], ["y2"], name="softmax_last", axis=1)]          # [1, 3]: the last
+        nodes.insert(5, helper.make_node("Reshape", ["s", "row_shape"], ["s_row"], name="row"))
+        init.append(numpy_helper.from_array(np.array([4, 8], np.int64), "row_shape"))
+        graph = helper.make_graph(nodes, "old", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, 8, 8])],
+                                  [helper.make_tensor_value_info("y1", TensorProto.FLOAT, [1, 4, 8]),
+                                   helper.make_tensor_value_info("y2", TensorProto.FLOAT, [4, 3])], init)
+        model = os.path.join(self.dir, "old.onnx")
+        m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 10)])
+        m.ir_version = 5
+        onnx.save(m, model)
+        p = kiln("quantize", model, "--calibration", self.calib, "--output", self.out, "--input-bits", "16", "--json")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        report = json.loads(p.stdout)
+        self.assertTrue([n for n in report["notes"] if "opset 10 raised to 21" in n], report["notes"])
+        q = onnx.load(self.out)
+        self.assertEqual([o.version for o in q.opset_import if o.domain in ("", "ai.onnx")], [21])
+        by_name = {n.name: n for n in q.graph.node}
+        attrs = {name: [a.name for a in by_name[name].attribute] for name in ("clip", "mean", "unsq", "sq")}
+        self.assertEqual(attrs, {"clip": [], "mean": ["keepdims"], "unsq": [], "sq": []})
+        for name, count in (("clip", 3), ("mean", 2), ("unsq", 2), ("sq", 2)):
+            self.assertEqual(len(by_name[name].input), count, name)
+        self.assertIn("Flatten", [n.op_type for n in q.graph.node])
+        self.assertEqual([(a.name, a.i) for a in by_name["softmax_last"].attribute], [("axis", 1)])
+        x = np.random.default_rng(9).uniform(0, 1, (1, 1, 8, 8)).astype(np.float32)
+        outs = {}
+        for path in (model, self.out):
+            np.save(os.path.join(self.dir, "x.npy"), x)
+            od = os.path.join(self.dir, "o_" + os.path.basename(path))
+            r = kiln("run", path, "--input", "x=" + os.path.join(self.dir, "x.npy"), "--output-dir", od)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            outs[path] = [np.load(os.path.join(od, y + ".npy")) for y in ("y1", "y2")]
+        for a, b in zip(outs[model], outs[self.out]):
+            self.assertEqual(a.shape, b.shape)
+            self.assertLess(np.abs(a - b).max(), 0.05 * np.abs(a).max())
+        self.assertAlmostEqual(float(outs[self.out][0].sum()), 1.0, places=4)  # one softmax over all 32 values
+
+    def test_input_bits_16_with_a_bias_that_does_not_fit_int32(self):
+        # x_scale16 * w_scale = (1 / 65535) * (1e-4 / 127): a bias of 1000 is 8e13 steps. The file stays
+        # valid (clamped, with a note) and runs.
+        init = [numpy_helper.from_array(np.full((4, 2), 1e-4, np.float32), "w"),
+                numpy_helper.from_array(np.array([1000.0, 0.01], np.float32), "b")]
+        graph = helper.make_graph([helper.make_node("Gemm", ["x", "w", "b"], ["y"], name="fc")], "g",
+                                  [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+                                  [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2])], init)
+        model = os.path.join(self.dir, "bias.onnx")
+        onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), model)
+        calib = os.path.join(self.dir, "bias_calib")
+        os.mkdir(calib)
+        np.save(os.path.join(calib, "x.npy"), np.random.default_rng(2).uniform(0, 1, (20, 1, 4)).astype(np.float32))
+        p = kiln("quantize", model, "--calibration", calib, "--output", self.out, "--input-bits", "16", "--json")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        notes = [n for n in json.loads(p.stdout)["notes"] if "does not fit int32" in n]
+        self.assertEqual(len(notes), 1, p.stdout)
+        self.assertIn("1 of 2 channels", notes[0])
+        bias = {t.name: numpy_helper.to_array(t) for t in onnx.load(self.out).graph.initializer}["fc_bias_quantized"]
+        self.assertEqual(int(bias[0]), 2147483647)
+        np.save(os.path.join(self.dir, "x.npy"), np.full((1, 4), 0.5, np.float32))
+        r = kiln("run", self.out, "--input", "x=" + os.path.join(self.dir, "x.npy"), "--output-dir",
+                 os.path.join(self.dir, "o"))
+        self.assertEqual(r.returncode, 0, r.stderr)
+        y = np.load(os.path.join(self.dir, "o", "y.npy"))
+        self.assertLess(abs(float(y[0, 1]) - (0.01 + 2e-4)), 1e-5)  # the channel whose bias fits is right
+
+    def test_input_bits_16_refuses_a_node_it_cannot_restate(self):
+        # Resize-10's nearest rounding has no equivalent at opset 21: exit 2, nothing written; 8 bits work.
+        init = [numpy_helper.from_array(np.random.default_rng(1).normal(0, 0.5, (4, 1, 3, 3)).astype(np.float32), "w1"),
+                numpy_helper.from_array(np.array([1, 1, 2, 2], np.float32), "scales")]
+        nodes = [helper.make_node("Conv", ["x", "w1"], ["c1"], name="conv1", pads=[1, 1, 1, 1]),
+                 helper.make_node("Resize", ["c1", "scales"], ["y"], name="up", mode="nearest")]
+        graph = helper.make_graph(nodes, "r10", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, 8, 8])],
+                                  [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 16, 16])], init)
+        model = os.path.join(self.dir, "resize10.onnx")
+        onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 10)]), model)
+        self.assertBadInput(kiln("quantize", model, "--calibration", self.calib, "--output", self.out, "--input-bits",
+                                 "16"), "Resize 'up'", "opset 21")
+        p = kiln("quantize", model, "--calibration", self.calib, "--output", self.out)
+        self.assertEqual(p.returncode, 0, p.stderr)
+
     def assertBadInput(self, p, *fragments):
         self.assertEqual(p.returncode, 2, "expected exit code 2, got %d; stderr: %s" % (p.returncode, p.stderr))
         self.assertFalse(os.path.exists(self.out), "no output file may be written on bad input")
@@ -359,6 +539,8 @@ class Quantize(unittest.TestCase):
                                  "--method", "magic"), "--method")
         self.assertBadInput(kiln("quantize", self.model, "--calibration", self.calib, "--output", self.out,
                                  "--exclude", "conv9"), "conv9")
+        self.assertBadInput(kiln("quantize", self.model, "--calibration", self.calib, "--output", self.out,
+                                 "--input-bits", "12"), "--input-bits", "8 or 16", "12")
         old = os.path.join(self.dir, "old.onnx")
         cnn_model(old, opset=11)
         self.assertBadInput(kiln("quantize", old, "--calibration", self.calib, "--output", self.out, "--per-channel"),

@@ -6,10 +6,10 @@
 // Runtime's S8S8 QDQ quantiser does: weights of Conv / Gemm / MatMul become symmetric int8
 // initializers (per output channel with `per_channel`) behind a DequantizeLinear, biases int32 with
 // scale x_scale * w_scale, and each activation tensor gets one QuantizeLinear -> DequantizeLinear
-// pair with asymmetric int8 parameters; Relu / Clip after a layer are quantised at their output,
-// and MaxPool / AveragePool / GlobalAveragePool / Add get QDQ inputs and outputs so that the int8
-// chain continues through them. Kiln's quantized pass (passes/quantized.cc) runs the result on
-// integer kernels; ONNX Runtime loads it too.
+// pair with asymmetric int8 parameters (the model inputs int16 with `input_bits` 16); Relu / Clip
+// after a layer are quantised at their output, and MaxPool / AveragePool / GlobalAveragePool / Add
+// get QDQ inputs and outputs so that the int8 chain continues through them. Kiln's quantized pass
+// (passes/quantized.cc) runs the result on integer kernels; ONNX Runtime loads it too.
 //
 //   KILN_ASSIGN_OR_RETURN(auto samples, quantize::load_calibration("calib/", {{"x", input_type}}));
 //   quantize::QuantizeOptions opts;
@@ -41,6 +41,17 @@ struct QuantizeOptions {
   // The model input's range chosen by the error it causes in the outputs (quantizer.cc,
   // search_input_range); off: the method's range, as for every other tensor.
   bool input_search = true;
+  // 8 or 16. With 16, every model input that gets a QuantizeLinear -> DequantizeLinear pair (with
+  // the layout-only nodes after it: Transpose, Reshape, ...) gets an int16 one (asymmetric,
+  // scale = (hi - lo) / 65535), for stems that read raw sensor features such as MFCCs: one scale
+  // serves features of very different ranges, and 8 bits round the narrow ones coarsely. The
+  // other activations stay int8; the biases of the layers reading the input take the int16 scale.
+  // int16 QuantizeLinear / DequantizeLinear need opset 21: the model is raised to it (and to IR
+  // version 10), restating the nodes whose signature changed since its own opset; a node whose
+  // meaning cannot be restated (Resize-10, Upsample, GroupNormalization-18, DFT before 20, a
+  // training BatchNormalization) is an error (kInvalidArgument). The input-range search rounds
+  // such an input to 16 bits.
+  int input_bits = 8;
   // Node names left in float.
   std::vector<std::string> exclude;
   // Called as the work goes on: the stage ("calibrating", "input range of 'x'", "measuring") and
