@@ -40,8 +40,9 @@ model and its int8 version, not accuracy:
   random offset in 1 s, peak level 0.05-0.9, in white/pink/brown noise at 10-40 dB SNR. Besides
   agreement, the fp32 and int8 top-1 accuracy against the spoken word (the MLPerf label order:
   down, go, left, no, off, on, right, stop, up, yes, silence, unknown). kiln quantize (each
-  --methods method, and percentile with the first convolution left in float) calibrates on 200
-  other spoken clips (another seed) for these rows.
+  --methods method; percentile with the input quantised to int16, --input-bits 16; percentile with
+  the first convolution left in float) calibrates on 200 other spoken clips (another seed) for
+  these rows.
 - AD (FC autoencoder, ad01_int8.onnx vs ad01_fp32.onnx): the one sample input of the reference
   submission (40 vectors of 640 log-mel features): output SQNR, and the anomaly score (mean
   squared reconstruction error) fp32 vs int8. No top-1 (not a classifier).
@@ -381,22 +382,29 @@ def spoken_features(count, seed, work):
     return np.stack(feats).reshape(count, 1, 49, 10, 1), np.array(labels)
 
 
-def kws_quantized(a, work, f32, cdir, prefix, exclude_method, feats):
+def kws_quantized(a, work, f32, cdir, prefix, variant_method, feats):
     """The KWS fp32 model through `kiln quantize --per-channel` with each method, then with
-    `exclude_method` and the first convolution left in float (so the input is not rounded; `kiln
-    bench` the .exclude-first file for its speed): yields (row label, outputs on feats, report)."""
+    `variant_method` and the input quantised to int16 (`--input-bits 16`, the first convolution on
+    the int16 kernels), then with `variant_method` and the first convolution left in float (so the
+    input is not rounded at all; `kiln bench` the .input16 and .exclude-first files for their speed):
+    yields (row label, outputs on feats, report)."""
     first = None
-    for method, exclude in [(m, False) for m in a.methods] + [(exclude_method, True)]:
-        if exclude and first is None:
-            continue
-        out = os.path.join(work, "%s%s%s.onnx" % (prefix, method, ".exclude-first" if exclude else ""))
+    variants = [(m, "", []) for m in a.methods] + [(variant_method, ".input16", ["--input-bits", "16"]),
+                                                   (variant_method, ".exclude-first", None)]
+    for method, suffix, extra in variants:
+        if extra is None:  # the first convolution's name comes from the first report
+            if first is None:
+                continue
+            extra = ["--exclude", first]
+        out = os.path.join(work, "%s%s%s.onnx" % (prefix, method, suffix))
         report = json.loads(kiln(a.kiln, "quantize", f32, "--calibration", cdir, "--output", out, "--per-channel",
-                                 "--method", method, "--json", *(["--exclude", first] if exclude else [])))
+                                 "--method", method, "--json", *extra))
         if first is None and report.get("layers"):
             first = report["layers"][0]["node"]
         yk = np.array([next(iter(kiln_run(a.kiln, out, {"input_1": f}, work).values()))[0] for f in feats], np.float64)
-        yield ("kiln quantize --per-channel --method %s%s" % (method, " --exclude %s" % short(first) if exclude else ""),
-               yk, report)
+        label = " ".join(["kiln quantize --per-channel --method %s" % method] +
+                         [short(x) if x == first else x for x in extra])
+        yield label, yk, report
 
 
 def run_kws_spoken(a, work, rows, f32, i8):
