@@ -627,6 +627,7 @@ TEST(Quantized, Int16InputConvolutionRunsOnIntegerKernels) {
                         {3, 8, 13, 14, 3, 3, 2, 1, {0, 0, 1, 1}, true, false},    // RGB, odd kernel rows (9 values)
                         {5, 40, 9, 9, 3, 3, 1, 1, {1, 1, 1, 1}, false, false},    // float output, 2 panels
                         {1, 16, 12, 8, 5, 4, 1, 1, {0, 1, 0, 2}, true, true},     // int16 model input
+                        {3, 32, 63, 61, 3, 3, 1, 1, {1, 1, 1, 1}, true, false},  // 3.3 M MACs: split at 2 threads
                         {4, 8, 7, 7, 3, 3, 1, 2, {1, 1, 1, 1}, true, false}};     // two groups: stays float
   for (const Case& k : cases) {
     const float xs = 6.f / 65535.f, ys = 0.02f * std::sqrt(static_cast<float>(k.c / k.group * k.kh * k.kw));
@@ -675,6 +676,7 @@ TEST(Quantized, Int16InputConvolutionRunsOnIntegerKernels) {
     EXPECT_TRUE(int16_kernel) << what;
     // Float output: the integer sums against the float reference's, relative to the output's size.
     expect_close(ref, fast, k.int_out ? ys : 1e-4f * static_cast<float>(k.c * k.kh * k.kw), what, false, k.int_out);
+    expect_same_bytes_at_1_and_2_threads(*m, in, what);
   }
 }
 
