@@ -99,6 +99,24 @@ flipped[len(flipped) // 3] ^= 0xFF
 out("onnx_model", "flipped.onnx", bytes(flipped))
 out("onnx_model", "empty.onnx", b"")
 
+# kiln quantize: a flags byte (bit 0 per-channel, 1 int16 input, 2 input search, 3 reduce range,
+# bits 4+ the method) before the model. The opset-10 model has the attributes that opset 21 turned
+# into inputs (restated for a 16-bit input).
+old_ops = model(
+    [helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1]),
+     helper.make_node("Clip", ["c"], ["k"], min=0.0, max=6.0),
+     helper.make_node("Pad", ["k"], ["p"], pads=[0, 0, 1, 1, 0, 0, 1, 1]),
+     helper.make_node("ReduceMean", ["p"], ["r"], axes=[2, 3], keepdims=1),
+     helper.make_node("Squeeze", ["r"], ["q"], axes=[2, 3]),
+     helper.make_node("Softmax", ["q"], ["y"], axis=1)],
+    [vi("x", F, [1, 2, 5, 5])], [vi("y", F, None)],
+    [init("w", rng.standard_normal((3, 2, 3, 3)).astype(np.float32))], opset=10)
+for name, flags, data in [("conv_relu_int16", 0x03, seeds["conv_relu"]), ("conv_relu_entropy", 0x25, seeds["conv_relu"]),
+                          ("depthwise", 0x1B, seeds["depthwise"]), ("gemm_softmax_int16", 0x02, seeds["gemm_softmax"]),
+                          ("opset10_int16", 0x07, old_ops), ("opset10_int8", 0x00, old_ops),
+                          ("lstm", 0x02, seeds["lstm"]), ("truncated", 0x03, old_ops[: len(old_ops) // 2])]:
+    out("quantize_model", name + ".bin", bytes([flags]) + data)
+
 for i, arr in enumerate([np.arange(6, dtype=np.float32).reshape(2, 3), np.array([1, 2, 3], np.int64),
                          np.array(True), np.zeros((0, 4), np.float64), np.array([-1, 2], np.int8)]):
     t = numpy_helper.from_array(arr, "t%d" % i)
