@@ -238,9 +238,8 @@ Result<KernelPtr> prepare_qconv16(PrepareContext& ctx) {
   const Tensor* xs = ctx.require_constant(1, "x_scale");
   const Tensor* xz = ctx.require_constant(2, "x_zero_point");
   const Tensor* w = ctx.require_constant(3, "weights");
-  const Tensor* ws = ctx.require_constant(4, "w_scale");
   const Tensor* b = ctx.require_constant(7, "bias");
-  if (!xs || !xz || !w || !ws || !b) return ctx.sticky_error();
+  if (!xs || !xz || !w || !b) return ctx.sticky_error();
   if (xs->dtype() != DType::kFloat32 || xs->num_elements() != 1 || xz->num_elements() != 1)
     return ctx.invalid("x_scale and x_zero_point must be single values");
   const float x_scale = xs->data<float>()[0];
@@ -248,7 +247,6 @@ Result<KernelPtr> prepare_qconv16(PrepareContext& ctx) {
   if (!std::isfinite(x_scale) || !(x_scale > 0.f)) return ctx.invalid("x_scale must be finite and positive");
   if (w->dtype() != DType::kInt8 || w->rank() != 4) return ctx.invalid("W must be int8 of rank 4");
   const int64_t m = w->shape()[0], c = x.shape[3];
-  if (ws->dtype() != DType::kFloat32 || ws->num_elements() != m) return ctx.invalid("w_scale must be float32[", m, "]");
   if (b->dtype() != DType::kInt32 || b->num_elements() != m) return ctx.invalid("bias must be int32[", m, "]");
   Geometry g;
   KILN_RETURN_IF_ERROR(read_geometry(ctx, &g));
@@ -259,21 +257,9 @@ Result<KernelPtr> prepare_qconv16(PrepareContext& ctx) {
                        g.kh, "x", g.kw);
   int64_t oh = 0, ow = 0;
   KILN_RETURN_IF_ERROR(out_hw(ctx, g, x.shape, &oh, &ow));
-  const bool int_out = ctx.has_input(5);
-  kernels::QParams params = kernels::float_output(-3.4e38f, 3.4e38f);
-  QScalar yq;
-  if (int_out) {
-    KILN_RETURN_IF_ERROR(read_qscalar(ctx, 5, 6, &yq));
-    int32_t qmin = 0, qmax = 0;
-    KILN_RETURN_IF_ERROR(read_qclamp(ctx, yq, &qmin, &qmax));
-    params = kernels::int8_output(yq.zero_point, yq.is_unsigned, qmin, qmax);
-  }
-  std::vector<float> scale(static_cast<size_t>(m));
-  for (int64_t j = 0; j < m; ++j) {
-    const float wsj = ws->data<float>()[j];
-    if (!std::isfinite(wsj) || !(wsj > 0.f)) return ctx.invalid("w_scale must be finite and positive");
-    scale[static_cast<size_t>(j)] = int_out ? x_scale * wsj / yq.scale : x_scale * wsj;  // as QLinearConv's reference
-  }
+  QOutputSide os;
+  KILN_RETURN_IF_ERROR(read_output_side(ctx, x_scale, m, &os));
+  const kernels::QParams params = os.params;
   const int64_t kc = g.kw * c, ks = g.kh;
   std::vector<int8_t> mat(static_cast<size_t>(ks * kc * m));  // row kh * kc + kw * C + c, as the window lies in NHWC
   for (int64_t j = 0; j < m; ++j)
@@ -284,9 +270,8 @@ Result<KernelPtr> prepare_qconv16(PrepareContext& ctx) {
   if (!kernels::q16_sums_fit(mat.data(), ks * kc, m, b->data<int32_t>(), x_zero))
     return ctx.invalid("the int16 sums of some output channel could overflow int32 (kernels/qs16_conv.h)");
   auto packed = std::make_shared<kernels::Q16PackedWeights>(
-      kernels::pack_q16weights(mat.data(), ks, kc, m, b->data<int32_t>(), scale.data(), x_zero));
-  const Shape out{x.shape[0], oh, ow, m};
-  ctx.set_output(0, int_out ? yq.dtype() : DType::kFloat32, out);
+      kernels::pack_q16weights(mat.data(), ks, kc, m, b->data<int32_t>(), os.scale.data(), x_zero));
+  ctx.set_output(0, os.dtype, {x.shape[0], oh, ow, m});
   // The padded copy: hp x wp pixels per image, padding and slack (an odd kc reads one value past a
   // tap) holding the zero point.
   const int64_t batch = x.shape[0], in_h = x.shape[1], in_w = x.shape[2];
@@ -346,12 +331,10 @@ Result<KernelPtr> prepare_qconv(PrepareContext& ctx) {
   KILN_RETURN_IF_ERROR(read_qscalar(ctx, 1, 2, &xq));
   if (!float_in && xq.dtype() != x.dtype) return ctx.invalid("x_zero_point dtype differs from X");
   const Tensor* w = ctx.require_constant(3, "weights");
-  const Tensor* ws = ctx.require_constant(4, "w_scale");
   const Tensor* b = ctx.require_constant(7, "bias");
-  if (!w || !ws || !b) return ctx.sticky_error();
+  if (!w || !b) return ctx.sticky_error();
   if (w->dtype() != DType::kInt8 || w->rank() != 4) return ctx.invalid("W must be int8 of rank 4");
   const int64_t m = w->shape()[0], c = x.shape[3];
-  if (ws->dtype() != DType::kFloat32 || ws->num_elements() != m) return ctx.invalid("w_scale must be float32[", m, "]");
   if (b->dtype() != DType::kInt32 || b->num_elements() != m) return ctx.invalid("bias must be int32[", m, "]");
   Geometry g;
   KILN_RETURN_IF_ERROR(read_geometry(ctx, &g));
@@ -363,28 +346,13 @@ Result<KernelPtr> prepare_qconv(PrepareContext& ctx) {
   int64_t oh = 0, ow = 0;
   KILN_RETURN_IF_ERROR(out_hw(ctx, g, x.shape, &oh, &ow));
   const Shape out{x.shape[0], oh, ow, m};
-  const bool int_out = ctx.has_input(5);
-  std::vector<float> scale(static_cast<size_t>(m));
-  // int32_output=1: the raw sums (ConvInteger / MatMulInteger); w_scale is then ignored.
-  const bool sums_out = ctx.attr_int("int32_output", 0) != 0;
-  if (sums_out && int_out) return ctx.invalid("int32_output excludes y_scale / y_zero_point");
-  kernels::QParams params = sums_out ? kernels::int32_output() : kernels::float_output(-3.4e38f, 3.4e38f);
-  QScalar yq;
-  if (int_out) {
-    KILN_RETURN_IF_ERROR(read_qscalar(ctx, 5, 6, &yq));
-    int32_t qmin = 0, qmax = 0;
-    KILN_RETURN_IF_ERROR(read_qclamp(ctx, yq, &qmin, &qmax));
-    params = kernels::int8_output(yq.zero_point, yq.is_unsigned, qmin, qmax);
-  }
-  for (int64_t j = 0; j < m; ++j) {
-    const float wsj = ws->data<float>()[j];
-    if (!std::isfinite(wsj) || !(wsj > 0.f)) return ctx.invalid("w_scale must be finite and positive");
-    // The same float expression as QLinearConv's reference, so results agree bit for bit.
-    scale[j] = int_out ? xq.scale * wsj / yq.scale : xq.scale * wsj;
-  }
-  ctx.set_output(0, int_out ? yq.dtype() : sums_out ? DType::kInt32 : DType::kFloat32, out);
+  QOutputSide os;
+  KILN_RETURN_IF_ERROR(read_output_side(ctx, xq.scale, m, &os));
+  const kernels::QParams params = os.params;
+  const std::vector<float>& scale = os.scale;
+  ctx.set_output(0, os.dtype, out);
   const int32_t* bias = b->data<int32_t>();
-  const int64_t out_es = int_out ? 1 : 4;
+  const int64_t out_es = os.int_out ? 1 : 4;
   const kernels::QWindow win = window_of(g, x.shape, out);
   const kernels::QKernels& qk = kernels::qkernels();
   if (float_in && !qconv_row_taps(c, groups, win.kernel_w, win.dilation_w))

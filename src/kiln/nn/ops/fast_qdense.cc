@@ -72,34 +72,18 @@ Result<KernelPtr> prepare_qdense(PrepareContext& ctx) {
   }
   if (xq.dtype() != x.dtype) return ctx.invalid("x_zero_point dtype differs from X");
   const Tensor* w = ctx.require_constant(3, "weights");
-  const Tensor* ws = ctx.require_constant(4, "w_scale");
   const Tensor* b = ctx.require_constant(7, "bias");
-  if (!w || !ws || !b) return ctx.sticky_error();
+  if (!w || !b) return ctx.sticky_error();
   if (w->dtype() != DType::kInt8 || w->rank() != 2) return ctx.invalid("W must be int8 of rank 2");
   const bool tb = ctx.attr_int("transB", 0) != 0;
   const int64_t k = tb ? w->shape()[1] : w->shape()[0], n = tb ? w->shape()[0] : w->shape()[1];
   if (x.shape.back() != k)
     return ctx.invalid("X ", shape_to_string(x.shape), " does not match W ", shape_to_string(w->shape()));
-  if (ws->dtype() != DType::kFloat32 || ws->num_elements() != n) return ctx.invalid("w_scale must be float32[", n, "]");
   if (b->dtype() != DType::kInt32 || b->num_elements() != n) return ctx.invalid("bias must be int32[", n, "]");
-  const bool int_out = ctx.has_input(5);
-  // int32_output=1: the raw sums (ConvInteger / MatMulInteger); w_scale is then ignored.
-  const bool sums_out = ctx.attr_int("int32_output", 0) != 0;
-  if (sums_out && int_out) return ctx.invalid("int32_output excludes y_scale / y_zero_point");
-  kernels::QParams params = sums_out ? kernels::int32_output() : kernels::float_output(-3.4e38f, 3.4e38f);
-  QScalar yq;
-  if (int_out) {
-    KILN_RETURN_IF_ERROR(read_qscalar(ctx, 5, 6, &yq));
-    int32_t qmin = 0, qmax = 0;
-    KILN_RETURN_IF_ERROR(read_qclamp(ctx, yq, &qmin, &qmax));
-    params = kernels::int8_output(yq.zero_point, yq.is_unsigned, qmin, qmax);
-  }
-  std::vector<float> scale(static_cast<size_t>(n));
-  for (int64_t j = 0; j < n; ++j) {
-    const float wsj = ws->data<float>()[j];
-    if (!std::isfinite(wsj) || !(wsj > 0.f)) return ctx.invalid("w_scale must be finite and positive");
-    scale[j] = int_out ? xq.scale * wsj / yq.scale : xq.scale * wsj;
-  }
+  QOutputSide os;
+  KILN_RETURN_IF_ERROR(read_output_side(ctx, xq.scale, n, &os));
+  const kernels::QParams params = os.params;
+  const std::vector<float>& scale = os.scale;
   Shape out = x.shape;
   out.back() = n;
   // With a runtime zero point, input 8 may give a float multiplier (one value or one per column):
@@ -113,7 +97,7 @@ Result<KernelPtr> prepare_qdense(PrepareContext& ctx) {
     if (mi.dtype != DType::kFloat32 || (mult_count != 1 && mult_count != n))
       return ctx.invalid("multiplier must be float32 of 1 or ", n, " values");
   }
-  ctx.set_output(0, int_out ? yq.dtype() : scaled ? DType::kFloat32 : sums_out ? DType::kInt32 : DType::kFloat32, out);
+  ctx.set_output(0, scaled && !os.int_out ? DType::kFloat32 : os.dtype, out);
   const kernels::QGemmConfig& cfg = kernels::qgemm_config_for(kernels::qkernels(), w->data<int8_t>(), w->num_elements());
   auto packed = std::make_shared<kernels::QPackedWeights>(kernels::pack_qweights(
       cfg, w->data<int8_t>(), 1, k, n, tb ? k : n, tb, b->data<int32_t>(), scale.data(), xq.zero_point, xq.is_unsigned));

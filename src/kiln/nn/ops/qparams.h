@@ -9,8 +9,11 @@
 #include <algorithm>
 #include <cmath>
 
+#include <vector>
+
 #include "kiln/core/status.h"
 #include "kiln/nn/kernel.h"
+#include "kiln/nn/kernels/qgemm.h"
 
 namespace kiln::nn::ops {
 
@@ -75,6 +78,46 @@ inline Status read_qclamp(PrepareContext& ctx, const QScalar& y, int32_t* qmin, 
   *qmin = static_cast<int32_t>(ctx.attr_int("qmin", lo));
   *qmax = static_cast<int32_t>(ctx.attr_int("qmax", hi));
   if (*qmin < lo || *qmax > hi || *qmin > *qmax) return ctx.invalid("qmin/qmax ", *qmin, "/", *qmax, " out of range");
+  return Status::ok();
+}
+
+// The output side of com.kiln.QConv / QDense: the epilogue, its per-column multiplier and the
+// output dtype, from w_scale (input 4: `channels` floats, finite and positive), the optional
+// y_scale / y_zero_point (inputs 5, 6; an int8 / uint8 output clamped to the qmin / qmax
+// attributes) and int32_output=1 (the raw sums of ConvInteger / MatMulInteger; w_scale unused).
+// The multiplier is the float expression of QLinearConv's reference, x_scale * w_scale[j] /
+// y_scale (x_scale * w_scale[j] for a float output), so that results agree bit for bit.
+struct QOutputSide {
+  kernels::QParams params;
+  std::vector<float> scale;
+  DType dtype = DType::kFloat32;
+  bool int_out = false, sums_out = false;
+};
+
+inline Status read_output_side(PrepareContext& ctx, float x_scale, int64_t channels, QOutputSide* o) {
+  const Tensor* ws = ctx.require_constant(4, "w_scale");
+  if (!ws) return ctx.sticky_error();
+  if (ws->dtype() != DType::kFloat32 || ws->num_elements() != channels)
+    return ctx.invalid("w_scale must be float32[", channels, "]");
+  o->int_out = ctx.has_input(5);
+  o->sums_out = ctx.attr_int("int32_output", 0) != 0;
+  if (o->sums_out && o->int_out) return ctx.invalid("int32_output excludes y_scale / y_zero_point");
+  o->params = o->sums_out ? kernels::int32_output() : kernels::float_output(-3.4e38f, 3.4e38f);
+  o->dtype = o->sums_out ? DType::kInt32 : DType::kFloat32;
+  QScalar yq;
+  if (o->int_out) {
+    KILN_RETURN_IF_ERROR(read_qscalar(ctx, 5, 6, &yq));
+    int32_t qmin = 0, qmax = 0;
+    KILN_RETURN_IF_ERROR(read_qclamp(ctx, yq, &qmin, &qmax));
+    o->params = kernels::int8_output(yq.zero_point, yq.is_unsigned, qmin, qmax);
+    o->dtype = yq.dtype();
+  }
+  o->scale.assign(static_cast<size_t>(channels), 0.f);
+  for (int64_t j = 0; j < channels; ++j) {
+    const float wsj = ws->data<float>()[j];
+    if (!std::isfinite(wsj) || !(wsj > 0.f)) return ctx.invalid("w_scale must be finite and positive");
+    o->scale[static_cast<size_t>(j)] = o->int_out ? x_scale * wsj / yq.scale : x_scale * wsj;
+  }
   return Status::ok();
 }
 
