@@ -235,16 +235,12 @@ Result<KernelPtr> prepare_qconv16(PrepareContext& ctx) {
   const bool float_in = x.dtype == DType::kFloat32;
   if (x.dtype != DType::kInt16 && !float_in) return ctx.invalid("an int16 x_zero_point needs an int16 or float32 X");
   if (x.rank() != 4) return ctx.invalid("X must be NHWC rank 4");
-  const Tensor* xs = ctx.require_constant(1, "x_scale");
-  const Tensor* xz = ctx.require_constant(2, "x_zero_point");
+  float x_scale = 1.f;
+  int32_t x_zero = 0;
+  KILN_RETURN_IF_ERROR(read_q16scalar(ctx, 1, 2, &x_scale, &x_zero));
   const Tensor* w = ctx.require_constant(3, "weights");
   const Tensor* b = ctx.require_constant(7, "bias");
-  if (!xs || !xz || !w || !b) return ctx.sticky_error();
-  if (xs->dtype() != DType::kFloat32 || xs->num_elements() != 1 || xz->num_elements() != 1)
-    return ctx.invalid("x_scale and x_zero_point must be single values");
-  const float x_scale = xs->data<float>()[0];
-  const int32_t x_zero = xz->data<int16_t>()[0];
-  if (!std::isfinite(x_scale) || !(x_scale > 0.f)) return ctx.invalid("x_scale must be finite and positive");
+  if (!w || !b) return ctx.sticky_error();
   if (w->dtype() != DType::kInt8 || w->rank() != 4) return ctx.invalid("W must be int8 of rank 4");
   const int64_t m = w->shape()[0], c = x.shape[3];
   if (b->dtype() != DType::kInt32 || b->num_elements() != m) return ctx.invalid("bias must be int32[", m, "]");

@@ -7,12 +7,16 @@
 // output), bias [N] int32 in units of x_scale * w_scale. Attributes: transB, qmin, qmax,
 // int32_output (the raw sums; x_zero_point may then be a runtime value, and input 8 a float
 // multiplier of the sums, one value or one per column, making the output float32).
-// The weights are packed once here for the int8 micro-kernels (kernels/qgemm.h).
+// The weights are packed once here for the int8 micro-kernels (kernels/qgemm.h). With an int16
+// x_zero_point, X is int16 (or float32, quantised here to int16: a model input quantised to 16
+// bits) and the layer runs on the int16 kernels of kernels/qs16_conv.h.
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <memory>
 
 #include "kiln/nn/kernels/qgemm.h"
+#include "kiln/nn/kernels/qs16_conv.h"
 #include "kiln/nn/ops/families.h"
 #include "kiln/nn/ops/op_util.h"
 #include "kiln/nn/ops/qparams.h"
@@ -53,8 +57,68 @@ void correct_sums(char* __restrict y, int64_t rows, int64_t n, int32_t zp, const
   }
 }
 
+// The int16-activation path: a dense layer is the int16 convolution kernel with one tap of K
+// values per row. X is staged into scratch (quantised when float32), with one value of slack: an
+// odd K reads one value past the last row, against a zero weight.
+Result<KernelPtr> prepare_qdense16(PrepareContext& ctx) {
+  const TensorInfo x = ctx.input(0);
+  const bool float_in = x.dtype == DType::kFloat32;
+  if (x.dtype != DType::kInt16 && !float_in) return ctx.invalid("an int16 x_zero_point needs an int16 or float32 X");
+  if (x.rank() < 1) return ctx.invalid("X must have rank >= 1");
+  float x_scale = 1.f;
+  int32_t x_zero = 0;
+  KILN_RETURN_IF_ERROR(read_q16scalar(ctx, 1, 2, &x_scale, &x_zero));
+  const Tensor* w = ctx.require_constant(3, "weights");
+  const Tensor* b = ctx.require_constant(7, "bias");
+  if (!w || !b) return ctx.sticky_error();
+  if (w->dtype() != DType::kInt8 || w->rank() != 2) return ctx.invalid("W must be int8 of rank 2");
+  const bool tb = ctx.attr_int("transB", 0) != 0;
+  const int64_t k = tb ? w->shape()[1] : w->shape()[0], n = tb ? w->shape()[0] : w->shape()[1];
+  if (x.shape.back() != k)
+    return ctx.invalid("X ", shape_to_string(x.shape), " does not match W ", shape_to_string(w->shape()));
+  if (b->dtype() != DType::kInt32 || b->num_elements() != n) return ctx.invalid("bias must be int32[", n, "]");
+  if (ctx.attr_int("int32_output", 0) != 0 || ctx.has_input(8))
+    return ctx.invalid("int16 activations need an int8 or float output");
+  QOutputSide os;
+  KILN_RETURN_IF_ERROR(read_output_side(ctx, x_scale, n, &os));
+  std::vector<int8_t> mat(static_cast<size_t>(k * n));  // [K][N]
+  for (int64_t kk = 0; kk < k; ++kk)
+    for (int64_t j = 0; j < n; ++j) mat[static_cast<size_t>(kk * n + j)] = w->data<int8_t>()[tb ? j * k + kk : kk * n + j];
+  if (!kernels::q16_sums_fit(mat.data(), k, n, b->data<int32_t>(), x_zero))
+    return ctx.invalid("the int16 sums of some output column could overflow int32 (kernels/qs16_conv.h)");
+  auto packed = std::make_shared<kernels::Q16PackedWeights>(
+      kernels::pack_q16weights(mat.data(), 1, k, n, b->data<int32_t>(), os.scale.data(), x_zero));
+  Shape out = x.shape;
+  out.back() = n;
+  ctx.set_output(0, os.dtype, out);
+  const int64_t m = num_elements(std::span<const int64_t>(x.shape.data(), x.rank() - 1));
+  auto offsets = std::make_shared<std::vector<int64_t>>(static_cast<size_t>(m));
+  for (int64_t r = 0; r < m; ++r) (*offsets)[static_cast<size_t>(r)] = r * k;
+  constexpr int64_t kSlack = 32;
+  ctx.request_scratch(static_cast<size_t>(m * k + kSlack) * sizeof(int16_t));
+  const kernels::Q16Kernels& qk = kernels::q16kernels();
+  const kernels::QParams params = os.params;
+  // Rows per thread part: at least 2^19 multiply-adds each (as the int16 convolution).
+  const int64_t min_rows = std::max<int64_t>(8, (int64_t{1} << 19) / std::max<int64_t>(1, k * n));
+  return make_kernel(
+      [=, &qk](const KernelContext& kc) {
+        int16_t* buf = static_cast<int16_t*>(kc.scratch);
+        if (float_in) qk.quantize(kc.in(0).as<const float>(), m * k, x_scale, x_zero, buf);
+        else std::memcpy(buf, kc.in(0).data, static_cast<size_t>(m * k) * sizeof(int16_t));
+        std::fill(buf + m * k, buf + m * k + kSlack, static_cast<int16_t>(x_zero));
+        const kernels::Q16Rows a{buf, offsets->data(), 0};
+        const kernels::Q16Weights wv = packed->view();
+        for_thread_parts(kc.pool, m, min_rows, 8, [&](int64_t, int64_t begin, int64_t end) {
+          qk.conv(a, wv, begin, end, kc.out(0).data, n, params);
+        });
+        return Status::ok();
+      },
+      qk.name);
+}
+
 Result<KernelPtr> prepare_qdense(PrepareContext& ctx) {
   KILN_RETURN_IF_ERROR(ctx.require_input(0));
+  if (ctx.has_input(2) && ctx.input(2).dtype == DType::kInt16) return prepare_qdense16(ctx);
   const TensorInfo x = ctx.input(0);
   if (x.dtype != DType::kInt8 && x.dtype != DType::kUInt8) return ctx.unsupported_dtype(0);
   if (x.rank() < 1) return ctx.invalid("X must have rank >= 1");

@@ -41,6 +41,21 @@ inline Status read_qscalar(PrepareContext& ctx, size_t scale_input, size_t zp_in
   return Status::ok();
 }
 
+// The int16 counterpart of read_qscalar (an input quantised to 16 bits, kernels/qs16_conv.h): a
+// constant float32 scale (finite, > 0) and a constant int16 zero point, both single values.
+inline Status read_q16scalar(PrepareContext& ctx, size_t scale_input, size_t zp_input, float* scale,
+                             int32_t* zero_point) {
+  const Tensor* s = ctx.require_constant(scale_input, "scale");
+  const Tensor* z = ctx.require_constant(zp_input, "zero point");
+  if (!s || !z) return ctx.sticky_error();
+  if (s->dtype() != DType::kFloat32 || s->num_elements() != 1) return ctx.invalid("scale must be one float32");
+  if (z->dtype() != DType::kInt16 || z->num_elements() != 1) return ctx.invalid("zero point must be one int16");
+  *scale = s->data<float>()[0];
+  if (!std::isfinite(*scale) || !(*scale > 0.f)) return ctx.invalid("scale must be finite and positive, got ", *scale);
+  *zero_point = z->data<int16_t>()[0];
+  return Status::ok();
+}
+
 // DynamicQuantizeLinear, shared by its reference (quantize.cc) and fast (fast_qelementwise.cc)
 // kernels. Declares Y uint8 of X's shape, y_scale and y_zero_point (scalars); X must be float32.
 inline Status prepare_dynamic_quantize_outputs(PrepareContext& ctx) {

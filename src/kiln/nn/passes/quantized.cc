@@ -556,10 +556,7 @@ class QuantizedPass {
     if (xq.dtype == DType::kInt16) {
       if (geo.group != 1 || geo.dilations[1] != 1)
         return note_fallback(n, "int16 activations need one group and no column dilation");
-      const int64_t k = w.w.num_elements() / m;  // weights [M, C, KH, KW]: one row of k per channel
-      for (int64_t j = 0; j < m; ++j)
-        if (!kernels::q16_sums_fit(w.w.data<int8_t>() + j * k, k, 1, &bias[static_cast<size_t>(j)], xq.zero_point))
-          return note_fallback(n, "its int16 sums could overflow int32");
+      if (!q16_sums_fit(w, true, bias, xq.zero_point)) return note_fallback(n, "its int16 sums could overflow int32");
     }
     OutputQ oq;
     if (output_q(y, &oq)) {
@@ -574,6 +571,18 @@ class QuantizedPass {
     add_transpose(twin, y, "nchw");
     retire(index, {});
     return true;
+  }
+
+  // Whether the int16 kernels' sums stay exact for weights `w` (2-D [K, N], or with
+  // `channels_first` [N, ...] with one row of K per output channel, as Conv and transB Gemm
+  // weights are) and `bias` (kernels/qs16_conv.h, q16_sums_fit).
+  static bool q16_sums_fit(const QWeights& w, bool channels_first, const std::vector<int32_t>& bias, int32_t zero_point) {
+    const int64_t n = static_cast<int64_t>(bias.size()), k = w.w.num_elements() / std::max<int64_t>(n, 1);
+    const int8_t* src = w.w.data<int8_t>();
+    std::vector<int8_t> mat(static_cast<size_t>(k * n));  // [K][N]
+    for (int64_t kk = 0; kk < k; ++kk)
+      for (int64_t j = 0; j < n; ++j) mat[static_cast<size_t>(kk * n + j)] = channels_first ? src[j * k + kk] : src[kk * n + j];
+    return kernels::q16_sums_fit(mat.data(), k, n, bias.data(), zero_point);
   }
 
   // The float tensor a QuantizeLinear with the parameters `q` turned into int16 value v, when
@@ -683,7 +692,10 @@ class QuantizedPass {
     if (n.inputs.size() < 2 || n.outputs.size() != 1 || n.outputs[0] < 0) return false;
     QParam xq;
     int x_src = -1;
-    if (!activation_dq(n.inputs[0], &xq, &x_src)) return false;
+    if (!activation_dq(n.inputs[0], &xq, &x_src)) {
+      if (!activation_dq16(n.inputs[0], &xq, &x_src)) return false;
+      x_src = float_source(x_src, xq);
+    }
     const Shape xs = e_.shape(x_src);
     const bool gemm = n.op_type == "Gemm";
     bool trans_b = false;
@@ -728,6 +740,8 @@ class QuantizedPass {
     std::vector<int32_t> bias;
     if (!bias_values(bias_value, cols, xq.scale, w.scale, &bias))
       return note_fallback(n, "its bias cannot be expressed in int32");
+    if (xq.dtype == DType::kInt16 && !q16_sums_fit(w, trans_b, bias, xq.zero_point))
+      return note_fallback(n, "its int16 sums could overflow int32");
     OutputQ oq;
     if (output_q(y, &oq)) {
       extra.insert(extra.end(), oq.nodes.begin(), oq.nodes.end());

@@ -680,6 +680,64 @@ TEST(Quantized, Int16InputConvolutionRunsOnIntegerKernels) {
   }
 }
 
+// A dense layer reading an int16 input: Gemm (transB) and MatMul (3-D input, odd K), int8 and float
+// outputs, a float input quantised by the QDense itself and an int16 model input.
+TEST(Quantized, Int16InputDenseLayerRunsOnIntegerKernels) {
+  std::mt19937 rng(22);
+  struct Case {
+    Shape x;
+    int64_t n;
+    bool gemm, int_out, int16_input;
+  };
+  const Case cases[] = {{{1, 640}, 128, true, true, false},   // the AD autoencoder's first layer
+                        {{2, 3, 37}, 20, false, false, false}, // MatMul, odd K, float output
+                        {{4, 33}, 40, true, true, true},       // int16 model input, 2 panels
+                        {{700, 64}, 96, true, true, false}};   // 4.3 M MACs: split at 2 threads
+  for (const Case& k : cases) {
+    const int64_t kk = k.x.back();
+    const float xs = 8.f / 65535.f, ys = 0.03f * std::sqrt(static_cast<float>(kk));
+    // Gemm with transB: weights [N, K], per-channel along 0; MatMul: [K, N], per-channel along 1.
+    const QuantWeights qw = k.gemm ? quantize_weights(random_float({k.n, kk}, rng), 0)
+                                   : quantize_weights(random_float({kk, k.n}, rng), 1);
+    ModelBuilder b(21);
+    b.initializer("xs", scalar_f(xs)).initializer("xz", scalar_i16(321))
+        .initializer("ys", scalar_f(ys)).initializer("yz", scalar_i8(4))
+        .initializer("wq", qw.q).initializer("ws", qw.scale).initializer("wz", qw.zero);
+    if (k.int16_input) {
+      b.input("xq", DType::kInt16, k.x);
+    } else {
+      b.input("x", DType::kFloat32, k.x).node("QuantizeLinear", {"x", "xs", "xz"}, {"xq"});
+    }
+    b.node("DequantizeLinear", {"xq", "xs", "xz"}, {"xd"})
+        .node("DequantizeLinear", {"wq", "ws", "wz"}, {"wd"}, {Attr::i("axis", k.gemm ? 0 : 1)});
+    const char* dense_out = k.int_out ? "d" : "y";
+    if (k.gemm) b.node("Gemm", {"xd", "wd"}, {dense_out}, {Attr::i("transB", 1)});
+    else b.node("MatMul", {"xd", "wd"}, {dense_out});
+    if (k.int_out) b.node("QuantizeLinear", {"d", "ys", "yz"}, {"yq"}).node("DequantizeLinear", {"yq", "ys", "yz"}, {"y"});
+    b.output("y", DType::kFloat32);
+    Result<Model> m = b.build();
+    ASSERT_TRUE(m.is_ok()) << m.status().to_string();
+    const std::string what = std::string("int16 ") + (k.gemm ? "Gemm" : "MatMul") + " K=" + std::to_string(kk) +
+                             " N=" + std::to_string(k.n) + (k.int16_input ? " int16 input" : "");
+    Tensor in = random_float(k.x, rng, -3.f, 4.f);
+    if (k.int16_input) {
+      Tensor q(DType::kInt16, in.shape());
+      std::uniform_int_distribution<int> d(-32768, 32767);
+      for (int64_t i = 0; i < q.num_elements(); ++i) q.data<int16_t>()[i] = static_cast<int16_t>(d(rng));
+      in = std::move(q);
+    }
+    Outputs ref = run(*m, {in}, false), fast = run(*m, {in}, true);
+    EXPECT_EQ(count_op(fast, "QDense"), 1) << what;
+    EXPECT_EQ(count_op(fast, "Gemm") + count_op(fast, "MatMul"), 0) << what;
+    EXPECT_EQ(count_op(fast, "QuantizeLinear"), 0) << what;
+    bool int16_kernel = false;
+    for (const StepInfo& st : fast.steps) int16_kernel |= st.op_type == "QDense" && st.impl.rfind("qs16_conv", 0) == 0;
+    EXPECT_TRUE(int16_kernel) << what;
+    expect_close(ref, fast, k.int_out ? ys : 1e-4f * static_cast<float>(kk), what, false, k.int_out);
+    expect_same_bytes_at_1_and_2_threads(*m, in, what);
+  }
+}
+
 // QLinearConv / QLinearMatMul with constant weights become QConv / QDense and agree exactly.
 TEST(Quantized, QLinearOperatorsAreBitExact) {
   std::mt19937 rng(15);
