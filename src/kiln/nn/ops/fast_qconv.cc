@@ -227,6 +227,17 @@ void im2col(const kernels::QWindow& w, int64_t cg, int64_t k_real, int64_t kk, u
     }
 }
 
+// W (input 3: int8 [M, C / group, KH, KW]) and bias (input 7: int32 [M]) of a QConv.
+Status read_conv_weights(PrepareContext& ctx, const Tensor** w, const Tensor** b) {
+  *w = ctx.require_constant(3, "weights");
+  *b = ctx.require_constant(7, "bias");
+  if (!*w || !*b) return ctx.sticky_error();
+  if ((*w)->dtype() != DType::kInt8 || (*w)->rank() != 4) return ctx.invalid("W must be int8 of rank 4");
+  const int64_t m = (*w)->shape()[0];
+  if ((*b)->dtype() != DType::kInt32 || (*b)->num_elements() != m) return ctx.invalid("bias must be int32[", m, "]");
+  return Status::ok();
+}
+
 // The int16-activation path (x_zero_point int16; kernels/qs16_conv.h): one group, no column
 // dilation, so that each kernel row of a window is KW * C contiguous values of a padded copy of the
 // input. A float32 X is quantised into that copy (a fused QuantizeLinear, as for the int8 stems).
@@ -238,12 +249,10 @@ Result<KernelPtr> prepare_qconv16(PrepareContext& ctx) {
   float x_scale = 1.f;
   int32_t x_zero = 0;
   KILN_RETURN_IF_ERROR(read_q16scalar(ctx, 1, 2, &x_scale, &x_zero));
-  const Tensor* w = ctx.require_constant(3, "weights");
-  const Tensor* b = ctx.require_constant(7, "bias");
-  if (!w || !b) return ctx.sticky_error();
-  if (w->dtype() != DType::kInt8 || w->rank() != 4) return ctx.invalid("W must be int8 of rank 4");
+  const Tensor* w = nullptr;
+  const Tensor* b = nullptr;
+  KILN_RETURN_IF_ERROR(read_conv_weights(ctx, &w, &b));
   const int64_t m = w->shape()[0], c = x.shape[3];
-  if (b->dtype() != DType::kInt32 || b->num_elements() != m) return ctx.invalid("bias must be int32[", m, "]");
   Geometry g;
   KILN_RETURN_IF_ERROR(read_geometry(ctx, &g));
   if (ctx.attr_int("group", 1) != 1 || g.dw != 1 || ctx.attr_int("int32_output", 0) != 0)
@@ -326,12 +335,10 @@ Result<KernelPtr> prepare_qconv(PrepareContext& ctx) {
   QScalar xq;
   KILN_RETURN_IF_ERROR(read_qscalar(ctx, 1, 2, &xq));
   if (!float_in && xq.dtype() != x.dtype) return ctx.invalid("x_zero_point dtype differs from X");
-  const Tensor* w = ctx.require_constant(3, "weights");
-  const Tensor* b = ctx.require_constant(7, "bias");
-  if (!w || !b) return ctx.sticky_error();
-  if (w->dtype() != DType::kInt8 || w->rank() != 4) return ctx.invalid("W must be int8 of rank 4");
+  const Tensor* w = nullptr;
+  const Tensor* b = nullptr;
+  KILN_RETURN_IF_ERROR(read_conv_weights(ctx, &w, &b));
   const int64_t m = w->shape()[0], c = x.shape[3];
-  if (b->dtype() != DType::kInt32 || b->num_elements() != m) return ctx.invalid("bias must be int32[", m, "]");
   Geometry g;
   KILN_RETURN_IF_ERROR(read_geometry(ctx, &g));
   const int64_t groups = ctx.attr_int("group", 1);

@@ -57,6 +57,28 @@ void correct_sums(char* __restrict y, int64_t rows, int64_t n, int32_t zp, const
   }
 }
 
+// W (input 3: int8 [K, N], or [N, K] with transB=1) and bias (input 7: int32 [N]) of a QDense
+// whose X ends in K.
+struct DenseWeights {
+  const Tensor* w = nullptr;
+  const Tensor* b = nullptr;
+  bool tb = false;
+  int64_t k = 0, n = 0;
+};
+Status read_dense_weights(PrepareContext& ctx, const TensorInfo& x, DenseWeights* d) {
+  d->w = ctx.require_constant(3, "weights");
+  d->b = ctx.require_constant(7, "bias");
+  if (!d->w || !d->b) return ctx.sticky_error();
+  if (d->w->dtype() != DType::kInt8 || d->w->rank() != 2) return ctx.invalid("W must be int8 of rank 2");
+  d->tb = ctx.attr_int("transB", 0) != 0;
+  d->k = d->w->shape()[d->tb ? 1 : 0];
+  d->n = d->w->shape()[d->tb ? 0 : 1];
+  if (x.shape.back() != d->k)
+    return ctx.invalid("X ", shape_to_string(x.shape), " does not match W ", shape_to_string(d->w->shape()));
+  if (d->b->dtype() != DType::kInt32 || d->b->num_elements() != d->n) return ctx.invalid("bias must be int32[", d->n, "]");
+  return Status::ok();
+}
+
 // The int16-activation path: a dense layer is the int16 convolution kernel with one tap of K
 // values per row. X is staged into scratch (quantised when float32), with one value of slack: an
 // odd K reads one value past the last row, against a zero weight.
@@ -68,15 +90,12 @@ Result<KernelPtr> prepare_qdense16(PrepareContext& ctx) {
   float x_scale = 1.f;
   int32_t x_zero = 0;
   KILN_RETURN_IF_ERROR(read_q16scalar(ctx, 1, 2, &x_scale, &x_zero));
-  const Tensor* w = ctx.require_constant(3, "weights");
-  const Tensor* b = ctx.require_constant(7, "bias");
-  if (!w || !b) return ctx.sticky_error();
-  if (w->dtype() != DType::kInt8 || w->rank() != 2) return ctx.invalid("W must be int8 of rank 2");
-  const bool tb = ctx.attr_int("transB", 0) != 0;
-  const int64_t k = tb ? w->shape()[1] : w->shape()[0], n = tb ? w->shape()[0] : w->shape()[1];
-  if (x.shape.back() != k)
-    return ctx.invalid("X ", shape_to_string(x.shape), " does not match W ", shape_to_string(w->shape()));
-  if (b->dtype() != DType::kInt32 || b->num_elements() != n) return ctx.invalid("bias must be int32[", n, "]");
+  DenseWeights dw;
+  KILN_RETURN_IF_ERROR(read_dense_weights(ctx, x, &dw));
+  const Tensor* w = dw.w;
+  const Tensor* b = dw.b;
+  const bool tb = dw.tb;
+  const int64_t k = dw.k, n = dw.n;
   if (ctx.attr_int("int32_output", 0) != 0 || ctx.has_input(8))
     return ctx.invalid("int16 activations need an int8 or float output");
   QOutputSide os;
@@ -135,15 +154,12 @@ Result<KernelPtr> prepare_qdense(PrepareContext& ctx) {
     KILN_RETURN_IF_ERROR(read_qscalar(ctx, 1, 2, &xq));
   }
   if (xq.dtype() != x.dtype) return ctx.invalid("x_zero_point dtype differs from X");
-  const Tensor* w = ctx.require_constant(3, "weights");
-  const Tensor* b = ctx.require_constant(7, "bias");
-  if (!w || !b) return ctx.sticky_error();
-  if (w->dtype() != DType::kInt8 || w->rank() != 2) return ctx.invalid("W must be int8 of rank 2");
-  const bool tb = ctx.attr_int("transB", 0) != 0;
-  const int64_t k = tb ? w->shape()[1] : w->shape()[0], n = tb ? w->shape()[0] : w->shape()[1];
-  if (x.shape.back() != k)
-    return ctx.invalid("X ", shape_to_string(x.shape), " does not match W ", shape_to_string(w->shape()));
-  if (b->dtype() != DType::kInt32 || b->num_elements() != n) return ctx.invalid("bias must be int32[", n, "]");
+  DenseWeights dw;
+  KILN_RETURN_IF_ERROR(read_dense_weights(ctx, x, &dw));
+  const Tensor* w = dw.w;
+  const Tensor* b = dw.b;
+  const bool tb = dw.tb;
+  const int64_t k = dw.k, n = dw.n;
   QOutputSide os;
   KILN_RETURN_IF_ERROR(read_output_side(ctx, xq.scale, n, &os));
   const kernels::QParams params = os.params;

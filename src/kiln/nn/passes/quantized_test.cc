@@ -613,6 +613,14 @@ TEST(Quantized, StemConvolutionQuantizesItsFloatInput) {
   }
 }
 
+// Uniform over all of int16.
+Tensor random_int16(const Shape& shape, std::mt19937& rng) {
+  Tensor q(DType::kInt16, shape);
+  std::uniform_int_distribution<int> d(-32768, 32767);
+  for (int64_t i = 0; i < q.num_elements(); ++i) q.data<int16_t>()[i] = static_cast<int16_t>(d(rng));
+  return q;
+}
+
 // An input quantised to int16 (`kiln quantize --input-bits 16`): DQ(int16) -> Conv -> Q(int8) runs
 // on the int16 kernels, which quantise the float input themselves; float outputs, an int16 model
 // input and the layers the kernels cannot take (two groups) are checked too.
@@ -652,13 +660,7 @@ TEST(Quantized, Int16InputConvolutionRunsOnIntegerKernels) {
     ASSERT_TRUE(m.is_ok()) << m.status().to_string();
     const std::string what = "int16 conv c=" + std::to_string(k.c) + " m=" + std::to_string(k.m) +
                              " g=" + std::to_string(k.group) + (k.int16_input ? " int16 input" : "");
-    Tensor in = random_float({1, k.c, k.h, k.w}, rng, -2.5f, 3.f);
-    if (k.int16_input) {
-      Tensor q(DType::kInt16, in.shape());
-      std::uniform_int_distribution<int> d(-32768, 32767);
-      for (int64_t i = 0; i < q.num_elements(); ++i) q.data<int16_t>()[i] = static_cast<int16_t>(d(rng));
-      in = std::move(q);
-    }
+    const Tensor in = k.int16_input ? random_int16({1, k.c, k.h, k.w}, rng) : random_float({1, k.c, k.h, k.w}, rng, -2.5f, 3.f);
     Outputs ref = run(*m, {in}, false), fast = run(*m, {in}, true);
     if (k.group != 1) {
       EXPECT_EQ(count_op(fast, "QConv"), 0) << what;
@@ -719,13 +721,7 @@ TEST(Quantized, Int16InputDenseLayerRunsOnIntegerKernels) {
     ASSERT_TRUE(m.is_ok()) << m.status().to_string();
     const std::string what = std::string("int16 ") + (k.gemm ? "Gemm" : "MatMul") + " K=" + std::to_string(kk) +
                              " N=" + std::to_string(k.n) + (k.int16_input ? " int16 input" : "");
-    Tensor in = random_float(k.x, rng, -3.f, 4.f);
-    if (k.int16_input) {
-      Tensor q(DType::kInt16, in.shape());
-      std::uniform_int_distribution<int> d(-32768, 32767);
-      for (int64_t i = 0; i < q.num_elements(); ++i) q.data<int16_t>()[i] = static_cast<int16_t>(d(rng));
-      in = std::move(q);
-    }
+    const Tensor in = k.int16_input ? random_int16(k.x, rng) : random_float(k.x, rng, -3.f, 4.f);
     Outputs ref = run(*m, {in}, false), fast = run(*m, {in}, true);
     EXPECT_EQ(count_op(fast, "QDense"), 1) << what;
     EXPECT_EQ(count_op(fast, "Gemm") + count_op(fast, "MatMul"), 0) << what;
