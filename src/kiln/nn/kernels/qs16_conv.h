@@ -1,10 +1,11 @@
-// kiln/nn/kernels/qs16_conv.h — convolution of int16 activations with int8 weights ("16x8", as
-// TFLite calls it), for the first layer of a model whose input needs more than 256 levels (MFCC or
-// other sensor features: `kiln quantize --input-bits 16`).
+// kiln/nn/kernels/qs16_conv.h — convolution (and dense layer) of int16 activations with int8
+// weights ("16x8", as TFLite calls it), for the first layer of a model whose input needs more than
+// 256 levels (MFCC or other sensor features: `kiln quantize --input-bits 16`).
 //
 // C[rows x N] = epilogue(sum over taps t and k < kc of A(r, t)[k] * W[t * kc + k][j] + bias'[j])
 // where A(r, t) = base + row_offset[r] + t * tap_stride points at kc contiguous int16 values: one
-// kernel row of an NHWC window (kc = KW * C) inside a padded copy of the input. The zero point is
+// kernel row of an NHWC window (kc = KW * C) inside a padded copy of the input, or for a dense
+// layer the whole row of K values (one tap). The zero point is
 // folded into the bias at packing time (bias' = bias - zero_point * sum_k W[k][j]), so the inner
 // loop multiplies the stored int16 values directly: pairs of them against pairs of weights widened
 // to int16 (vpmaddwd, whose int32 pair sums cannot saturate: 2 * 32768 * 128 < 2^31). The sums
@@ -12,8 +13,8 @@
 // column, round half to even), so results match the reference bit for bit.
 //
 // Per-ISA kernels (qs16_conv_avx512vnni.cc: vpdpwssd; qs16_conv_avx512.cc and qs16_conv_avx2.cc:
-// vpmaddwd + vpaddd; qs16_conv_portable.cc), chosen once from
-// cpu_features() (KILN_ISA caps it as for the int8 kernels):
+// vpmaddwd + vpaddd; qs16_conv_portable.cc), chosen once from cpu_features() (KILN_ISA caps it as
+// for the int8 kernels):
 //
 //   const Q16Kernels& k = q16kernels();
 //   if (q16_sums_fit(w, ks * kc, n, bias, zp)) {
