@@ -99,6 +99,14 @@ Status out_hw(PrepareContext& ctx, const Geometry& g, const Shape& x, int64_t* o
   return Status::ok();
 }
 
+// Height and width of a zero-point-padded copy of the input that every window of the output lies
+// in: the input with its pads, or as far as the last window reaches.
+void padded_extent(const Geometry& g, int64_t in_h, int64_t in_w, int64_t out_h, int64_t out_w, int64_t* hp,
+                   int64_t* wp) {
+  *hp = std::max(in_h + g.pt + g.pb, (out_h - 1) * g.sh + (g.kh - 1) * g.dh + 1);
+  *wp = std::max(in_w + g.pl + g.pr, (out_w - 1) * g.sw + (g.kw - 1) * g.dw + 1);
+}
+
 // dst[i] = src[i] ^ x over n bytes (dst may be src), in 8-byte words the compiler vectorises.
 void xor_bytes(const uint8_t* src, uint8_t* dst, int64_t n, uint8_t x) {
   const uint64_t x8 = 0x0101010101010101ull * x;
@@ -280,8 +288,8 @@ Result<KernelPtr> prepare_qconv16(PrepareContext& ctx) {
   // The padded copy: hp x wp pixels per image, padding and slack (an odd kc reads one value past a
   // tap) holding the zero point.
   const int64_t batch = x.shape[0], in_h = x.shape[1], in_w = x.shape[2];
-  const int64_t hp = std::max(in_h + g.pt + g.pb, (oh - 1) * g.sh + (g.kh - 1) * g.dh + 1);
-  const int64_t wp = std::max(in_w + g.pl + g.pr, (ow - 1) * g.sw + g.kw);
+  int64_t hp = 0, wp = 0;
+  padded_extent(g, in_h, in_w, oh, ow, &hp, &wp);
   const int64_t rows = batch * oh * ow, copy = batch * hp * wp * c;
   auto offsets = std::make_shared<std::vector<int64_t>>(static_cast<size_t>(rows));
   for (int64_t r = 0; r < rows; ++r) {
@@ -459,8 +467,8 @@ Result<KernelPtr> prepare_qconv(PrepareContext& ctx) {
           taps_mat[static_cast<size_t>((kh * kc + k) * m + j)] = mat[static_cast<size_t>((kh * kc_real + k) * m + j)];
     auto packed = std::make_shared<kernels::QPackedWeights>(kernels::pack_qweights(
         tcfg, taps_mat.data(), ks, kc, m, m, false, bias, scale.data(), xq.zero_point, xq.is_unsigned));
-    const int64_t hp = std::max(win.in_h + g.pt + g.pb, (win.out_h - 1) * win.stride_h + (ks - 1) * win.dilation_h + 1);
-    const int64_t wp = std::max(win.in_w + g.pl + g.pr, (win.out_w - 1) * win.stride_w + win.kernel_w);
+    int64_t hp = 0, wp = 0;
+    padded_extent(g, win.in_h, win.in_w, win.out_h, win.out_w, &hp, &wp);
     const int64_t mr = tcfg.mr, blocks = (rows + mr - 1) / mr;
     auto ic = std::make_shared<IndirectConv>();
     ic->m = rows;

@@ -92,10 +92,7 @@ Result<KernelPtr> prepare_qdense16(PrepareContext& ctx) {
   KILN_RETURN_IF_ERROR(read_q16scalar(ctx, 1, 2, &x_scale, &x_zero));
   DenseWeights dw;
   KILN_RETURN_IF_ERROR(read_dense_weights(ctx, x, &dw));
-  const Tensor* w = dw.w;
-  const Tensor* b = dw.b;
-  const bool tb = dw.tb;
-  const int64_t k = dw.k, n = dw.n;
+  const auto [w, b, tb, k, n] = dw;
   if (ctx.attr_int("int32_output", 0) != 0 || ctx.has_input(8))
     return ctx.invalid("int16 activations need an int8 or float output");
   QOutputSide os;
@@ -156,10 +153,7 @@ Result<KernelPtr> prepare_qdense(PrepareContext& ctx) {
   if (xq.dtype() != x.dtype) return ctx.invalid("x_zero_point dtype differs from X");
   DenseWeights dw;
   KILN_RETURN_IF_ERROR(read_dense_weights(ctx, x, &dw));
-  const Tensor* w = dw.w;
-  const Tensor* b = dw.b;
-  const bool tb = dw.tb;
-  const int64_t k = dw.k, n = dw.n;
+  const auto [w, b, tb, k, n] = dw;
   QOutputSide os;
   KILN_RETURN_IF_ERROR(read_output_side(ctx, xq.scale, n, &os));
   const kernels::QParams params = os.params;

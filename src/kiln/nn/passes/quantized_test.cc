@@ -682,6 +682,36 @@ TEST(Quantized, Int16InputConvolutionRunsOnIntegerKernels) {
   }
 }
 
+// An int16 convolution whose int32 sums could overflow (600 weights of 127 per channel against
+// int16 values: 32768 * 127 * 600 > 2^31) stays in float, with a note, and matches the reference.
+TEST(Quantized, Int16ConvolutionThatCouldOverflowStaysFloat) {
+  std::mt19937 rng(23);
+  Tensor w(DType::kFloat32, {2, 24, 5, 5});
+  for (int64_t i = 0; i < w.num_elements(); ++i) w.data<float>()[i] = 0.01f;
+  const QuantWeights qw = quantize_weights(w, 0);  // every weight 127
+  ModelBuilder b(21);
+  b.input("x", DType::kFloat32, {1, 24, 6, 6})
+      .initializer("xs", scalar_f(1.f / 4096.f)).initializer("xz", scalar_i16(0))
+      .initializer("ys", scalar_f(0.05f)).initializer("yz", scalar_i8(0))
+      .initializer("wq", qw.q).initializer("ws", qw.scale).initializer("wz", qw.zero)
+      .node("QuantizeLinear", {"x", "xs", "xz"}, {"xq"})
+      .node("DequantizeLinear", {"xq", "xs", "xz"}, {"xd"})
+      .node("DequantizeLinear", {"wq", "ws", "wz"}, {"wd"}, {Attr::i("axis", 0)})
+      .node("Conv", {"xd", "wd"}, {"c"}, {Attr::ints("kernel_shape", {5, 5})})
+      .node("QuantizeLinear", {"c", "ys", "yz"}, {"yq"})
+      .node("DequantizeLinear", {"yq", "ys", "yz"}, {"y"})
+      .output("y", DType::kFloat32);
+  Result<Model> m = b.build();
+  ASSERT_TRUE(m.is_ok()) << m.status().to_string();
+  const std::vector<Tensor> in = {random_float({1, 24, 6, 6}, rng, -1.f, 1.f)};
+  Outputs ref = run(*m, in, false), fast = run(*m, in, true);
+  EXPECT_EQ(count_op(fast, "QConv"), 0);
+  bool noted = false;
+  for (const std::string& n : fast.notes) noted |= n.find("int16 sums could overflow int32") != std::string::npos;
+  EXPECT_TRUE(noted);
+  expect_close(ref, fast, 0.05f, "int16 conv that could overflow");
+}
+
 // A dense layer reading an int16 input: Gemm (transB) and MatMul (3-D input, odd K), int8 and float
 // outputs, a float input quantised by the QDense itself and an int16 model input.
 TEST(Quantized, Int16InputDenseLayerRunsOnIntegerKernels) {
