@@ -80,8 +80,9 @@ Status read_dense_weights(PrepareContext& ctx, const TensorInfo& x, DenseWeights
 }
 
 // The int16-activation path: a dense layer is the int16 convolution kernel with one tap of K
-// values per row. X is staged into scratch (quantised when float32), with one value of slack: an
-// odd K reads one value past the last row, against a zero weight.
+// values per row. A float32 X is quantised into scratch; an int16 X is read in place, or staged
+// with one value of slack when K is odd (the last pair reads one value past the row, against a
+// zero weight).
 Result<KernelPtr> prepare_qdense16(PrepareContext& ctx) {
   const TensorInfo x = ctx.input(0);
   const bool float_in = x.dtype == DType::kFloat32;
@@ -92,7 +93,9 @@ Result<KernelPtr> prepare_qdense16(PrepareContext& ctx) {
   KILN_RETURN_IF_ERROR(read_q16scalar(ctx, 1, 2, &x_scale, &x_zero));
   DenseWeights dw;
   KILN_RETURN_IF_ERROR(read_dense_weights(ctx, x, &dw));
-  const auto [w, b, tb, k, n] = dw;
+  const Tensor *w = dw.w, *b = dw.b;  // (not a structured binding: clang cannot capture those in lambdas)
+  const bool tb = dw.tb;
+  const int64_t k = dw.k, n = dw.n;
   if (ctx.attr_int("int32_output", 0) != 0 || ctx.has_input(8))
     return ctx.invalid("int16 activations need an int8 or float output");
   QOutputSide os;
@@ -111,18 +114,24 @@ Result<KernelPtr> prepare_qdense16(PrepareContext& ctx) {
   auto offsets = std::make_shared<std::vector<int64_t>>(static_cast<size_t>(m));
   for (int64_t r = 0; r < m; ++r) (*offsets)[static_cast<size_t>(r)] = r * k;
   constexpr int64_t kSlack = 32;
-  ctx.request_scratch(static_cast<size_t>(m * k + kSlack) * sizeof(int16_t));
+  // An int16 X with even K is read in place (the pairs never pass its end); otherwise it is staged.
+  const bool in_place = !float_in && k % 2 == 0;
+  if (!in_place) ctx.request_scratch(static_cast<size_t>(m * k + kSlack) * sizeof(int16_t));
   const kernels::Q16Kernels& qk = kernels::q16kernels();
   const kernels::QParams params = os.params;
   // Rows per thread part: at least 2^19 multiply-adds each (as the int16 convolution).
   const int64_t min_rows = std::max<int64_t>(8, (int64_t{1} << 19) / std::max<int64_t>(1, k * n));
   return make_kernel(
       [=, &qk](const KernelContext& kc) {
-        int16_t* buf = static_cast<int16_t*>(kc.scratch);
-        if (float_in) qk.quantize(kc.in(0).as<const float>(), m * k, x_scale, x_zero, buf);
-        else std::memcpy(buf, kc.in(0).data, static_cast<size_t>(m * k) * sizeof(int16_t));
-        std::fill(buf + m * k, buf + m * k + kSlack, static_cast<int16_t>(x_zero));
-        const kernels::Q16Rows a{buf, offsets->data(), 0};
+        const int16_t* rows = kc.in(0).as<const int16_t>();
+        if (!in_place) {
+          int16_t* buf = static_cast<int16_t*>(kc.scratch);
+          if (float_in) qk.quantize(kc.in(0).as<const float>(), m * k, x_scale, x_zero, buf);
+          else std::memcpy(buf, rows, static_cast<size_t>(m * k) * sizeof(int16_t));
+          std::fill(buf + m * k, buf + m * k + kSlack, static_cast<int16_t>(x_zero));
+          rows = buf;
+        }
+        const kernels::Q16Rows a{rows, offsets->data(), 0};
         const kernels::Q16Weights wv = packed->view();
         for_thread_parts(kc.pool, m, min_rows, 8, [&](int64_t, int64_t begin, int64_t end) {
           qk.conv(a, wv, begin, end, kc.out(0).data, n, params);
@@ -153,7 +162,9 @@ Result<KernelPtr> prepare_qdense(PrepareContext& ctx) {
   if (xq.dtype() != x.dtype) return ctx.invalid("x_zero_point dtype differs from X");
   DenseWeights dw;
   KILN_RETURN_IF_ERROR(read_dense_weights(ctx, x, &dw));
-  const auto [w, b, tb, k, n] = dw;
+  const Tensor *w = dw.w, *b = dw.b;  // (not a structured binding: clang cannot capture those in lambdas)
+  const bool tb = dw.tb;
+  const int64_t k = dw.k, n = dw.n;
   QOutputSide os;
   KILN_RETURN_IF_ERROR(read_output_side(ctx, xq.scale, n, &os));
   const kernels::QParams params = os.params;

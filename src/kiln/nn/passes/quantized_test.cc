@@ -723,7 +723,8 @@ TEST(Quantized, Int16InputDenseLayerRunsOnIntegerKernels) {
   };
   const Case cases[] = {{{1, 640}, 128, true, true, false},   // the AD autoencoder's first layer
                         {{2, 3, 37}, 20, false, false, false}, // MatMul, odd K, float output
-                        {{4, 33}, 40, true, true, true},       // int16 model input, 2 panels
+                        {{4, 33}, 40, true, true, true},       // int16 model input, 2 panels, odd K: staged
+                        {{3, 32}, 24, true, true, true},       // int16 model input, even K: read in place
                         {{700, 64}, 96, true, true, false}};   // 4.3 M MACs: split at 2 threads
   for (const Case& k : cases) {
     const int64_t kk = k.x.back();
