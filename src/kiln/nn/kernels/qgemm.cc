@@ -28,7 +28,8 @@ const QKernels kQs8AvxVnniSet = {"qs8_avxvnni",      &kQs8GemmAvxVnni,    qs8_dw
                                  "qs8_pool_avx2"};
 const QKernels kQs8Avx2Set = {"qs8_avx2",        &kQs8GemmAvx2,       qs8_dwconv_avx2, qs8_dwconv_avx2_scratch,
                               "qs8_dwconv_avx2", qs8_quantize_avx2,   qs8_dequantize_avx2, qs8_binary_avx2,
-                              qs8_pool_avx2,     "qs8_pool_avx2",     nullptr,             &kQs8GemmAvx2W7};
+                              qs8_pool_avx2,     "qs8_pool_avx2",     nullptr,             &kQs8GemmAvx2W7,
+                              int64_t{1} << 15};
 const QKernels kQs8PortableSet = {"qs8_portable",        &kQs8GemmPortable,
                                   qs8_dwconv_portable,   qs8_dwconv_portable_scratch,
                                   "qs8_dwconv_portable", qs8_quantize_portable,
@@ -43,10 +44,6 @@ int32_t kernel_zero_point(bool kernel_unsigned, int32_t a_zero_point, bool a_uns
 
 uint8_t kernel_a_xor(bool kernel_unsigned, bool a_unsigned) { return kernel_unsigned != a_unsigned ? 0x80 : 0; }
 
-// Below this many multiply-adds a GEMM runs on the calling thread: waking a worker and joining it
-// costs more (int8 MACs are cheaper than fp32 ones, so the bar is higher than gemm.cc's). At 2
-// threads, 2^20 against 2^18: KWS int8 28 -> 21.7 us, VWW 90 -> 79 us, MobileNetV2 unchanged.
-constexpr int64_t kMinParallelMacs = 1 << 20;
 // Bytes of A a row strip of qgemm's one-thread path keeps in L1 while every panel passes over it.
 constexpr int64_t kStripBytes = 16 * 1024;
 
@@ -60,7 +57,7 @@ size_t out_size(const QParams& p) { return p.out == QOutput::kInt8 ? 1 : 4; }
 template <typename F>
 bool for_each_strip(int64_t m, const QGemmConfig& cfg, const QPackedWeights& w, ThreadPool* pool, int64_t macs,
                     int64_t row_bytes, F&& f) {
-  if (m <= cfg.mr || (pool && pool->threads() > 1 && macs >= kMinParallelMacs) ||
+  if (m <= cfg.mr || (pool && pool->threads() > 1 && macs >= cfg.min_parallel_macs) ||
       panels_per_group(w.panels(), w.panel_stride) < w.panels())
     return false;
   const int64_t strip = std::max<int64_t>(cfg.mr, kStripBytes / std::max<int64_t>(row_bytes, 1) / cfg.mr * cfg.mr);
@@ -199,7 +196,7 @@ void qgemm(const QGemmConfig& cfg, int64_t m, const void* a, int64_t lda, const 
         cfg.gemm_rows(t, rows);
       }))
     return;
-  for_each_tile(m, cfg.mr, cfg.nr, w.panels(), w.panel_stride, macs, kMinParallelMacs, pool, [&](int64_t rb, int64_t panel) {
+  for_each_tile(m, cfg.mr, cfg.nr, w.panels(), w.panel_stride, macs, cfg.min_parallel_macs, pool, [&](int64_t rb, int64_t panel) {
     QTile t = base;
     const int64_t i0 = rb * cfg.mr, j0 = panel * cfg.nr;
     t.mr = static_cast<int>(std::min<int64_t>(cfg.mr, m - i0));
@@ -231,7 +228,7 @@ void qigemm(const QGemmConfig& cfg, int64_t m, const uint8_t* const* a_ptrs, ptr
         cfg.igemm_rows(t, rows);
       }))
     return;
-  for_each_tile(m, cfg.mr, cfg.nr, w.panels(), w.panel_stride, macs, kMinParallelMacs, pool, [&](int64_t rb, int64_t panel) {
+  for_each_tile(m, cfg.mr, cfg.nr, w.panels(), w.panel_stride, macs, cfg.min_parallel_macs, pool, [&](int64_t rb, int64_t panel) {
     QTile t = base;
     const int64_t i0 = rb * cfg.mr, j0 = panel * cfg.nr;
     t.mr = static_cast<int>(std::min<int64_t>(cfg.mr, m - i0));

@@ -303,6 +303,7 @@ void qs8_binary_avx2(const uint8_t* a, const uint8_t* b, int64_t n, const QBinar
   if (i < n) qs8_binary_portable(a + i, b + i, n - i, p, y + i);
 }
 
-const QGemmConfig kQs8GemmAvx2 = {"qs8_gemm_avx2", kMR, kNR, false, QWeightLayout::kPairs16, gemm_any, igemm_any};
+const QGemmConfig kQs8GemmAvx2 = {"qs8_gemm_avx2", kMR, kNR,       false, QWeightLayout::kPairs16, gemm_any, igemm_any,
+                                  nullptr,         nullptr, int64_t{1} << 17};
 
 }  // namespace kiln::nn::kernels

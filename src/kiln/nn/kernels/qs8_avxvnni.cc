@@ -155,7 +155,7 @@ void igemm_any(const QTile& t) {
 #if defined(KILN_QS8_VNNI_MADDUBS)
 const QGemmConfig kQs8GemmAvx2W7 = {"qs8_gemm_avx2_w7", kMR, kNR, true, QWeightLayout::kGroup4, gemm_any, igemm_any,
                                     gemm_rows<kMR, gemm_tile<kMR>, gemm_any>,
-                                    gemm_rows<kMR, igemm_tile<kMR>, igemm_any, true>};
+                                    gemm_rows<kMR, igemm_tile<kMR>, igemm_any, true>, int64_t{1} << 17};
 #elif defined(KILN_QS8_VNNI_EMULATION)
 extern const QGemmConfig kQs8GemmAvxVnniEmulated;
 const QGemmConfig kQs8GemmAvxVnniEmulated = {"qs8_gemm_avxvnni_emulated", kMR, kNR, true, QWeightLayout::kGroup4,

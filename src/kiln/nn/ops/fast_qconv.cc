@@ -373,13 +373,14 @@ Result<KernelPtr> prepare_qconv(PrepareContext& ctx) {
   if (groups == c && m == c && !float_in) {  // (one channel, one filter, float X: the row-tap path)
     auto packed = std::make_shared<kernels::QPackedDepthwise>(kernels::pack_qdepthwise(
         w->data<int8_t>(), bias, scale.data(), c, g.kh, g.kw, xq.zero_point, xq.is_unsigned));
-    // One contiguous range of output rows per thread, and threads only from 2^18 multiply-adds:
+    // One contiguous range of output rows per thread, and threads only from the set's
+    // dw_min_parallel_work multiply-adds (2^18 on AVX-512 VNNI, 2^15 on the 3-4x slower AVX2 set):
     // the kernels carry work across the rows of a call (prepared weights, padded input rows that
     // neighbouring output rows share, output rows in pairs), which smaller chunks would redo. KWS
     // int8 at 2 threads 27-35 -> 23 us, VWW 87 -> 83 us against 4 chunks per thread. Each range
     // has its own scratch (the kernels' row copies and prepared weights, not on the stack).
     const int64_t rows = win.batch * win.out_h, work = rows * win.out_w * c * g.kh * g.kw;
-    const int64_t parts = work >= (int64_t{1} << 18) ? std::min<int64_t>(ctx.threads(), rows) : 1;
+    const int64_t parts = work >= qk.dw_min_parallel_work ? std::min<int64_t>(ctx.threads(), rows) : 1;
     const size_t part_bytes = kernels::qdwconv_scratch_bytes(qk, win);
     ctx.request_scratch(part_bytes * static_cast<size_t>(parts));
     return make_kernel(

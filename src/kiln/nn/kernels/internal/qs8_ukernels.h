@@ -79,6 +79,12 @@ struct QGemmConfig {
   QTileKernel igemm;
   QRowsKernel gemm_rows = nullptr;   // optional: gemm over many row blocks of one panel
   QRowsKernel igemm_rows = nullptr;  // optional: the same for igemm (t.a_ptrs)
+  // Below this many multiply-adds a GEMM runs on the calling thread: waking a worker and joining
+  // it costs more. The bar is a time, so it falls with the kernel's speed: 2^20 on the VNNI sets
+  // (at 2 threads against 2^18, on AVX-512 VNNI: KWS int8 28 -> 21.7 us, VWW 90 -> 79 us), 2^17
+  // on AVX2 without VNNI (on a Zen 3, against 2^20: KWS 101 -> 61 us, VWW 261 -> 208 us,
+  // ResNet-8 169 -> 129 us; benchmarks.md#int8).
+  int64_t min_parallel_macs = int64_t{1} << 20;
 };
 
 // Depthwise convolution on NHWC bytes. Rows are (n, oh) pairs n * out_h + oh in
@@ -149,6 +155,8 @@ struct QKernels {
   // Optional: a GEMM for layers whose weights all lie in [-64, 64] (7-bit weights), faster than
   // `gemm` on this set, or null (qgemm_config_for chooses).
   const QGemmConfig* gemm_w7 = nullptr;
+  // Multiply-adds from which a depthwise convolution splits its rows over threads (fast_qconv.cc).
+  int64_t dw_min_parallel_work = int64_t{1} << 18;
 };
 
 // Defined in qs8_<isa>.cc; qgemm.cc assembles them into QKernels sets. The VNNI GEMM units provide
