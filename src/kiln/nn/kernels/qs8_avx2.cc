@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <cstring>
 
+#include "kiln/nn/kernels/internal/qgemm_rows.h"
 #include "kiln/nn/kernels/internal/qs8_avx2_store.h"
 #include "kiln/nn/kernels/internal/qs8_ukernels.h"
 
@@ -27,42 +28,46 @@ using namespace qs8_avx2;
 constexpr int kMR = 4;
 constexpr int kNR = 16;
 
+// One group of 4 reduction steps: acc += the rows' bytes at k (or the n < 4 left, kTail) x the
+// weight pairs at g. !kTwo (a panel of at most 8 columns: stems with 8 filters): acc0's half only.
+template <int MR, bool kXor, bool kTwo, bool kTail>
+inline void group4(__m256i (&acc0)[MR], __m256i (&acc1)[MR], const uint8_t* const (&a)[MR], int64_t k, int64_t n,
+                   const uint8_t* g, __m256i axor) {
+  const __m256i wl0 = _mm256_load_si256(reinterpret_cast<const __m256i*>(g));
+  const __m256i wh0 = _mm256_load_si256(reinterpret_cast<const __m256i*>(g + 64));
+  __m256i wl1 = wl0, wh1 = wh0;
+  if constexpr (kTwo) {
+    wl1 = _mm256_load_si256(reinterpret_cast<const __m256i*>(g + 32));
+    wh1 = _mm256_load_si256(reinterpret_cast<const __m256i*>(g + 96));
+  }
+#pragma GCC unroll 8
+  for (int i = 0; i < MR; ++i) {
+    __m256i v;
+    if constexpr (kTail) {
+      v = bcast_partial(a[i] + k, n, axor);
+    } else {
+      int32_t raw;
+      std::memcpy(&raw, a[i] + k, 4);
+      v = _mm256_set1_epi32(raw);
+      if constexpr (kXor) v = _mm256_xor_si256(v, axor);
+    }
+    const __m256i lo = _mm256_srai_epi16(_mm256_slli_epi16(v, 8), 8);  // bytes 0 and 2, sign-extended
+    const __m256i hi = _mm256_srai_epi16(v, 8);                        // bytes 1 and 3
+    acc0[i] = _mm256_add_epi32(acc0[i], _mm256_add_epi32(_mm256_madd_epi16(lo, wl0), _mm256_madd_epi16(hi, wh0)));
+    if constexpr (kTwo)
+      acc1[i] = _mm256_add_epi32(acc1[i], _mm256_add_epi32(_mm256_madd_epi16(lo, wl1), _mm256_madd_epi16(hi, wh1)));
+  }
+}
+
 // acc += A rows (kc bytes each) x one tap of packed weights; returns the next tap's weights.
-template <int MR, bool kXor>
+template <int MR, bool kXor, bool kTwo>
 inline const uint8_t* accumulate(__m256i (&acc0)[MR], __m256i (&acc1)[MR], const uint8_t* const (&a)[MR],
                                  int64_t kc, const uint8_t* g, __m256i axor) {
   int64_t k = 0;
-  for (; k + 4 <= kc; k += 4, g += 128) {
-    const __m256i wl0 = _mm256_load_si256(reinterpret_cast<const __m256i*>(g));
-    const __m256i wl1 = _mm256_load_si256(reinterpret_cast<const __m256i*>(g + 32));
-    const __m256i wh0 = _mm256_load_si256(reinterpret_cast<const __m256i*>(g + 64));
-    const __m256i wh1 = _mm256_load_si256(reinterpret_cast<const __m256i*>(g + 96));
-#pragma GCC unroll 8
-    for (int i = 0; i < MR; ++i) {
-      int32_t raw;
-      std::memcpy(&raw, a[i] + k, 4);
-      __m256i v = _mm256_set1_epi32(raw);
-      if constexpr (kXor) v = _mm256_xor_si256(v, axor);
-      const __m256i lo = _mm256_srai_epi16(_mm256_slli_epi16(v, 8), 8);  // bytes 0 and 2, sign-extended
-      const __m256i hi = _mm256_srai_epi16(v, 8);                        // bytes 1 and 3
-      acc0[i] = _mm256_add_epi32(acc0[i], _mm256_add_epi32(_mm256_madd_epi16(lo, wl0), _mm256_madd_epi16(hi, wh0)));
-      acc1[i] = _mm256_add_epi32(acc1[i], _mm256_add_epi32(_mm256_madd_epi16(lo, wl1), _mm256_madd_epi16(hi, wh1)));
-    }
-  }
+  for (; k + 4 <= kc; k += 4, g += 128) group4<MR, kXor, kTwo, false>(acc0, acc1, a, k, 4, g, axor);
   if (k < kc) {
-    const __m256i wl0 = _mm256_load_si256(reinterpret_cast<const __m256i*>(g));
-    const __m256i wl1 = _mm256_load_si256(reinterpret_cast<const __m256i*>(g + 32));
-    const __m256i wh0 = _mm256_load_si256(reinterpret_cast<const __m256i*>(g + 64));
-    const __m256i wh1 = _mm256_load_si256(reinterpret_cast<const __m256i*>(g + 96));
+    group4<MR, kXor, kTwo, true>(acc0, acc1, a, k, kc - k, g, axor);
     g += 128;
-#pragma GCC unroll 8
-    for (int i = 0; i < MR; ++i) {
-      const __m256i v = bcast_partial(a[i] + k, kc - k, axor);
-      const __m256i lo = _mm256_srai_epi16(_mm256_slli_epi16(v, 8), 8);
-      const __m256i hi = _mm256_srai_epi16(v, 8);
-      acc0[i] = _mm256_add_epi32(acc0[i], _mm256_add_epi32(_mm256_madd_epi16(lo, wl0), _mm256_madd_epi16(hi, wh0)));
-      acc1[i] = _mm256_add_epi32(acc1[i], _mm256_add_epi32(_mm256_madd_epi16(lo, wl1), _mm256_madd_epi16(hi, wh1)));
-    }
   }
   return g;
 }
@@ -78,22 +83,17 @@ inline void init_acc(__m256i (&acc0)[MR], __m256i (&acc1)[MR], const uint8_t* w)
   }
 }
 
-template <int MR, bool kXor>
-void gemm_tile(const QTile& t) {
-  __m256i acc0[MR], acc1[MR];
-  init_acc<MR>(acc0, acc1, t.w);
+template <int MR, bool kXor, bool kTwo>
+void gemm_acc(const QTile& t, __m256i (&acc0)[MR], __m256i (&acc1)[MR]) {
   const uint8_t* a[MR];
 #pragma GCC unroll 8
   for (int i = 0; i < MR; ++i) a[i] = t.a + i * t.lda;
   const __m256i axor = _mm256_set1_epi8(static_cast<char>(t.params->a_xor));
-  accumulate<MR, kXor>(acc0, acc1, a, t.kc, t.w + kNR * 8, axor);
-  store_tile16<MR>(acc0, acc1, t);
+  accumulate<MR, kXor, kTwo>(acc0, acc1, a, t.kc, t.w + kNR * 8, axor);
 }
 
-template <int MR, bool kXor>
-void igemm_tile(const QTile& t) {
-  __m256i acc0[MR], acc1[MR];
-  init_acc<MR>(acc0, acc1, t.w);
+template <int MR, bool kXor, bool kTwo>
+void igemm_acc(const QTile& t, __m256i (&acc0)[MR], __m256i (&acc1)[MR]) {
   const __m256i axor = _mm256_set1_epi8(static_cast<char>(t.params->a_xor));
   const uint8_t* g = t.w + kNR * 8;
   const uint8_t* const* ptrs = t.a_ptrs;
@@ -101,36 +101,42 @@ void igemm_tile(const QTile& t) {
     const uint8_t* a[MR];
 #pragma GCC unroll 8
     for (int i = 0; i < MR; ++i) a[i] = ptrs[i] == t.zero ? ptrs[i] : ptrs[i] + t.a_offset;
-    g = accumulate<MR, kXor>(acc0, acc1, a, t.kc, g, axor);
+    g = accumulate<MR, kXor, kTwo>(acc0, acc1, a, t.kc, g, axor);
   }
+}
+
+template <int MR>
+void gemm_tile(const QTile& t) {
+  __m256i acc0[MR], acc1[MR];
+  init_acc<MR>(acc0, acc1, t.w);
+  if (t.nc <= 8) t.params->a_xor ? gemm_acc<MR, true, false>(t, acc0, acc1) : gemm_acc<MR, false, false>(t, acc0, acc1);
+  else t.params->a_xor ? gemm_acc<MR, true, true>(t, acc0, acc1) : gemm_acc<MR, false, true>(t, acc0, acc1);
   store_tile16<MR>(acc0, acc1, t);
 }
 
 template <int MR>
-void gemm_rows(const QTile& t) {
-  if (t.params->a_xor) gemm_tile<MR, true>(t);
-  else gemm_tile<MR, false>(t);
-}
-template <int MR>
-void igemm_rows(const QTile& t) {
-  if (t.params->a_xor) igemm_tile<MR, true>(t);
-  else igemm_tile<MR, false>(t);
+void igemm_tile(const QTile& t) {
+  __m256i acc0[MR], acc1[MR];
+  init_acc<MR>(acc0, acc1, t.w);
+  if (t.nc <= 8) t.params->a_xor ? igemm_acc<MR, true, false>(t, acc0, acc1) : igemm_acc<MR, false, false>(t, acc0, acc1);
+  else t.params->a_xor ? igemm_acc<MR, true, true>(t, acc0, acc1) : igemm_acc<MR, false, true>(t, acc0, acc1);
+  store_tile16<MR>(acc0, acc1, t);
 }
 
 void gemm_any(const QTile& t) {
   switch (t.mr) {
-    case 1: gemm_rows<1>(t); break;
-    case 2: gemm_rows<2>(t); break;
-    case 3: gemm_rows<3>(t); break;
-    default: gemm_rows<4>(t); break;
+    case 1: gemm_tile<1>(t); break;
+    case 2: gemm_tile<2>(t); break;
+    case 3: gemm_tile<3>(t); break;
+    default: gemm_tile<4>(t); break;
   }
 }
 void igemm_any(const QTile& t) {
   switch (t.mr) {
-    case 1: igemm_rows<1>(t); break;
-    case 2: igemm_rows<2>(t); break;
-    case 3: igemm_rows<3>(t); break;
-    default: igemm_rows<4>(t); break;
+    case 1: igemm_tile<1>(t); break;
+    case 2: igemm_tile<2>(t); break;
+    case 3: igemm_tile<3>(t); break;
+    default: igemm_tile<4>(t); break;
   }
 }
 
@@ -303,7 +309,15 @@ void qs8_binary_avx2(const uint8_t* a, const uint8_t* b, int64_t n, const QBinar
   if (i < n) qs8_binary_portable(a + i, b + i, n - i, p, y + i);
 }
 
-const QGemmConfig kQs8GemmAvx2 = {"qs8_gemm_avx2", kMR, kNR,       false, QWeightLayout::kPairs16, gemm_any, igemm_any,
-                                  nullptr,         nullptr, int64_t{1} << 17};
+const QGemmConfig kQs8GemmAvx2 = {"qs8_gemm_avx2",
+                                  kMR,
+                                  kNR,
+                                  false,
+                                  QWeightLayout::kPairs16,
+                                  gemm_any,
+                                  igemm_any,
+                                  gemm_rows<kMR, gemm_tile<kMR>, gemm_any>,
+                                  gemm_rows<kMR, igemm_tile<kMR>, igemm_any, true>,
+                                  int64_t{1} << 17};
 
 }  // namespace kiln::nn::kernels
