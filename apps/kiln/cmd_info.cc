@@ -102,7 +102,17 @@ int run_info(const InfoArgs& a) {
     j["compile_error"] = cm.status().message();
   }
   std::vector<std::string> notes = m->notes();
-  if (cm.is_ok()) notes.insert(notes.end(), cm->notes().begin(), cm->notes().end());
+  if (cm.is_ok()) {
+    notes.insert(notes.end(), cm->notes().begin(), cm->notes().end());
+    // Without VNNI, 8-bit weights need int16 products (qs8_gemm_avx2): say what 7-bit ones buy.
+    int exact_avx2 = 0;
+    for (const nn::StepInfo& s : cm->steps()) exact_avx2 += s.impl == "qs8_gemm_avx2";
+    if (exact_avx2 > 0)
+      notes.push_back("int8: this CPU has no VNNI, so " + std::to_string(exact_avx2) +
+                      " layers with 8-bit weights multiply in int16 (qs8_gemm_avx2: at most 1.6x fp32's rate on a Zen 3, "
+                      "bench/int8/mac_peaks.cc); weights quantised with `kiln quantize --reduce-range` (7 bits) run on "
+                      "qs8_gemm_avx2_w7, about 1.2x faster again (docs/int8.md)");
+  }
   j["notes"] = notes;
   j["cpu"] = cpu_features().brand;
   j["isa"] = cpu_features().summary();

@@ -276,6 +276,16 @@ class Quantize(unittest.TestCase):
         if not any("qs8_gemm_portable" in n for n in nodes):  # the CPU has AVX2 (else: the portable set)
             self.assertEqual(sorted(n.split(" ")[0] for n in nodes if "qs8_gemm_avx2_w7" in n),
                              ["conv1", "conv2", "fc"], nodes)
+            # `kiln info` points at --reduce-range for 8-bit weights on such a CPU, and only then.
+            hint = [n for n in json.loads(info.stdout)["notes"] if "--reduce-range" in n]
+            self.assertEqual(hint, [])
+            full = os.path.join(self.dir, "w8.onnx")
+            p = kiln("quantize", self.model, "--calibration", self.calib, "--output", full, "--per-channel", "--quiet")
+            self.assertEqual(p.returncode, 0, p.stderr)
+            info8 = subprocess.run([KILN, "info", full], capture_output=True, text=True, env=env)
+            self.assertEqual(info8.returncode, 0, info8.stderr)
+            self.assertRegex(info8.stdout, r"note +int8: this CPU has no VNNI, so 3 layers with 8-bit weights .*"
+                                           r"--reduce-range")
         x = np.random.default_rng(9).uniform(0, 1, (1, 1, 8, 8)).astype(np.float32)
         np.save(os.path.join(self.dir, "x.npy"), x)
         outs = []
