@@ -10,7 +10,8 @@ No labelled samples of these models are on the machine, so this measures agreeme
 model and its int8 version, not accuracy:
 
 - VWW (MobileNetV1-0.25 person detection, vww_96_float.onnx, quantised here by
-  `kiln quantize --per-channel --method M`): real pictures shipped by Debian packages, cut to
+  `kiln quantize --per-channel --method M`; minmax also with its worst layer left in float and with
+  7-bit weights, `--reduce-range`): real pictures shipped by Debian packages, cut to
   96x96 RGB in [0, 1] (pixel / 255: the scale of vww_96_int8.tflite's input, 1/255, and of the
   MLPerf training pipeline). Calibration (200): random crops of sklearn's flower.jpg and of scipy's
   raccoon face (`scipy.misc.face`), and 40 sklearn digits. Evaluation (600, disjoint from the
@@ -40,8 +41,8 @@ model and its int8 version, not accuracy:
   random offset in 1 s, peak level 0.05-0.9, in white/pink/brown noise at 10-40 dB SNR. Besides
   agreement, the fp32 and int8 top-1 accuracy against the spoken word (the MLPerf label order:
   down, go, left, no, off, on, right, stop, up, yes, silence, unknown). kiln quantize (each
-  --methods method; percentile with the input quantised to int16, --input-bits 16; percentile with
-  the first convolution left in float) calibrates on 200 other spoken clips (another seed) for
+  --methods method; percentile with the input quantised to int16, --input-bits 16, also with 7-bit
+  weights, --reduce-range; percentile with the first convolution left in float) calibrates on 200 other spoken clips (another seed) for
   these rows.
 - AD (FC autoencoder, ad01_int8.onnx vs ad01_fp32.onnx): the one sample input of the reference
   submission (40 vectors of 640 log-mel features): output SQNR, and the anomaly score (mean
@@ -199,18 +200,20 @@ def run_vww(a, work, rows):
     names = [n for n, p in parts for _ in range(len(p))]
     y32 = next(iter(kiln_run(a.kiln, src, {"input_1": x}, work).values())).astype(np.float64)
     worst = None
-    # Every method, then minmax with its lowest-SQNR layer left in float.
-    for method, exclude in [(m, False) for m in a.methods] + [("minmax", True)]:
+    # Every method, then minmax with its lowest-SQNR layer left in float, then minmax with 7-bit
+    # weights (--reduce-range: the faster kernel of AVX2 CPUs without VNNI).
+    for method, exclude, w7 in [(m, False, False) for m in a.methods] + [("minmax", True, False), ("minmax", False, True)]:
         if exclude and worst is None:
             continue
-        out = os.path.join(work, "vww_96.int8.%s%s.onnx" % (method, ".exclude-worst" if exclude else ""))
+        out = os.path.join(work, "vww_96.int8.%s%s%s.onnx" % (method, ".exclude-worst" if exclude else "", ".w7" if w7 else ""))
         report = json.loads(kiln(a.kiln, "quantize", src, "--calibration", cdir, "--output", out, "--per-channel",
-                                 "--method", method, "--json", *(["--exclude", worst] if exclude else [])))
+                                 "--method", method, "--json", *(["--exclude", worst] if exclude else []),
+                                 *(["--reduce-range"] if w7 else [])))
         if method == "minmax" and not exclude and report.get("layers"):
             worst = min(report["layers"], key=lambda l: l["sqnr_db"])["node"]
         y8 = next(iter(kiln_run(a.kiln, out, {"input_1": x}, work).values())).astype(np.float64)
-        r = {"model": "VWW", "int8": "kiln quantize --per-channel --method %s%s" % (
-                 method, " --exclude %s" % short(worst) if exclude else ""),
+        r = {"model": "VWW", "int8": "kiln quantize --per-channel --method %s%s%s" % (
+                 method, " --exclude %s" % short(worst) if exclude else "", " --reduce-range" if w7 else ""),
              "inputs": "600 crops at 96x96 (200 of sklearn's china.jpg, 200 of scipy's ascent, 200 sklearn digits "
                        "1000-1199); calibration 200 others (80 of flower.jpg, 80 of scipy's face, digits 0-39)",
              **agreement(y32, y8), "output_sqnr_db": sqnr_db(y32, y8),
@@ -385,11 +388,12 @@ def spoken_features(count, seed, work):
 def kws_quantized(a, work, f32, cdir, prefix, variant_method, feats):
     """The KWS fp32 model through `kiln quantize --per-channel` with each method, then with
     `variant_method` and the input quantised to int16 (`--input-bits 16`, the first convolution on
-    the int16 kernels), then with `variant_method` and the first convolution left in float (so the
+    the int16 kernels), the same with 7-bit weights (`--reduce-range`), then with `variant_method` and the first convolution left in float (so the
     input is not rounded at all; `kiln bench` the .input16 and .exclude-first files for their speed):
     yields (row label, outputs on feats, report)."""
     first = None
     variants = [(m, "", []) for m in a.methods] + [(variant_method, ".input16", ["--input-bits", "16"]),
+                                                   (variant_method, ".input16-w7", ["--input-bits", "16", "--reduce-range"]),
                                                    (variant_method, ".exclude-first", None)]
     for method, suffix, extra in variants:
         if extra is None:  # the first convolution's name comes from the first report
