@@ -82,8 +82,8 @@ struct QGemmConfig {
   // Below this many multiply-adds a GEMM runs on the calling thread: waking a worker and joining
   // it costs more. The bar is a time, so it falls with the kernel's speed: 2^20 on the VNNI sets
   // (at 2 threads against 2^18, on AVX-512 VNNI: KWS int8 28 -> 21.7 us, VWW 90 -> 79 us), 2^17
-  // on AVX2 without VNNI (on a Zen 3, against 2^20: KWS 101 -> 61 us, VWW 261 -> 208 us,
-  // ResNet-8 169 -> 129 us; benchmarks.md#int8).
+  // on AVX2 without VNNI (on a Zen 3 at 2 threads, against 2^20: KWS 101 -> 64 us, VWW 261 ->
+  // 225 us, ResNet-8 169 -> 129 us; benchmarks.md#int8).
   int64_t min_parallel_macs = int64_t{1} << 20;
 };
 
