@@ -105,22 +105,29 @@ void igemm_acc(const QTile& t, __m256i (&acc0)[MR], __m256i (&acc1)[MR]) {
   }
 }
 
-template <int MR>
-void gemm_tile(const QTile& t) {
+// One tile: bias, the reduction (kIndirect: through t.a_ptrs), the epilogue. The reduction is
+// instantiated for the tile's XOR and for a panel of at most 8 columns (one half computed).
+template <int MR, bool kIndirect>
+void tile(const QTile& t) {
   __m256i acc0[MR], acc1[MR];
   init_acc<MR>(acc0, acc1, t.w);
-  if (t.nc <= 8) t.params->a_xor ? gemm_acc<MR, true, false>(t, acc0, acc1) : gemm_acc<MR, false, false>(t, acc0, acc1);
-  else t.params->a_xor ? gemm_acc<MR, true, true>(t, acc0, acc1) : gemm_acc<MR, false, true>(t, acc0, acc1);
+  const bool x = t.params->a_xor != 0, two = t.nc > 8;
+  if constexpr (kIndirect) {
+    if (two) x ? igemm_acc<MR, true, true>(t, acc0, acc1) : igemm_acc<MR, false, true>(t, acc0, acc1);
+    else x ? igemm_acc<MR, true, false>(t, acc0, acc1) : igemm_acc<MR, false, false>(t, acc0, acc1);
+  } else {
+    if (two) x ? gemm_acc<MR, true, true>(t, acc0, acc1) : gemm_acc<MR, false, true>(t, acc0, acc1);
+    else x ? gemm_acc<MR, true, false>(t, acc0, acc1) : gemm_acc<MR, false, false>(t, acc0, acc1);
+  }
   store_tile16<MR>(acc0, acc1, t);
 }
-
+template <int MR>
+void gemm_tile(const QTile& t) {
+  tile<MR, false>(t);
+}
 template <int MR>
 void igemm_tile(const QTile& t) {
-  __m256i acc0[MR], acc1[MR];
-  init_acc<MR>(acc0, acc1, t.w);
-  if (t.nc <= 8) t.params->a_xor ? igemm_acc<MR, true, false>(t, acc0, acc1) : igemm_acc<MR, false, false>(t, acc0, acc1);
-  else t.params->a_xor ? igemm_acc<MR, true, true>(t, acc0, acc1) : igemm_acc<MR, false, true>(t, acc0, acc1);
-  store_tile16<MR>(acc0, acc1, t);
+  tile<MR, true>(t);
 }
 
 void gemm_any(const QTile& t) {
